@@ -1,0 +1,343 @@
+"""The contract's row rules and de-duplication, compiled to SQL for each engine's dialect.
+
+Every rule is written once, here, as a SQL predicate built from the contract (DuckDB's dialect is
+the source text); sqlglot parses it and writes it out for the engine that runs it (``duckdb`` for
+the local default and the Glue Python-shell job, ``spark`` for the Glue Spark job). One operation
+has no common spelling across the dialects and is lowered per dialect below (reading a
+wall-clock time in a time zone); everything else is plain transpiled SQL. Both engines run exactly the statements these functions return, which is
+what the parity test relies on.
+
+The statements read and write these relations (views or tables the engine provides):
+
+- ``raw``: the raw Parquet of the batch (text columns + lineage)
+- ``validated`` = :func:`validate_sql` over ``raw``: original text, typed values, ``dt``, reasons
+- ``quarantined`` = :func:`quarantine_sql`; ``valid_new`` = :func:`valid_sql`
+- ``existing``: the processed zone as it is (typed columns + lineage + ``dt``)
+- ``ranked`` = :func:`rank_sql` over ``valid_new`` and ``existing``
+- ``final`` = :func:`final_sql`: the whole new content of every partition the batch touches
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import sqlglot
+from sqlglot import exp
+
+import contracts
+from contracts import Column, Contract
+
+Dialect = str  # "duckdb" | "spark"
+DIALECTS = ("duckdb", "spark")
+
+#: Suffixes of the helper columns in ``validated``.
+NORM = "__norm"
+TYPED = "__typed"
+IS_NEW = "_is_new"
+RANK = "_rank"
+
+
+def q(name: str) -> str:
+    """A quoted identifier (DuckDB spelling; sqlglot rewrites quotes per dialect)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def lit(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+# ---------------------------------------------------------------------------------------------
+# Per-dialect lowering of the one non-portable operation.
+# ---------------------------------------------------------------------------------------------
+
+ZONE_TO_UTC = "PEAK_ZONE_TO_UTC"  # PEAK_ZONE_TO_UTC(ts, 'Europe/London') -> UTC wall clock
+
+
+def _lower(node: exp.Expression, dialect: Dialect) -> exp.Expression:
+    if not isinstance(node, exp.Anonymous):
+        return node
+    name = node.name.upper()
+    args = node.expressions
+    if name == ZONE_TO_UTC:
+        ts, zone = (a.sql(dialect) for a in args)
+        if dialect == "duckdb":
+            text = f"TIMEZONE('UTC', TIMEZONE({zone}, {ts}))"
+        else:
+            text = f"CAST(TO_UTC_TIMESTAMP({ts}, {zone}) AS TIMESTAMP_NTZ)"
+        return sqlglot.parse_one(text, read=dialect)
+    return node
+
+
+def render(sql: str, dialect: Dialect) -> str:
+    """DuckDB-dialect source text -> the engine's dialect."""
+    if dialect not in DIALECTS:
+        raise ValueError(f"unknown dialect {dialect!r} (known: {', '.join(DIALECTS)})")
+    tree = sqlglot.parse_one(sql, read="duckdb").transform(lambda n: _lower(n, dialect))
+    return tree.sql(dialect=dialect)
+
+
+# ---------------------------------------------------------------------------------------------
+# Validation: normalise, type, and collect the reason code of every failed rule.
+# ---------------------------------------------------------------------------------------------
+
+
+def _norm_expr(col: Column) -> str:
+    text = f"NULLIF(TRIM({q(col.name)}), '')"
+    return f"LOWER({text})" if col.normalize == "lower" else text
+
+
+def _timestamp_expr(norm: str, timezone: str) -> str:
+    """ISO-8601 text -> a naive UTC timestamp (both engines run with their session zone UTC)."""
+    upper = f"UPPER({norm})"
+    time_part = f"SUBSTR({upper}, 12)"
+    has_zone = (
+        f"(RIGHT({upper}, 1) = 'Z' OR STRPOS({time_part}, '+') > 0 "
+        f"OR STRPOS({time_part}, '-') > 0)"
+    )
+    naive = f"TRY_CAST({upper} AS TIMESTAMP)"
+    if timezone != "UTC":
+        naive = f"{ZONE_TO_UTC}({naive}, {lit(timezone)})"
+    return (
+        f"CASE WHEN NOT REGEXP_MATCHES({upper}, {lit(contracts.TIMESTAMP_PATTERN)}) THEN NULL "
+        f"WHEN {has_zone} THEN CAST(TRY_CAST({upper} AS TIMESTAMPTZ) AS TIMESTAMP) "
+        f"ELSE {naive} END"
+    )
+
+
+def _typed_expr(col: Column, norm: str, timezone: str) -> str:
+    if col.type == "string":
+        if col.allowed:
+            cases = " ".join(f"WHEN {lit(v.lower())} THEN {lit(v)}" for v in col.allowed)
+            return f"CASE LOWER({norm}) {cases} END"
+        return norm
+    if col.type == "integer":
+        return (
+            f"CASE WHEN REGEXP_MATCHES({norm}, {lit(contracts.INTEGER_PATTERN)}) "
+            f"THEN TRY_CAST({norm} AS BIGINT) END"
+        )
+    if col.type == "boolean":
+        trues = ", ".join(lit(v) for v in contracts.TRUE_VALUES)
+        falses = ", ".join(lit(v) for v in contracts.FALSE_VALUES)
+        return f"CASE WHEN LOWER({norm}) IN ({trues}) THEN TRUE WHEN LOWER({norm}) IN ({falses}) THEN FALSE END"
+    if col.type == "date":
+        return (
+            f"CASE WHEN REGEXP_MATCHES({norm}, {lit(contracts.DATE_PATTERN)}) "
+            f"THEN TRY_CAST({norm} AS DATE) END"
+        )
+    if col.type == "time":
+        return f"CASE WHEN REGEXP_MATCHES({norm}, {lit(contracts.TIME_PATTERN)}) THEN {norm} END"
+    if col.type == "timestamp":
+        return _timestamp_expr(norm, timezone)
+    raise ValueError(f"{col.name}: unsupported type {col.type}")
+
+
+def _bound(col: Column, value: float | str) -> str:
+    if col.type == "date":
+        return f"DATE {lit(str(value))}"
+    if col.type == "timestamp":
+        return f"TIMESTAMP {lit(str(value))}"
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+def _violation(rule: contracts.Rule, col: Column) -> str:
+    """A predicate true when the (present) value breaks the rule."""
+    norm, typed = q(col.name + NORM), q(col.name + TYPED)
+    present = f"{norm} IS NOT NULL"
+    match rule.kind:
+        case "required":
+            return f"{norm} IS NULL"
+        case "type" | "allowed":
+            return f"{present} AND {typed} IS NULL"
+        case "max_length":
+            return f"{present} AND LENGTH({norm}) > {col.max_length}"
+        case "pattern":
+            return f"{present} AND NOT REGEXP_MATCHES({norm}, {lit(col.pattern or '')})"
+        case "min":
+            return f"{typed} IS NOT NULL AND {typed} < {_bound(col, col.min)}"
+        case "max":
+            return f"{typed} IS NOT NULL AND {typed} > {_bound(col, col.max)}"
+        case "future":
+            return (
+                f"{typed} IS NOT NULL AND CAST({typed} AS DATE) > "
+                f"CAST({q(contracts.INGESTED_AT)} AS DATE)"
+            )
+    raise ValueError(f"unknown rule kind {rule.kind}")
+
+
+def dt_expr(contract: Contract, typed: bool = True) -> str:
+    if contract.partition.by == "export_date":
+        return f"CAST({q(contracts.EXPORT_DATE)} AS DATE)"
+    column = contract.partition.column or ""
+    return f"CAST({q(column + TYPED if typed else column)} AS DATE)"
+
+
+def validate_sql(contract: Contract, *, timezone: str, dialect: Dialect, source: str = "raw") -> str:
+    """``raw`` -> every row with its original text, typed values, ``dt`` and ``_reasons``."""
+    lineage = [q(name) for name in contracts.LINEAGE_COLUMNS]
+    originals = [q(c.name) for c in contract.columns]
+    norms = [f"{_norm_expr(c)} AS {q(c.name + NORM)}" for c in contract.columns]
+    typed = [
+        f"{_typed_expr(c, q(c.name + NORM), timezone)} AS {q(c.name + TYPED)}"
+        for c in contract.columns
+    ]
+    reasons = []
+    for rule in contract.rules():
+        if rule.column is None:
+            continue
+        predicate = _violation(rule, contract.column(rule.column))
+        reasons.append(f"CASE WHEN {predicate} THEN {lit(rule.code)} END")
+    malformed = contract.rules()[0]
+    reasons_expr = (
+        f"CASE WHEN {q(contracts.PARSE_ERROR)} IS NOT NULL THEN {lit(malformed.code)} "
+        f"ELSE CONCAT_WS(';', {', '.join(reasons)}) END"
+    )
+    sql = f"""
+        WITH normalised AS (
+            SELECT {", ".join(lineage + originals + norms)} FROM {source}
+        ), typed AS (
+            SELECT *, {", ".join(typed)} FROM normalised
+        )
+        SELECT
+            {", ".join(lineage + originals)},
+            {", ".join(q(c.name + TYPED) for c in contract.columns)},
+            {dt_expr(contract)} AS {q(contracts.PARTITION_COLUMN)},
+            {reasons_expr} AS {q(contracts.REASONS)}
+        FROM typed
+    """
+    return render(sql, dialect)
+
+
+def quarantine_columns(contract: Contract) -> list[str]:
+    return [*contract.column_names, *contracts.LINEAGE_COLUMNS, contracts.REASONS]
+
+
+def quarantine_sql(contract: Contract, *, dialect: Dialect, source: str = "validated") -> str:
+    """Rejected rows: original values, lineage, and the reason codes they fail."""
+    cols = ", ".join(q(c) for c in quarantine_columns(contract))
+    return render(f"SELECT {cols} FROM {source} WHERE {q(contracts.REASONS)} <> ''", dialect)
+
+
+def processed_columns(contract: Contract) -> list[str]:
+    """The processed zone's columns, in order (``dt`` is the partition, kept last)."""
+    return [*contract.column_names, *contracts.PROCESSED_LINEAGE, contracts.PARTITION_COLUMN]
+
+
+def valid_sql(contract: Contract, *, dialect: Dialect, source: str = "validated") -> str:
+    """Valid rows, typed, with the processed zone's columns."""
+    cols = [f"{q(c.name + TYPED)} AS {q(c.name)}" for c in contract.columns]
+    cols += [q(c) for c in (*contracts.PROCESSED_LINEAGE, contracts.PARTITION_COLUMN)]
+    return render(
+        f"SELECT {', '.join(cols)} FROM {source} WHERE {q(contracts.REASONS)} = ''", dialect
+    )
+
+
+def _order(contract: Contract) -> str:
+    tiebreak = [contracts.INGESTED_AT, contracts.RAW_ID, contracts.SOURCE_ROW]
+    if contract.dedup.keep == "latest":
+        cols = [*contract.dedup.order_by, *tiebreak]
+        return ", ".join(f"{q(c)} DESC NULLS LAST" for c in cols)
+    cols = [*contract.dedup.order_by, *tiebreak]
+    return ", ".join(f"{q(c)} ASC NULLS LAST" for c in cols)
+
+
+def rank_sql(
+    contract: Contract,
+    *,
+    dialect: Dialect,
+    batch_raw_ids: Sequence[str],
+    new: str = "valid_new",
+    existing: str = "existing",
+) -> str:
+    """Candidates (the batch's valid rows and the zone's existing rows) ranked per key.
+
+    Rank 1 survives. Existing rows that came from the batch's own raw files (left by an
+    interrupted run) are ignored, so a re-run gives exactly the output of an uninterrupted one.
+    """
+    keep_cols = [*contract.dedup.key, *contract.dedup.order_by]
+    keep_cols += [contracts.INGESTED_AT, contracts.RAW_ID, contracts.SOURCE_ROW]
+    keep_cols += [contracts.PARTITION_COLUMN]
+    keep_cols = list(dict.fromkeys(keep_cols))
+    cols = ", ".join(q(c) for c in keep_cols)
+    partition = [*contract.dedup.key]
+    if contract.dedup.scope == "partition":
+        partition.append(contracts.PARTITION_COLUMN)
+    batch = ", ".join(lit(r) for r in batch_raw_ids) or "''"
+    sql = f"""
+        WITH candidates AS (
+            SELECT {cols}, TRUE AS {IS_NEW} FROM {new}
+            UNION ALL
+            SELECT {cols}, FALSE AS {IS_NEW} FROM {existing}
+            WHERE {q(contracts.RAW_ID)} NOT IN ({batch})
+        )
+        SELECT *, ROW_NUMBER() OVER (
+            PARTITION BY {", ".join(q(c) for c in partition)} ORDER BY {_order(contract)}
+        ) AS {RANK}
+        FROM candidates
+    """
+    return render(sql, dialect)
+
+
+def counts_sql(*, dialect: Dialect, ranked: str = "ranked") -> str:
+    """rows_deduplicated (new rows that lost) and rows_superseded (existing rows that lost)."""
+    sql = f"""
+        SELECT
+            COALESCE(SUM(CASE WHEN {IS_NEW} AND {RANK} > 1 THEN 1 ELSE 0 END), 0) AS deduplicated,
+            COALESCE(SUM(CASE WHEN NOT {IS_NEW} AND {RANK} > 1 THEN 1 ELSE 0 END), 0) AS superseded
+        FROM {ranked}
+    """
+    return render(sql, dialect)
+
+
+def affected_sql(
+    *, dialect: Dialect, batch_raw_ids: Sequence[str], ranked: str = "ranked",
+    existing: str = "existing",
+) -> str:
+    """The partitions whose content changes: new survivors, lost existing rows, leftovers."""
+    dt = q(contracts.PARTITION_COLUMN)
+    batch = ", ".join(lit(r) for r in batch_raw_ids) or "''"
+    sql = f"""
+        SELECT DISTINCT {dt} FROM {ranked} WHERE ({IS_NEW} AND {RANK} = 1) OR
+            (NOT {IS_NEW} AND {RANK} > 1)
+        UNION
+        SELECT DISTINCT {dt} FROM {existing} WHERE {q(contracts.RAW_ID)} IN ({batch})
+    """
+    return render(sql, dialect)
+
+
+def final_sql(
+    contract: Contract,
+    *,
+    dialect: Dialect,
+    batch_raw_ids: Sequence[str],
+    new: str = "valid_new",
+    existing: str = "existing",
+    ranked: str = "ranked",
+    affected: str = "affected",
+) -> str:
+    """The complete new content of every affected partition, ordered for good compression."""
+    cols = ", ".join(q(c) for c in processed_columns(contract))
+    dt = q(contracts.PARTITION_COLUMN)
+    ident = [contracts.RAW_ID, contracts.SOURCE_ROW]
+    join_on = " AND ".join(f"l.{q(c)} = r.{q(c)}" for c in ident)
+    batch = ", ".join(lit(r) for r in batch_raw_ids) or "''"
+    order = ", ".join(q(c) for c in (contracts.PARTITION_COLUMN, *contract.primary_key))
+    sql = f"""
+        WITH losers AS (
+            SELECT {", ".join(q(c) for c in ident)} FROM {ranked} WHERE NOT {IS_NEW} AND {RANK} > 1
+        ), winners AS (
+            SELECT {", ".join(q(c) for c in ident)} FROM {ranked} WHERE {IS_NEW} AND {RANK} = 1
+        ), kept_existing AS (
+            SELECT {cols} FROM {existing}
+            WHERE {dt} IN (SELECT {dt} FROM {affected})
+              AND {q(contracts.RAW_ID)} NOT IN ({batch})
+              AND NOT EXISTS (SELECT 1 FROM losers r WHERE {join_on.replace("l.", existing + ".")})
+        ), kept_new AS (
+            SELECT {cols} FROM {new}
+            WHERE EXISTS (SELECT 1 FROM winners r WHERE {join_on.replace("l.", new + ".")})
+        )
+        SELECT * FROM (
+            SELECT * FROM kept_existing UNION ALL SELECT * FROM kept_new
+        ) AS final_rows
+        ORDER BY {order}
+    """
+    return render(sql, dialect)

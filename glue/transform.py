@@ -1,0 +1,182 @@
+"""The transform stage: raw Parquet -> validated, typed, de-duplicated, partitioned Parquet.
+
+Incremental like a Glue job bookmark: each run takes the committed raw files (the ingest ledger)
+that the transform ledger has not seen, runs the engine over them as one batch, checks the staged
+partitions with Great Expectations, then publishes:
+
+1. every affected partition ``processed/<dataset>/dt=D/data.parquet``, each replaced whole by one
+   atomic rename (local) or PUT/copy (S3): readers see the old or the new partition, never a mix;
+2. the batch's rejected rows under ``quarantine/<dataset>/rows/``, one file per raw file;
+3. last, the transform ledger. A run killed before this point is simply run again: the engine
+   ignores rows that the interrupted run left behind (they come from the batch's own raw files),
+   so the output equals that of an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Callable
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+
+import contracts
+from glue.engine import Engine, EngineJob, EngineResult, staged_partitions, staged_quarantine
+from peak import lake as layout
+from peak import ledger
+from peak.failpoints import failpoint
+from peak.lake import Lake
+from peak.report import RunReport
+
+Progress = Callable[[str, str], None]
+
+
+class TransformError(RuntimeError):
+    pass
+
+
+@dataclass
+class TransformOptions:
+    timezone: str = "UTC"
+    reprocess: bool = False
+    quality: bool = True
+    quality_batch_rows: int = 1_000_000
+
+
+def _local_inputs(lake: Lake, keys: list[str], workdir: Path) -> list[str]:
+    if lake.is_local:
+        return [str(lake.path(k)) for k in keys]
+    return [str(lake.download(k, workdir / k)) for k in keys]
+
+
+def transform_dataset(
+    lake: Lake,
+    dataset: str,
+    *,
+    engine: Engine,
+    report: RunReport,
+    options: TransformOptions,
+    progress: Progress | None = None,
+) -> EngineResult | None:
+    contract = contracts.get(dataset)
+    stats = report.dataset(dataset)
+    say = progress or (lambda _ds, _msg: None)
+    committed = ledger.committed_files(lake, dataset)
+    done = set() if options.reprocess else ledger.processed_raw_ids(lake, dataset)
+    batch = [e for e in committed if e["raw_id"] not in done]
+    if not batch:
+        say(dataset, "nothing new")
+        return None
+    batch_ids = [e["raw_id"] for e in batch]
+    ingest_date = {e["raw_id"]: e["ingest_date"] for e in batch}
+    live = [k for k in lake.list(layout.processed_prefix(dataset)) if k.endswith("/data.parquet")]
+    existing = [] if options.reprocess else live
+
+    with ExitStack() as stack:
+        if lake.is_local:
+            staging = lake.path(layout.staging_prefix(report.run_id)) / dataset
+            stack.callback(shutil.rmtree, staging, True)
+            workdir = staging / "_inputs"
+        else:
+            tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="peak-transform-")))
+            staging, workdir = tmp / "staging", tmp / "inputs"
+        if staging.exists():
+            shutil.rmtree(staging)
+        staging.mkdir(parents=True)
+        say(dataset, f"{engine.name}: validating {len(batch)} file(s)")
+        job = EngineJob(
+            raw_files=_local_inputs(lake, [e["parquet_key"] for e in batch], workdir),
+            existing_files=_local_inputs(lake, existing, workdir),
+            staging=str(staging),
+            batch_raw_ids=batch_ids,
+            timezone=options.timezone,
+        )
+        result = engine.process(contract, job)
+        partitions = staged_partitions(staging)
+        quarantine = staged_quarantine(staging)
+
+        if options.quality and partitions:
+            say(dataset, f"great expectations: checking {len(partitions)} partition(s)")
+            _check_quality(lake, contract, partitions, report, options, stats)
+
+        say(dataset, f"publishing {len(result.affected_partitions)} partition(s)")
+        for dt in result.affected_partitions:
+            key = layout.processed_key(dataset, dt)
+            if dt in partitions:
+                lake.put_file(partitions[dt], key, move=True)
+            else:  # every row of the partition was superseded
+                lake.delete(key)
+            failpoint("transform.publish")
+        if options.reprocess:
+            keep = {layout.processed_key(dataset, dt) for dt in result.affected_partitions}
+            for key in live:
+                if key not in keep:
+                    lake.delete(key)
+        for raw_id, path in quarantine.items():
+            lake.put_file(path, layout.quarantine_rows_key(dataset, ingest_date[raw_id], raw_id))
+        failpoint("transform.ledger")
+        ledger.mark_processed(lake, dataset, done | set(batch_ids), report.run_id)
+
+    stats.files_in += len(batch)
+    stats.rows_in += result.rows_in
+    stats.rows_valid += result.rows_valid
+    stats.rows_quarantined += result.rows_quarantined
+    stats.rows_deduplicated += result.rows_deduplicated
+    stats.rows_superseded += result.rows_superseded
+    stats.partitions_written.extend(result.affected_partitions)
+    stats.reasons.update(result.reasons)
+    if not stats.balanced:
+        raise TransformError(
+            f"{dataset}: rows_in {stats.rows_in} != valid {stats.rows_valid} + quarantined "
+            f"{stats.rows_quarantined} + deduplicated {stats.rows_deduplicated}"
+        )
+    return result
+
+
+def _check_quality(lake, contract, partitions, report, options, stats) -> None:
+    from glue import quality
+
+    with tempfile.TemporaryDirectory(prefix="peak-docs-") as tmp:
+        docs_dir = lake.path(layout.quality_docs_prefix()) if lake.is_local else Path(tmp) / "docs"
+        result = quality.validate_partitions(
+            contract,
+            {dt: [path] for dt, path in partitions.items()},
+            run_id=report.run_id,
+            docs_dir=docs_dir,
+            batch_rows=options.quality_batch_rows,
+        )
+        lake.write_json(
+            layout.quality_result_key(contract.dataset, report.run_id),
+            {
+                "dataset": result.dataset,
+                "success": result.success,
+                "rows_checked": result.rows_checked,
+                "batches": result.batches,
+                "expectations": result.expectations,
+                "failed": result.failed,
+            },
+        )
+        if not lake.is_local:
+            for path in sorted(docs_dir.rglob("*")):
+                if path.is_file():
+                    rel = path.relative_to(docs_dir).as_posix()
+                    lake.put_file(path, layout.quality_docs_prefix() + rel)
+        report.stages.setdefault("quality", {})[contract.dataset] = result.summary()
+        quality.check(result)
+
+
+def transform(
+    lake: Lake,
+    *,
+    engine: Engine,
+    report: RunReport,
+    options: TransformOptions,
+    datasets: list[str] | None = None,
+    progress: Progress | None = None,
+) -> RunReport:
+    for dataset in datasets or list(contracts.load_all()):
+        transform_dataset(
+            lake, dataset, engine=engine, report=report, options=options, progress=progress
+        )
+    return report

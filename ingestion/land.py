@@ -1,0 +1,188 @@
+"""Landing exports: original bytes to the raw zone, rows to raw Parquet, one ledger entry each.
+
+One code path for local files and ``s3://`` objects, for a local lake and an S3 lake. The file's
+SHA-256 is its name in the raw zone, so the same bytes land once under any name. The ledger entry
+``_state/ingest/<dataset>/<sha>.json`` is written last: a file is committed (and visible to the
+transform) only once its raw bytes and raw Parquet are in place, so a crash part-way leaves
+nothing a reader can see, and the next attempt simply lands it again.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import tempfile
+from collections.abc import Callable, Iterable
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import contracts
+from ingestion.parse import FileRejected, Lineage, file_format, to_raw_parquet
+from peak import lake as layout
+from peak.lake import Lake
+
+UNKNOWN_DATASET = "_unknown"
+
+
+@dataclass
+class LandResult:
+    source: str
+    dataset: str
+    raw_id: str
+    status: str  # landed | already_landed | rejected
+    ingest_date: str
+    ingested_at: str
+    export_date: str | None = None
+    rows: int = 0
+    malformed_rows: int = 0
+    extra_columns: list[str] = field(default_factory=list)
+    code: str | None = None
+    reason: str | None = None
+    raw_key: str | None = None
+    parquet_key: str | None = None
+    quarantine_key: str | None = None
+
+    @property
+    def rejected(self) -> bool:
+        return self.status == "rejected"
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(8 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def expand_sources(paths: Iterable[str], boto3_session: Any = None) -> list[str]:
+    """Files named, files inside folders named (sorted), objects under s3:// prefixes named."""
+    out: list[str] = []
+    for item in paths:
+        if item.startswith("s3://"):
+            parsed = urlparse(item)
+            if item.endswith("/") or not Path(parsed.path).suffix:
+                prefix_lake = Lake.from_uri(item, boto3_session)
+                out.extend(prefix_lake.uri(k) for k in prefix_lake.list(""))
+            else:
+                out.append(item)
+            continue
+        path = Path(item)
+        if path.is_dir():
+            out.extend(
+                str(p) for p in sorted(path.rglob("*")) if p.is_file() and not p.name.startswith(".")
+            )
+        elif path.is_file():
+            out.append(str(path))
+        else:
+            raise FileNotFoundError(f"{item}: no such file or folder")
+    return out
+
+
+@contextmanager
+def _local_source(source: str, boto3_session: Any):
+    if source.startswith("s3://"):
+        parsed = urlparse(source)
+        lake = Lake(f"s3://{parsed.netloc}", boto3_session)
+        with lake.local_copy(parsed.path.lstrip("/")) as path:
+            yield path
+    else:
+        yield Path(source)
+
+
+def land_file(
+    lake: Lake,
+    source: str,
+    *,
+    ingested_at: dt.datetime,
+    dataset: str | None = None,
+    boto3_session: Any = None,
+    workdir: Path | None = None,
+) -> LandResult:
+    """Land one export. Never raises for a bad file: it is quarantined and reported instead."""
+    name = source.rsplit("/", 1)[-1]
+    ingest_date = ingested_at.date().isoformat()
+    with _local_source(source, boto3_session) as path:
+        raw_id = sha256_file(path)
+        ext = Path(name).suffix.lower().lstrip(".") or "bin"
+        ds = dataset or contracts.dataset_for_file(name)
+        result = LandResult(
+            source=source,
+            dataset=ds or UNKNOWN_DATASET,
+            raw_id=raw_id,
+            status="landed",
+            ingest_date=ingest_date,
+            ingested_at=ingested_at.isoformat(),
+        )
+        if ds is None:
+            known = ", ".join(c.file_prefix for c in contracts.load_all().values())
+            reason = f"unknown dataset: the file name must start with one of {known}"
+            return _reject(lake, path, result, ext, "file.unknown_dataset", reason)
+        ledger_key = layout.ingest_ledger_key(ds, raw_id)
+        previous = lake.read_json(ledger_key)
+        if previous is not None:
+            prev = LandResult(**previous)
+            prev.source = source
+            if prev.status == "landed":
+                prev.status = "already_landed"
+            return prev
+        export_date = contracts.export_date_from_name(name) or ingest_date
+        result.export_date = export_date
+        lineage = Lineage(
+            source_file=name,
+            ingested_at=ingested_at.replace(tzinfo=None),
+            export_date=dt.date.fromisoformat(export_date),
+            raw_id=raw_id,
+        )
+        with tempfile.TemporaryDirectory(prefix="peak-land-", dir=workdir) as tmp:
+            parquet_tmp = Path(tmp) / f"{raw_id}.parquet"
+            try:
+                file_format(name)
+                parsed = to_raw_parquet(contracts.get(ds), path, parquet_tmp, lineage)
+            except FileRejected as exc:
+                return _reject(lake, path, result, ext, exc.code, exc.reason)
+            result.rows = parsed.rows
+            result.malformed_rows = parsed.malformed_rows
+            result.extra_columns = parsed.extra_columns
+            result.raw_key = layout.raw_key(ds, ingest_date, raw_id, ext)
+            result.parquet_key = layout.raw_parquet_key(ds, ingest_date, raw_id)
+            lake.put_file(path, result.raw_key)
+            lake.put_file(parquet_tmp, result.parquet_key, move=True)
+        lake.write_json(ledger_key, asdict(result))
+        return result
+
+
+def _reject(lake: Lake, path: Path, result: LandResult, ext: str, code: str, reason: str):
+    result.status = "rejected"
+    result.code = code
+    result.reason = reason
+    key = layout.quarantine_file_key(result.dataset, result.ingest_date, result.raw_id, ext)
+    result.quarantine_key = key
+    lake.put_file(path, key)
+    lake.write_json(key.rsplit(".", 1)[0] + ".reason.json", asdict(result))
+    if result.dataset != UNKNOWN_DATASET:
+        lake.write_json(layout.ingest_ledger_key(result.dataset, result.raw_id), asdict(result))
+    return result
+
+
+def land_many(
+    lake: Lake,
+    sources: list[str],
+    *,
+    ingested_at: dt.datetime,
+    dataset: str | None = None,
+    boto3_session: Any = None,
+    on_file: Callable[[LandResult], None] | None = None,
+) -> list[LandResult]:
+    results = []
+    for source in sources:
+        result = land_file(
+            lake, source, ingested_at=ingested_at, dataset=dataset, boto3_session=boto3_session
+        )
+        results.append(result)
+        if on_file:
+            on_file(result)
+    return results

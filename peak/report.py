@@ -1,0 +1,94 @@
+"""The run report: what one command did, per dataset, written to ``<lake>/_runs/<run_id>.json``.
+
+Counts follow one invariant per dataset and run: ``rows_in == rows_valid + rows_quarantined +
+rows_deduplicated``. ``rows_in`` counts the rows of the raw files a transform read; rows of files
+rejected whole are not countable and are reported as ``rejected_files`` instead.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from peak.lake import Lake, run_report_key
+
+
+def new_run_id(now: dt.datetime | None = None) -> str:
+    now = now or dt.datetime.now(dt.UTC)
+    return f"{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+@dataclass
+class RejectedFile:
+    file: str
+    code: str
+    reason: str
+    quarantined_as: str
+
+
+@dataclass
+class DatasetStats:
+    files_in: int = 0
+    files_landed: int = 0
+    files_already_landed: int = 0
+    rows_landed: int = 0
+    rows_in: int = 0
+    rows_valid: int = 0
+    rows_quarantined: int = 0
+    rows_deduplicated: int = 0
+    #: Rows written by an earlier run that this run's newer rows replaced (not part of rows_in).
+    rows_superseded: int = 0
+    partitions_written: list[str] = field(default_factory=list)
+    reasons: Counter[str] = field(default_factory=Counter)
+    rejected_files: list[RejectedFile] = field(default_factory=list)
+    extra_columns_dropped: list[str] = field(default_factory=list)
+
+    @property
+    def balanced(self) -> bool:
+        accounted = self.rows_valid + self.rows_quarantined + self.rows_deduplicated
+        return self.rows_in == accounted
+
+
+@dataclass
+class RunReport:
+    command: str
+    run_id: str = field(default_factory=new_run_id)
+    started_at: dt.datetime = field(default_factory=utcnow)
+    finished_at: dt.datetime | None = None
+    status: str = "running"
+    error: str | None = None
+    lake: str = ""
+    options: dict[str, Any] = field(default_factory=dict)
+    datasets: dict[str, DatasetStats] = field(default_factory=dict)
+    stages: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def dataset(self, name: str) -> DatasetStats:
+        return self.datasets.setdefault(name, DatasetStats())
+
+    @property
+    def rejected_files(self) -> list[RejectedFile]:
+        return [f for stats in self.datasets.values() for f in stats.rejected_files]
+
+    def finish(self, status: str = "ok", error: str | None = None) -> None:
+        self.finished_at = utcnow()
+        self.status = status
+        self.error = error
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        for name, stats in self.datasets.items():
+            out["datasets"][name]["reasons"] = dict(sorted(stats.reasons.items()))
+            out["datasets"][name]["balanced"] = stats.balanced
+        return out
+
+    def save(self, lake: Lake) -> str:
+        key = run_report_key(self.run_id)
+        lake.write_json(key, self.to_dict())
+        return key

@@ -1,0 +1,37 @@
+"""The platform's settings: one typed model, read from ``PEAK_*`` environment variables.
+
+Entry points (the CLI, the Lambda handler, the Glue job) build a :class:`Settings` once and pass
+what they need down as arguments; nothing below them reads ``os.environ``. Explicit arguments beat
+the environment. Secrets (AWS credentials, later the HubSpot token) never live here: they come
+from the AWS credential chain or their own variables and are never logged.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Engine = Literal["duckdb", "spark"]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PEAK_", extra="ignore")
+
+    lake: str = Field("./lake", description="Lake root: a local folder or s3://bucket/prefix.")
+    gym_timezone: str = Field("UTC", description="Time zone of naive export timestamps.")
+    engine: Engine = Field("duckdb", description="Default transform engine.")
+    duckdb_memory_limit: str = Field("3GB", description="DuckDB's memory cap (it spills).")
+    duckdb_threads: int | None = Field(None, description="DuckDB threads (default: all cores).")
+    quality_batch_rows: int = Field(1_000_000, description="Rows per Great Expectations batch.")
+
+    @field_validator("gym_timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
