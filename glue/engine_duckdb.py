@@ -10,7 +10,7 @@ import duckdb
 
 from contracts import Contract
 from glue import rules
-from glue.engine import EngineJob, EngineResult, QUARANTINE_PART, reason_counts_sql
+from glue.engine import QUARANTINE_PART, EngineJob, EngineResult, reason_counts_sql
 
 
 class DuckDBEngine:
@@ -49,7 +49,7 @@ class DuckDBEngine:
             reasons = {}
             if quarantined:
                 row = con.execute(reason_counts_sql(contract, d)).fetchone()
-                reasons = {rule.code: n for rule, n in zip(contract.rules(), row) if n}
+                reasons = {rule.code: n for rule, n in zip(contract.rules(), row, strict=True) if n}
                 con.execute(
                     f"COPY (SELECT *, {rules.q('_raw_id')} AS {QUARANTINE_PART} FROM "
                     f"({rules.quarantine_sql(contract, dialect=d)})) "
@@ -73,8 +73,7 @@ class DuckDBEngine:
             )
             deduplicated, superseded = con.execute(rules.counts_sql(dialect=d)).fetchone()
             con.execute(
-                "CREATE TEMP TABLE affected AS "
-                + rules.affected_sql(dialect=d, batch_raw_ids=ids)
+                "CREATE TEMP TABLE affected AS " + rules.affected_sql(dialect=d, batch_raw_ids=ids)
             )
             affected = sorted(str(r[0]) for r in con.execute("SELECT dt FROM affected").fetchall())
             valid_new = con.execute("SELECT COUNT(*) FROM valid_new").fetchone()[0]

@@ -4,8 +4,8 @@ Every rule is written once, here, as a SQL predicate built from the contract (Du
 the source text); sqlglot parses it and writes it out for the engine that runs it (``duckdb`` for
 the local default and the Glue Python-shell job, ``spark`` for the Glue Spark job). One operation
 has no common spelling across the dialects and is lowered per dialect below (reading a
-wall-clock time in a time zone); everything else is plain transpiled SQL. Both engines run exactly the statements these functions return, which is
-what the parity test relies on.
+wall-clock time in a time zone); everything else is plain transpiled SQL. Both engines run
+exactly the statements these functions return, which is what the parity test relies on.
 
 The statements read and write these relations (views or tables the engine provides):
 
@@ -91,8 +91,7 @@ def _timestamp_expr(norm: str, timezone: str) -> str:
     upper = f"UPPER({norm})"
     time_part = f"SUBSTR({upper}, 12)"
     has_zone = (
-        f"(RIGHT({upper}, 1) = 'Z' OR STRPOS({time_part}, '+') > 0 "
-        f"OR STRPOS({time_part}, '-') > 0)"
+        f"(RIGHT({upper}, 1) = 'Z' OR STRPOS({time_part}, '+') > 0 OR STRPOS({time_part}, '-') > 0)"
     )
     naive = f"TRY_CAST({upper} AS TIMESTAMP)"
     if timezone != "UTC":
@@ -118,7 +117,10 @@ def _typed_expr(col: Column, norm: str, timezone: str) -> str:
     if col.type == "boolean":
         trues = ", ".join(lit(v) for v in contracts.TRUE_VALUES)
         falses = ", ".join(lit(v) for v in contracts.FALSE_VALUES)
-        return f"CASE WHEN LOWER({norm}) IN ({trues}) THEN TRUE WHEN LOWER({norm}) IN ({falses}) THEN FALSE END"
+        return (
+            f"CASE WHEN LOWER({norm}) IN ({trues}) THEN TRUE "
+            f"WHEN LOWER({norm}) IN ({falses}) THEN FALSE END"
+        )
     if col.type == "date":
         return (
             f"CASE WHEN REGEXP_MATCHES({norm}, {lit(contracts.DATE_PATTERN)}) "
@@ -171,7 +173,9 @@ def dt_expr(contract: Contract, typed: bool = True) -> str:
     return f"CAST({q(column + TYPED if typed else column)} AS DATE)"
 
 
-def validate_sql(contract: Contract, *, timezone: str, dialect: Dialect, source: str = "raw") -> str:
+def validate_sql(
+    contract: Contract, *, timezone: str, dialect: Dialect, source: str = "raw"
+) -> str:
     """``raw`` -> every row with its original text, typed values, ``dt`` and ``_reasons``."""
     lineage = [q(name) for name in contracts.LINEAGE_COLUMNS]
     originals = [q(c.name) for c in contract.columns]
@@ -289,7 +293,10 @@ def counts_sql(*, dialect: Dialect, ranked: str = "ranked") -> str:
 
 
 def affected_sql(
-    *, dialect: Dialect, batch_raw_ids: Sequence[str], ranked: str = "ranked",
+    *,
+    dialect: Dialect,
+    batch_raw_ids: Sequence[str],
+    ranked: str = "ranked",
     existing: str = "existing",
 ) -> str:
     """The partitions whose content changes: new survivors, lost existing rows, leftovers."""

@@ -14,10 +14,11 @@ partitions with Great Expectations, then publishes:
 
 from __future__ import annotations
 
+import fcntl
 import shutil
 import tempfile
-from collections.abc import Callable
-from contextlib import ExitStack
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -166,6 +167,34 @@ def _check_quality(lake, contract, partitions, report, options, stats) -> None:
         quality.check(result)
 
 
+@contextmanager
+def exclusive(lake: Lake, run_id: str) -> Iterator[None]:
+    """One transform at a time per local lake; staging left by a killed run is removed.
+
+    On S3 the staging lives in a local temporary folder and the schedule (one Glue job run at a
+    time: ``MaxConcurrentRuns: 1``) gives the same guarantee.
+    """
+    if not lake.is_local:
+        yield
+        return
+    lock_path = lake.path("_state/transform.lock")
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise TransformError(f"another transform is running on {lake.root}") from None
+        staging_root = lake.path(layout.staging_prefix(run_id)).parent
+        if staging_root.exists():
+            for stale in staging_root.iterdir():
+                if stale.name != run_id:
+                    shutil.rmtree(stale, ignore_errors=True)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 def transform(
     lake: Lake,
     *,
@@ -175,8 +204,9 @@ def transform(
     datasets: list[str] | None = None,
     progress: Progress | None = None,
 ) -> RunReport:
-    for dataset in datasets or list(contracts.load_all()):
-        transform_dataset(
-            lake, dataset, engine=engine, report=report, options=options, progress=progress
-        )
+    with exclusive(lake, report.run_id):
+        for dataset in datasets or list(contracts.load_all()):
+            transform_dataset(
+                lake, dataset, engine=engine, report=report, options=options, progress=progress
+            )
     return report

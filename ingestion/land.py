@@ -23,6 +23,7 @@ import contracts
 from ingestion.parse import FileRejected, Lineage, file_format, to_raw_parquet
 from peak import lake as layout
 from peak.lake import Lake
+from peak.report import RejectedFile, RunReport
 
 UNKNOWN_DATASET = "_unknown"
 
@@ -73,7 +74,9 @@ def expand_sources(paths: Iterable[str], boto3_session: Any = None) -> list[str]
         path = Path(item)
         if path.is_dir():
             out.extend(
-                str(p) for p in sorted(path.rglob("*")) if p.is_file() and not p.name.startswith(".")
+                str(p)
+                for p in sorted(path.rglob("*"))
+                if p.is_file() and not p.name.startswith(".")
             )
         elif path.is_file():
             out.append(str(path))
@@ -186,3 +189,22 @@ def land_many(
         if on_file:
             on_file(result)
     return results
+
+
+def record_landing(report: RunReport, result: LandResult) -> None:
+    """Count one landing in a run report."""
+    stats = report.dataset(result.dataset)
+    if result.status == "landed":
+        stats.files_landed += 1
+        stats.rows_landed += result.rows
+    elif result.status == "already_landed":
+        stats.files_already_landed += 1
+    if result.rejected:
+        stats.rejected_files.append(
+            RejectedFile(
+                result.source, result.code or "", result.reason or "", result.quarantine_key or ""
+            )
+        )
+    for col in result.extra_columns:
+        if col not in stats.extra_columns_dropped:
+            stats.extra_columns_dropped.append(col)

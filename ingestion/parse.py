@@ -131,7 +131,9 @@ class _BatchWriter:
             if values is None:
                 arrays.append(pa.nulls(n, pa.string()))
             else:
-                arrays.append(values if isinstance(values, pa.Array) else pa.array(values, pa.string()))
+                arrays.append(
+                    values if isinstance(values, pa.Array) else pa.array(values, pa.string())
+                )
         start = self._next_row
         arrays.append(pa.array([self.lineage.source_file] * n, pa.string()).dictionary_encode())
         arrays.append(pa.array(range(start, start + n), pa.int64()))
@@ -143,7 +145,10 @@ class _BatchWriter:
         else:
             arrays.append(pa.array(parse_errors, pa.string()))
             self.result.malformed_rows += sum(e is not None for e in parse_errors)
-        arrays = [a.cast(f.type) if a.type != f.type else a for a, f in zip(arrays, self.schema)]
+        arrays = [
+            a.cast(f.type) if a.type != f.type else a
+            for a, f in zip(arrays, self.schema, strict=True)
+        ]
         batch = pa.RecordBatch.from_arrays(arrays, schema=self.schema)
         if self._writer is None:
             self.dest.parent.mkdir(parents=True, exist_ok=True)
@@ -299,7 +304,9 @@ def _iter_json_lines(fh: io.TextIOBase) -> Iterator[Any]:
         try:
             yield json.loads(line)
         except json.JSONDecodeError as exc:
-            raise FileRejected("file.unreadable", f"invalid JSON on line {number}: {exc.msg}") from exc
+            raise FileRejected(
+                "file.unreadable", f"invalid JSON on line {number}: {exc.msg}"
+            ) from exc
 
 
 def _iter_json_array(fh: io.TextIOBase) -> Iterator[Any]:
@@ -348,12 +355,15 @@ def _iter_json_array(fh: io.TextIOBase) -> Iterator[Any]:
                     break
                 except json.JSONDecodeError as exc:
                     if eof or not fill():
-                        raise (truncated() if exc.pos >= len(buf) - 1 else FileRejected(
-                            "file.unreadable", f"invalid JSON: {exc.msg} at char {exc.pos}"
-                        )) from exc
-            if end >= len(buf) and not eof:  # a number may continue in the next chunk
-                if fill():
-                    continue
+                        raise (
+                            truncated()
+                            if exc.pos >= len(buf) - 1
+                            else FileRejected(
+                                "file.unreadable", f"invalid JSON: {exc.msg} at char {exc.pos}"
+                            )
+                        ) from exc
+            if end >= len(buf) and not eof and fill():  # a number may continue in the next chunk
+                continue
             pos = end
             yield value
             skip_ws()

@@ -1,0 +1,3 @@
+from peak.cli import app
+
+app(prog_name="peak")

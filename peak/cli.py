@@ -1,0 +1,437 @@
+"""The ``peak`` command line: every stage of the daily batch, locally or against AWS.
+
+Each command writes a JSON run report to ``<lake>/_runs/<run_id>.json``, shows progress on long
+work and a summary table at the end, and exits non-zero with a one-line error on failure.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.table import Table
+
+import contracts
+from peak.lake import Lake
+from peak.report import RunReport
+from peak.settings import Engine, Settings
+
+os.environ.setdefault("DO_NOT_TRACK", "1")
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+
+app = typer.Typer(
+    help="Peak Fitness data platform: land, validate, model and activate the gyms' data.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console(stderr=True)
+out = Console()
+
+EXIT_FAILED = 1
+EXIT_REJECTED = 3
+
+
+class State:
+    settings: Settings | None = None
+    lake_uri: str | None = None
+
+    @property
+    def lake(self) -> Lake:
+        return Lake.from_uri(self.lake_uri or self.config.lake)
+
+    @property
+    def config(self) -> Settings:
+        if self.settings is None:
+            self.settings = Settings()
+        return self.settings
+
+
+state = State()
+
+
+@app.callback()
+def main(
+    lake: Annotated[
+        str | None,
+        typer.Option(help="Lake root: a folder or s3://bucket/prefix. [env: PEAK_LAKE]"),
+    ] = None,
+) -> None:
+    """Peak Fitness data platform."""
+    state.lake_uri = lake
+    state.settings = None
+
+
+def fail(message: str, code: int = EXIT_FAILED) -> typer.Exit:
+    console.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
+    return typer.Exit(code)
+
+
+@contextmanager
+def reported(command: str, options: dict[str, Any]) -> Iterator[RunReport]:
+    """Run a command under a run report that is saved whatever happens."""
+    try:
+        lake = state.lake
+        settings = state.config
+    except Exception as exc:  # bad settings: nothing to report into
+        raise fail(str(exc).splitlines()[0]) from exc
+    report = RunReport(command, lake=lake.root, options=options)
+    report.options.setdefault("gym_timezone", settings.gym_timezone)
+    try:
+        yield report
+    except typer.Exit:
+        report.finish("ok" if report.status == "running" else report.status)
+        _save(lake, report)
+        raise
+    except KeyboardInterrupt:
+        report.finish("interrupted", "interrupted")
+        _save(lake, report)
+        raise fail("interrupted") from None
+    except Exception as exc:
+        message = _one_line(exc)
+        report.finish("failed", message)
+        _save(lake, report)
+        if os.environ.get("PEAK_DEBUG"):
+            raise
+        raise fail(message) from exc
+    report.finish("ok")
+    _save(lake, report)
+
+
+def _save(lake: Lake, report: RunReport) -> None:
+    try:
+        key = report.save(lake)
+        console.print(f"run report: {lake.uri(key)}", highlight=False)
+    except Exception as exc:  # never hide the original outcome
+        console.print(f"[yellow]warning:[/] could not save the run report: {_one_line(exc)}")
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}".strip(": ")
+
+
+def _progress() -> Progress:
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+        disable=not console.is_terminal and not os.environ.get("PEAK_PROGRESS"),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Summaries
+# ---------------------------------------------------------------------------------------------
+
+
+def _summary(report: RunReport, title: str) -> None:
+    table = Table(title=title)
+    columns = ("dataset", "files", "rejected", "rows landed", "rows in", "valid", "quarantined")
+    for col in (*columns, "deduplicated"):
+        table.add_column(col, justify="left" if col == "dataset" else "right")
+    for name, stats in sorted(report.datasets.items()):
+        table.add_row(
+            name,
+            f"{stats.files_landed + stats.files_already_landed + len(stats.rejected_files):,}",
+            f"{len(stats.rejected_files):,}",
+            f"{stats.rows_landed:,}",
+            f"{stats.rows_in:,}",
+            f"{stats.rows_valid:,}",
+            f"{stats.rows_quarantined:,}",
+            f"{stats.rows_deduplicated:,}",
+        )
+    out.print(table)
+    rejected = report.rejected_files
+    if rejected:
+        bad = Table(title="rejected files (kept byte for byte under quarantine/)")
+        for col in ("file", "rule", "reason"):
+            bad.add_column(col)
+        for item in rejected:
+            bad.add_row(escape(item.file.rsplit("/", 1)[-1]), item.code, escape(item.reason))
+        out.print(bad)
+    reasons = {}
+    for name, stats in report.datasets.items():
+        for code, n in stats.reasons.items():
+            reasons[f"{name}.{code}"] = n
+    if reasons:
+        table = Table(title="quarantined rows by rule")
+        table.add_column("dataset.column.rule")
+        table.add_column("rows", justify="right")
+        table.add_column("rule")
+        for code, n in sorted(reasons.items()):
+            ds, rule_code = code.split(".", 1)
+            table.add_row(code, f"{n:,}", escape(contracts.get(ds).rule(rule_code).message))
+        out.print(table)
+
+
+# ---------------------------------------------------------------------------------------------
+# generate
+# ---------------------------------------------------------------------------------------------
+
+
+@app.command()
+def generate(
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder to write the exports to.")],
+    members: Annotated[int, typer.Option(min=1, help="Number of members.")] = 5000,
+    days: Annotated[int, typer.Option(min=1, help="Days of check-in history.")] = 365,
+    seed: Annotated[int, typer.Option(help="Random seed (same seed, same files).")] = 42,
+    dirty_rate: Annotated[
+        float, typer.Option(min=0.0, max=0.5, help="Share of rows to corrupt; >0 adds bad files.")
+    ] = 0.0,
+    end_date: Annotated[
+        str | None, typer.Option(help="Last day of history, YYYY-MM-DD (default: today).")
+    ] = None,
+) -> None:
+    """Write realistic sample exports (members, classes, daily check-ins)."""
+    from peak.generate import generate as run_generate
+
+    with reported("generate", {"out": str(out_dir), "members": members, "days": days}) as report:
+        end = _parse_date(end_date) if end_date else None
+        with _progress() as progress:
+            task = progress.add_task("generating days", total=days)
+            summary = run_generate(
+                out_dir,
+                members=members,
+                days=days,
+                seed=seed,
+                dirty_rate=dirty_rate,
+                end_date=end,
+                progress=lambda done, total: progress.update(task, completed=done, total=total),
+            )
+        table = Table(title=f"generated into {out_dir}")
+        for col in ("dataset", "rows", "of which dirty"):
+            table.add_column(col, justify="left" if col == "dataset" else "right")
+        for name, rows in sorted(summary.rows.items()):
+            table.add_row(name, f"{rows:,}", f"{summary.dirty_rows.get(name, 0):,}")
+            report.dataset(name).rows_landed = rows
+        out.print(table)
+        out.print(f"{len(summary.files):,} files, {len(summary.bad_files)} deliberately bad")
+        report.stages["generate"] = {
+            "files": len(summary.files),
+            "bad_files": [str(p) for p in summary.bad_files],
+        }
+
+
+# ---------------------------------------------------------------------------------------------
+# ingest
+# ---------------------------------------------------------------------------------------------
+
+
+def _parse_date(value: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not a date (YYYY-MM-DD)") from None
+
+
+def _ingested_at(date: dt.date | None) -> dt.datetime:
+    """Now, or for a backfill of day D the end of that day (so D's rules see D as 'today')."""
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
+    if date is None or date == now.date():
+        return now
+    return dt.datetime.combine(date, dt.time(23, 59, 59))
+
+
+def _ingest(
+    report: RunReport,
+    sources: list[str],
+    *,
+    dataset: str | None,
+    ingested_at: dt.datetime,
+) -> None:
+    from ingestion.land import land_file, record_landing
+
+    lake = state.lake
+    results = []
+    with _progress() as progress:
+        task = progress.add_task("landing exports", total=len(sources))
+        for source in sources:
+            result = land_file(lake, source, ingested_at=ingested_at, dataset=dataset)
+            results.append(result)
+            record_landing(report, result)
+            progress.advance(task)
+    report.stages["ingest"] = {
+        "files": len(results),
+        "landed": sum(r.status == "landed" for r in results),
+        "already_landed": sum(r.status == "already_landed" for r in results),
+        "rejected": sum(r.rejected for r in results),
+    }
+
+
+def _strict_exit(report: RunReport, strict: bool) -> None:
+    if strict and report.rejected_files:
+        report.status = "rejected"
+        raise fail(f"{len(report.rejected_files)} file(s) rejected (--strict)", EXIT_REJECTED)
+
+
+@app.command()
+def ingest(
+    paths: Annotated[list[str], typer.Argument(help="Files, folders or s3:// URIs to land.")],
+    dataset: Annotated[
+        str | None, typer.Option(help="Dataset of every file (default: from each file's name).")
+    ] = None,
+    date: Annotated[
+        str | None, typer.Option(help="Ingest as of this day, YYYY-MM-DD (backfills).")
+    ] = None,
+    strict: Annotated[bool, typer.Option(help="Exit non-zero if any file is rejected.")] = False,
+) -> None:
+    """Land exports in the raw zone and convert them to raw Parquet."""
+    from ingestion.land import expand_sources
+
+    if dataset is not None and dataset not in contracts.load_all():
+        _unknown_dataset(dataset)
+    with reported("ingest", {"paths": paths, "dataset": dataset, "date": date}) as report:
+        sources = expand_sources(paths)
+        _ingest(
+            report,
+            sources,
+            dataset=dataset,
+            ingested_at=_ingested_at(_parse_date(date) if date else None),
+        )
+        _summary(report, "ingest")
+        _strict_exit(report, strict)
+
+
+def _unknown_dataset(name: str) -> None:
+    raise fail(f"unknown dataset {name!r} (known: {', '.join(contracts.load_all())})")
+
+
+# ---------------------------------------------------------------------------------------------
+# transform
+# ---------------------------------------------------------------------------------------------
+
+
+def _engine(name: str, settings: Settings):
+    if name == "duckdb":
+        from glue.engine_duckdb import DuckDBEngine
+
+        return DuckDBEngine(settings.duckdb_memory_limit, settings.duckdb_threads)
+    from glue.engine_spark import SparkEngine
+
+    return SparkEngine()
+
+
+def _transform(
+    report: RunReport, *, engine: str, reprocess: bool, quality: bool, datasets: list[str] | None
+) -> None:
+    from glue.transform import TransformOptions, exclusive, transform_dataset
+
+    settings = state.config
+    options = TransformOptions(
+        timezone=settings.gym_timezone,
+        reprocess=reprocess,
+        quality=quality,
+        quality_batch_rows=settings.quality_batch_rows,
+    )
+    names = datasets or list(contracts.load_all())
+    chosen = _engine(engine, settings)
+    with exclusive(state.lake, report.run_id), _progress() as progress:
+        task = progress.add_task(f"transform ({engine})", total=len(names))
+
+        def say(dataset: str, message: str) -> None:
+            progress.update(task, description=f"{dataset}: {message}")
+
+        for name in names:
+            transform_dataset(
+                state.lake,
+                name,
+                engine=chosen,
+                report=report,
+                options=options,
+                progress=say,
+            )
+            progress.advance(task)
+        progress.update(task, description=f"transform ({engine}): done")
+    report.stages["transform"] = {"engine": engine, "reprocess": reprocess}
+
+
+EngineOption = Annotated[
+    Engine | None,
+    typer.Option(help="duckdb (single node, the default) or spark. [env: PEAK_ENGINE]"),
+]
+
+
+@app.command()
+def transform(
+    engine: EngineOption = None,
+    reprocess: Annotated[
+        bool, typer.Option(help="Rebuild the processed zone from every raw file.")
+    ] = False,
+    dataset: Annotated[
+        list[str] | None, typer.Option(help="Only these datasets (repeatable).")
+    ] = None,
+    quality: Annotated[
+        bool, typer.Option(help="Check staged partitions with Great Expectations.")
+    ] = True,
+) -> None:
+    """Validate, type, de-duplicate and partition the new raw files (the Glue job, locally)."""
+    for name in dataset or []:
+        if name not in contracts.load_all():
+            _unknown_dataset(name)
+    chosen = engine or state.config.engine
+    with reported("transform", {"engine": chosen, "reprocess": reprocess}) as report:
+        _transform(report, engine=chosen, reprocess=reprocess, quality=quality, datasets=dataset)
+        _summary(report, f"transform ({chosen})")
+
+
+# ---------------------------------------------------------------------------------------------
+# run
+# ---------------------------------------------------------------------------------------------
+
+
+def select_for_date(sources: list[str], day: dt.date | None) -> list[str]:
+    """The exports of one day: files dated that day in their names, and undated files."""
+    if day is None:
+        return sources
+    wanted = day.isoformat()
+    chosen = []
+    for source in sources:
+        stamped = contracts.export_date_from_name(source.rsplit("/", 1)[-1])
+        if stamped is None or stamped == wanted:
+            chosen.append(source)
+    return chosen
+
+
+@app.command()
+def run(
+    date: Annotated[
+        str | None, typer.Option(help="The day to run, YYYY-MM-DD (default: today).")
+    ] = None,
+    input_dir: Annotated[
+        str | None, typer.Option("--input", help="Folder or s3:// prefix holding the exports.")
+    ] = None,
+    engine: EngineOption = None,
+    strict: Annotated[bool, typer.Option(help="Exit non-zero if any file is rejected.")] = False,
+) -> None:
+    """Run every stage for one day: ingest, then transform."""
+    from ingestion.land import expand_sources
+
+    chosen = engine or state.config.engine
+    day = _parse_date(date) if date else None
+    with reported("run", {"date": date, "input": input_dir, "engine": chosen}) as report:
+        if input_dir:
+            sources = select_for_date(expand_sources([input_dir]), day)
+            _ingest(report, sources, dataset=None, ingested_at=_ingested_at(day))
+        _transform(report, engine=chosen, reprocess=False, quality=True, datasets=None)
+        _summary(report, f"run {date or 'today'}")
+        _strict_exit(report, strict)

@@ -1,0 +1,267 @@
+"""The transform on the DuckDB engine: incremental batches, de-duplication across runs,
+reprocessing, the nothing-lost invariant, S3 lakes, and crash safety."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from glue.engine_duckdb import DuckDBEngine
+from glue.transform import TransformOptions, transform
+from ingestion.land import land_file
+from peak.lake import Lake
+from peak.report import RunReport
+from tests.conftest import CHECKIN, INGESTED_AT, MEMBER, read_zone
+
+NO_GE = TransformOptions(quality=False)
+
+
+def run_transform(lake: Lake, options: TransformOptions = NO_GE) -> RunReport:
+    report = RunReport("transform")
+    transform(lake, engine=DuckDBEngine(memory_limit="1GB"), report=report, options=options)
+    return report
+
+
+def land(lake, path, when=INGESTED_AT, **kw):
+    return land_file(lake, str(path), ingested_at=when, **kw)
+
+
+def checkins(*ids_and_times):
+    return [{**CHECKIN, "attendance_id": i, "checked_in_at": t} for i, t in ids_and_times]
+
+
+def test_only_new_raw_files_are_processed(lake, write_export):
+    land(lake, write_export("attendance_2026-11-23.csv", checkins(("A1", "2026-11-23T07:00Z"))))
+    first = run_transform(lake)
+    assert first.datasets["attendance"].rows_in == 1
+    second = run_transform(lake)
+    assert all(s.files_in == s.rows_in == 0 for s in second.datasets.values())  # bookmark held
+    land(lake, write_export("attendance_2026-11-24.csv", checkins(("A2", "2026-11-24T07:00Z"))))
+    third = run_transform(lake)
+    assert third.datasets["attendance"].rows_in == 1
+    assert third.datasets["attendance"].partitions_written == ["2026-11-24"]
+    assert [r["attendance_id"] for r in read_zone(lake, "processed/attendance/")] == ["A1", "A2"]
+
+
+def test_an_overlapping_export_adds_no_duplicate_check_in(lake, write_export):
+    land(
+        lake,
+        write_export(
+            "attendance_2026-11-23.csv",
+            checkins(("A1", "2026-11-23T07:00Z"), ("A2", "2026-11-23T08:00Z")),
+        ),
+    )
+    run_transform(lake)
+    later = INGESTED_AT + dt.timedelta(days=1)
+    land(
+        lake,
+        write_export(
+            "attendance_2026-11-24.csv",
+            checkins(
+                ("A2", "2026-11-23T08:00Z"),
+                ("A3", "2026-11-23T09:00Z"),
+                ("A3", "2026-11-23T09:00Z"),
+                ("A4", "2026-11-24T07:00Z"),
+            ),
+        ),
+        when=later,
+    )
+    stats = run_transform(lake).datasets["attendance"]
+    assert (stats.rows_in, stats.rows_valid, stats.rows_deduplicated) == (4, 2, 2)
+    rows = read_zone(lake, "processed/attendance/", "attendance_id")
+    assert [r["attendance_id"] for r in rows] == ["A1", "A2", "A3", "A4"]
+    a2 = next(r for r in rows if r["attendance_id"] == "A2")
+    assert a2["_source_file"] == "attendance_2026-11-23.csv"  # the first one seen wins
+    assert sorted(stats.partitions_written) == ["2026-11-23", "2026-11-24"]
+    files = lake.list("processed/attendance/dt=2026-11-23/")
+    assert files == ["processed/attendance/dt=2026-11-23/data.parquet"]  # rewritten whole
+
+
+def test_the_newest_member_record_wins_within_an_export_date(lake, write_export):
+    old = {**MEMBER, "plan": "basic", "updated_at": "2026-11-20T10:00:00Z"}
+    new = {**MEMBER, "plan": "premium", "updated_at": "2026-11-22T10:00:00Z"}
+    land(lake, write_export("members_2026-11-24.csv", [new]))
+    land(
+        lake,
+        write_export("members_2026-11-24_resend.csv", [old]),
+        when=INGESTED_AT + dt.timedelta(hours=1),
+    )
+    run_transform(lake)
+    rows = read_zone(lake, "processed/members/")
+    assert [(r["plan"], r["dt"]) for r in rows] == [("premium", dt.date(2026, 11, 24))]
+    even_newer = {**MEMBER, "plan": "plus", "updated_at": "2026-11-23T10:00:00Z"}
+    land(
+        lake,
+        write_export("members_2026-11-24_fix.csv", [even_newer]),
+        when=INGESTED_AT + dt.timedelta(hours=2),
+    )
+    stats = run_transform(lake).datasets["members"]
+    assert (stats.rows_valid, stats.rows_superseded) == (1, 1)
+    assert [r["plan"] for r in read_zone(lake, "processed/members/")] == ["plus"]
+
+
+def test_each_export_date_keeps_its_own_member_snapshot(lake, write_export):
+    land(lake, write_export("members_2026-11-23.csv", [MEMBER]))
+    land(lake, write_export("members_2026-11-24.csv", [{**MEMBER, "status": "frozen"}]))
+    run_transform(lake)
+    rows = read_zone(lake, "processed/members/", "dt")
+    assert [(r["dt"].isoformat(), r["status"]) for r in rows] == [
+        ("2026-11-23", "active"),
+        ("2026-11-24", "frozen"),
+    ]
+
+
+def test_nothing_is_lost_and_bad_rows_are_quarantined_with_lineage(lake, write_export):
+    rows = checkins(("A1", "2026-11-23T07:00Z"), ("A2", "not a time"), ("A1", "2026-11-23T07:00Z"))
+    rows.append({**CHECKIN, "attendance_id": "A3", "user_id": "", "checked_in_at": "2099-01-01"})
+    land(lake, write_export("attendance_2026-11-23.csv", rows))
+    stats = run_transform(lake).datasets["attendance"]
+    assert stats.rows_in == stats.rows_valid + stats.rows_quarantined + stats.rows_deduplicated
+    assert (stats.rows_in, stats.rows_valid, stats.rows_quarantined) == (4, 1, 2)
+    assert stats.reasons == {"checked_in_at.type": 2, "user_id.required": 1}
+    quarantined = read_zone(lake, "quarantine/attendance/rows/", "_source_row")
+    assert [(r["_source_file"], r["_source_row"], r["_reasons"]) for r in quarantined] == [
+        ("attendance_2026-11-23.csv", 2, "checked_in_at.type"),
+        ("attendance_2026-11-23.csv", 4, "user_id.required;checked_in_at.type"),
+    ]
+    assert quarantined[0]["checked_in_at"] == "not a time"  # the original value is kept
+
+
+def test_only_contract_columns_reach_the_processed_zone(lake, write_export):
+    land(lake, write_export("members_2026-11-24.csv", [{**MEMBER, "phone": "07700 900123"}]))
+    run_transform(lake)
+    row = read_zone(lake, "processed/members/")[0]
+    assert "phone" not in row
+    assert set(row) == {*MEMBER, "_source_file", "_source_row", "_ingested_at", "_raw_id", "dt"}
+
+
+def test_unknown_members_and_classes_flow_on_to_dbt(lake, write_export):
+    land(
+        lake,
+        write_export(
+            "attendance_2026-11-23.csv", [{**CHECKIN, "user_id": "U999", "class_id": "C999"}]
+        ),
+    )
+    assert run_transform(lake).datasets["attendance"].rows_valid == 1
+
+
+def test_reprocess_rebuilds_exactly_what_the_incremental_runs_built(lake, write_export):
+    for day in (21, 22, 23):
+        when = INGESTED_AT + dt.timedelta(days=day - 21)
+        land(
+            lake,
+            write_export(
+                f"attendance_2026-11-{day}.csv",
+                checkins((f"A{day}", f"2026-11-{day}T07:00Z"), ("A21", "2026-11-21T07:00Z")),
+            ),
+            when=when,
+        )
+        land(
+            lake,
+            write_export(f"members_2026-11-{day}.csv", [{**MEMBER, "plan": f"p{day}"}]),
+            when=when,
+        )
+        run_transform(lake)
+    before = {
+        ds: read_zone(lake, f"processed/{ds}/", "dt, _raw_id, _source_row")
+        for ds in ("attendance", "members")
+    }
+    report = run_transform(lake, TransformOptions(quality=False, reprocess=True))
+    assert report.datasets["attendance"].rows_in == 6
+    for ds, rows in before.items():
+        assert read_zone(lake, f"processed/{ds}/", "dt, _raw_id, _source_row") == rows
+
+
+def test_an_s3_lake_runs_the_duckdb_engine_through_local_staging(s3_lake, write_export):
+    land(s3_lake, write_export("attendance_2026-11-23.csv", checkins(("A1", "2026-11-23T07:00Z"))))
+    report = run_transform(s3_lake)
+    assert report.datasets["attendance"].rows_valid == 1
+    assert s3_lake.list("processed/attendance/") == [
+        "processed/attendance/dt=2026-11-23/data.parquet"
+    ]
+    assert s3_lake.list("_staging/") == []
+
+
+# ---------------------------------------------------------------------------------------------
+# Crash safety: kill the transform mid-write, run it again, compare with an uninterrupted run.
+# ---------------------------------------------------------------------------------------------
+
+
+def _seed(lake: Lake, write_export) -> None:
+    for day in range(1, 8):
+        rows = checkins(
+            *[(f"A{day}-{i}", f"2026-11-{day:02d}T{7 + i % 12:02d}:00Z") for i in range(30)]
+        )
+        rows += checkins((f"A{day - 1}-0", f"2026-11-{max(day - 1, 1):02d}T07:00Z"))  # overlap
+        rows.append({**CHECKIN, "attendance_id": f"B{day}", "checked_in_at": "garbage"})
+        land(
+            lake,
+            write_export(f"attendance_2026-11-{day:02d}.csv", rows),
+            when=dt.datetime(2026, 11, day, 23),
+        )
+
+
+def _peak(lake: Lake, *args: str, **env: str) -> subprocess.Popen:
+    environ = {**os.environ, "PEAK_LAKE": lake.root, **env}
+    return subprocess.Popen(
+        [sys.executable, "-m", "peak", *args],
+        env=environ,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+
+
+def _state(lake: Lake) -> tuple:
+    processed = read_zone(lake, "processed/attendance/", "attendance_id")
+    quarantine = read_zone(lake, "quarantine/attendance/rows/", "_raw_id, _source_row")
+    return processed, quarantine, lake.read_json("_state/transform/attendance.json")["raw_ids"]
+
+
+@pytest.fixture
+def reference(tmp_path_factory, write_export):
+    lake = Lake.from_uri(str(tmp_path_factory.mktemp("reference") / "lake"))
+    _seed(lake, write_export)
+    run_transform(lake)
+    return _state(lake)
+
+
+@pytest.mark.parametrize(
+    "failpoint", ["transform.publish:1", "transform.publish:4", "transform.ledger"]
+)
+def test_a_transform_killed_mid_publish_reruns_to_the_same_output(
+    tmp_path, write_export, reference, failpoint
+):
+    lake = Lake.from_uri(str(tmp_path / "lake"))
+    _seed(lake, write_export)
+    crashed = _peak(
+        lake, "transform", "--no-quality", "--dataset", "attendance", PEAK_FAILPOINT=failpoint
+    )
+    assert crashed.wait(timeout=120) == 137
+    # readers never see a partial partition: every visible partition is one whole file
+    for key in lake.list("processed/attendance/"):
+        assert key.endswith("/data.parquet")
+    rerun = _peak(lake, "transform", "--no-quality", "--dataset", "attendance")
+    assert rerun.wait(timeout=120) == 0, rerun.stderr.read().decode()
+    assert _state(lake) == reference
+    assert lake.list("_staging/") == []
+
+
+def test_a_transform_killed_at_random_moments_reruns_to_the_same_output(
+    tmp_path, write_export, reference
+):
+    for attempt, delay in enumerate((0.8, 1.6, 2.4)):
+        lake = Lake.from_uri(str(tmp_path / f"lake{attempt}"))
+        _seed(lake, write_export)
+        proc = _peak(lake, "transform", "--no-quality", "--dataset", "attendance")
+        time.sleep(delay)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=60)
+        rerun = _peak(lake, "transform", "--no-quality", "--dataset", "attendance")
+        assert rerun.wait(timeout=120) == 0, rerun.stderr.read().decode()
+        assert _state(lake) == reference
