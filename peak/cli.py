@@ -78,7 +78,7 @@ def main(
 
 
 def fail(message: str, code: int = EXIT_FAILED) -> typer.Exit:
-    console.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
+    console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
 
@@ -116,7 +116,7 @@ def reported(command: str, options: dict[str, Any]) -> Iterator[RunReport]:
 def _save(lake: Lake, report: RunReport) -> None:
     try:
         key = report.save(lake)
-        console.print(f"run report: {lake.uri(key)}", highlight=False)
+        console.print(f"run report: {lake.uri(key)}", highlight=False, soft_wrap=True)
     except Exception as exc:  # never hide the original outcome
         console.print(f"[yellow]warning:[/] could not save the run report: {_one_line(exc)}")
 
