@@ -154,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{r['ratio']:>5.2f}x {r['peak_rss_gib']:>9.2f}"
         )
     (OUT / "transform.json").write_text(json.dumps(results, indent=2))
-    print(f"\nratio = median time / median time of DuckDB's plain CSV->Parquet (reference)")
+    print("\nratio = median time / median time of DuckDB's plain CSV->Parquet (reference)")
     return 0
 
 
