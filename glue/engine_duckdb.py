@@ -56,7 +56,7 @@ class DuckDBEngine:
                     f"TO '{staging / 'quarantine'}' "
                     f"(FORMAT parquet, COMPRESSION zstd, PARTITION_BY ({QUARANTINE_PART}))"
                 )
-            con.execute("CREATE TEMP TABLE valid_new AS " + rules.valid_sql(contract, dialect=d))
+            con.execute("CREATE VIEW valid_new AS " + rules.valid_sql(contract, dialect=d))
             if job.existing_files:
                 existing = ", ".join(rules.lit(str(p)) for p in job.existing_files)
                 cols = ", ".join(rules.q(c) for c in rules.processed_columns(contract)[:-1])

@@ -244,6 +244,13 @@ def _order(contract: Contract) -> str:
     return ", ".join(f"{q(c)} ASC NULLS LAST" for c in cols)
 
 
+def _dedup_partition(contract: Contract) -> list[str]:
+    cols = [*contract.dedup.key]
+    if contract.dedup.scope == "partition":
+        cols.append(contracts.PARTITION_COLUMN)
+    return cols
+
+
 def rank_sql(
     contract: Contract,
     *,
@@ -252,19 +259,21 @@ def rank_sql(
     new: str = "valid_new",
     existing: str = "existing",
 ) -> str:
-    """Candidates (the batch's valid rows and the zone's existing rows) ranked per key.
+    """The contested candidates (rows sharing a key) ranked per key; rank 1 survives.
 
-    Rank 1 survives. Existing rows that came from the batch's own raw files (left by an
-    interrupted run) are ignored, so a re-run gives exactly the output of an uninterrupted one.
+    Candidates are the batch's valid rows and the zone's existing rows. Only keys held by more
+    than one candidate are ranked (a hash aggregate finds them), so the sort touches the few
+    duplicates, not the whole zone. Existing rows that came from the batch's own raw files (left
+    by an interrupted run) are ignored, so a re-run gives exactly an uninterrupted run's output.
     """
     keep_cols = [*contract.dedup.key, *contract.dedup.order_by]
     keep_cols += [contracts.INGESTED_AT, contracts.RAW_ID, contracts.SOURCE_ROW]
     keep_cols += [contracts.PARTITION_COLUMN]
     keep_cols = list(dict.fromkeys(keep_cols))
     cols = ", ".join(q(c) for c in keep_cols)
-    partition = [*contract.dedup.key]
-    if contract.dedup.scope == "partition":
-        partition.append(contracts.PARTITION_COLUMN)
+    partition = _dedup_partition(contract)
+    part_cols = ", ".join(q(c) for c in partition)
+    join_on = " AND ".join(f"c.{q(k)} = d.{q(k)}" for k in partition)
     batch = ", ".join(lit(r) for r in batch_raw_ids) or "''"
     sql = f"""
         WITH candidates AS (
@@ -272,11 +281,13 @@ def rank_sql(
             UNION ALL
             SELECT {cols}, FALSE AS {IS_NEW} FROM {existing}
             WHERE {q(contracts.RAW_ID)} NOT IN ({batch})
+        ), contested AS (
+            SELECT {part_cols} FROM candidates GROUP BY {part_cols} HAVING COUNT(*) > 1
         )
-        SELECT *, ROW_NUMBER() OVER (
-            PARTITION BY {", ".join(q(c) for c in partition)} ORDER BY {_order(contract)}
+        SELECT c.*, ROW_NUMBER() OVER (
+            PARTITION BY {", ".join("c." + q(k) for k in partition)} ORDER BY {_order(contract)}
         ) AS {RANK}
-        FROM candidates
+        FROM candidates AS c JOIN contested AS d ON {join_on}
     """
     return render(sql, dialect)
 
@@ -292,10 +303,19 @@ def counts_sql(*, dialect: Dialect, ranked: str = "ranked") -> str:
     return render(sql, dialect)
 
 
+_IDENT = (contracts.RAW_ID, contracts.SOURCE_ROW)
+
+
+def _not_a_loser(table: str, ranked: str) -> str:
+    on = " AND ".join(f"{table}.{q(c)} = l.{q(c)}" for c in _IDENT)
+    return f"NOT EXISTS (SELECT 1 FROM {ranked} AS l WHERE l.{RANK} > 1 AND {on})"
+
+
 def affected_sql(
     *,
     dialect: Dialect,
     batch_raw_ids: Sequence[str],
+    new: str = "valid_new",
     ranked: str = "ranked",
     existing: str = "existing",
 ) -> str:
@@ -303,8 +323,9 @@ def affected_sql(
     dt = q(contracts.PARTITION_COLUMN)
     batch = ", ".join(lit(r) for r in batch_raw_ids) or "''"
     sql = f"""
-        SELECT DISTINCT {dt} FROM {ranked} WHERE ({IS_NEW} AND {RANK} = 1) OR
-            (NOT {IS_NEW} AND {RANK} > 1)
+        SELECT DISTINCT {dt} FROM {new} WHERE {_not_a_loser(new, ranked)}
+        UNION
+        SELECT DISTINCT {dt} FROM {ranked} WHERE NOT {IS_NEW} AND {RANK} > 1
         UNION
         SELECT DISTINCT {dt} FROM {existing} WHERE {q(contracts.RAW_ID)} IN ({batch})
     """
@@ -321,30 +342,16 @@ def final_sql(
     ranked: str = "ranked",
     affected: str = "affected",
 ) -> str:
-    """The complete new content of every affected partition, ordered for good compression."""
+    """The complete new content of every affected partition."""
     cols = ", ".join(q(c) for c in processed_columns(contract))
     dt = q(contracts.PARTITION_COLUMN)
-    ident = [contracts.RAW_ID, contracts.SOURCE_ROW]
-    join_on = " AND ".join(f"l.{q(c)} = r.{q(c)}" for c in ident)
     batch = ", ".join(lit(r) for r in batch_raw_ids) or "''"
-    order = ", ".join(q(c) for c in (contracts.PARTITION_COLUMN, *contract.primary_key))
     sql = f"""
-        WITH losers AS (
-            SELECT {", ".join(q(c) for c in ident)} FROM {ranked} WHERE NOT {IS_NEW} AND {RANK} > 1
-        ), winners AS (
-            SELECT {", ".join(q(c) for c in ident)} FROM {ranked} WHERE {IS_NEW} AND {RANK} = 1
-        ), kept_existing AS (
-            SELECT {cols} FROM {existing}
-            WHERE {dt} IN (SELECT {dt} FROM {affected})
-              AND {q(contracts.RAW_ID)} NOT IN ({batch})
-              AND NOT EXISTS (SELECT 1 FROM losers r WHERE {join_on.replace("l.", existing + ".")})
-        ), kept_new AS (
-            SELECT {cols} FROM {new}
-            WHERE EXISTS (SELECT 1 FROM winners r WHERE {join_on.replace("l.", new + ".")})
-        )
-        SELECT * FROM (
-            SELECT * FROM kept_existing UNION ALL SELECT * FROM kept_new
-        ) AS final_rows
-        ORDER BY {order}
+        SELECT {cols} FROM {existing}
+        WHERE {dt} IN (SELECT {dt} FROM {affected})
+          AND {q(contracts.RAW_ID)} NOT IN ({batch})
+          AND {_not_a_loser(existing, ranked)}
+        UNION ALL
+        SELECT {cols} FROM {new} WHERE {_not_a_loser(new, ranked)}
     """
     return render(sql, dialect)
