@@ -29,8 +29,8 @@ def peak(*args: str, lake: Path | str, cwd: Path | None = None, **env: str):
 
 
 def reports(lake: Path) -> list[dict]:
-    files = sorted((lake / "_runs").glob("*.json"))
-    return [json.loads(p.read_text()) for p in files]
+    found = [json.loads(p.read_text()) for p in (lake / "_runs").glob("*.json")]
+    return sorted(found, key=lambda r: r["started_at"])
 
 
 @pytest.mark.parametrize("command", [None, *COMMANDS])
