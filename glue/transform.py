@@ -136,15 +136,26 @@ def transform_dataset(
 
 
 def _check_quality(lake, contract, partitions, report, options, stats) -> None:
+    """Great Expectations over the staged partitions; results and Data Docs under ``quality/``.
+
+    On an S3 lake the ``quality/`` prefix is mirrored to a temporary folder first (so the Data
+    Docs index lists earlier runs too) and everything it holds afterwards is uploaded.
+    """
     from glue import quality
 
-    with tempfile.TemporaryDirectory(prefix="peak-docs-") as tmp:
-        docs_dir = lake.path(layout.quality_docs_prefix()) if lake.is_local else Path(tmp) / "docs"
+    with tempfile.TemporaryDirectory(prefix="peak-quality-") as tmp:
+        prefix = layout.quality_docs_prefix().split("/", 1)[0] + "/"  # "quality/"
+        if lake.is_local:
+            root = lake.path(prefix)
+        else:
+            root = Path(tmp) / "quality"
+            for key in lake.list(prefix):
+                lake.download(key, root / key[len(prefix) :])
         result = quality.validate_partitions(
             contract,
             {dt: [path] for dt, path in partitions.items()},
             run_id=report.run_id,
-            docs_dir=docs_dir,
+            docs_dir=root / layout.quality_docs_prefix()[len(prefix) :],
             batch_rows=options.quality_batch_rows,
         )
         lake.write_json(
@@ -159,10 +170,9 @@ def _check_quality(lake, contract, partitions, report, options, stats) -> None:
             },
         )
         if not lake.is_local:
-            for path in sorted(docs_dir.rglob("*")):
+            for path in sorted(root.rglob("*")):
                 if path.is_file():
-                    rel = path.relative_to(docs_dir).as_posix()
-                    lake.put_file(path, layout.quality_docs_prefix() + rel)
+                    lake.put_file(path, prefix + path.relative_to(root).as_posix())
         report.stages.setdefault("quality", {})[contract.dataset] = result.summary()
         quality.check(result)
 

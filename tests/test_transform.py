@@ -265,3 +265,55 @@ def test_a_transform_killed_at_random_moments_reruns_to_the_same_output(
         rerun = _peak(lake, "transform", "--no-quality", "--dataset", "attendance")
         assert rerun.wait(timeout=120) == 0, rerun.stderr.read().decode()
         assert _state(lake) == reference
+
+
+# ---------------------------------------------------------------------------------------------
+# Great Expectations gate
+# ---------------------------------------------------------------------------------------------
+
+
+def test_quality_results_and_data_docs_are_kept_in_the_lake(lake, write_export):
+    land(lake, write_export("attendance_2026-11-23.csv", checkins(("A1", "2026-11-23T07:00Z"))))
+    report = run_transform(lake, TransformOptions())
+    assert "attendance: 23 expectations on 1 rows" in report.stages["quality"]["attendance"]
+    result = lake.read_json(f"quality/results/attendance/{report.run_id}.json")
+    assert result["success"] is True and result["rows_checked"] == 1
+    index = lake.path("quality/data_docs/index.html").read_text()
+    assert "attendance_processed" in index
+
+
+def test_a_failing_suite_fails_the_stage_and_publishes_nothing(lake, write_export):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from glue.quality import QualityError
+
+    land(lake, write_export("attendance_2026-11-23.csv", checkins(("A1", "2026-11-23T07:00Z"))))
+    run_transform(lake)
+    # Someone edits the processed zone by hand and moves a check-in to another day.
+    part = lake.path("processed/attendance/dt=2026-11-23/data.parquet")
+    table = pq.read_table(part)
+    moved = table.set_column(
+        table.schema.get_field_index("checked_in_at"),
+        "checked_in_at",
+        pa.array([dt.datetime(2026, 11, 20, 7)], pa.timestamp("us")),
+    )
+    pq.write_table(moved, part)
+    before = part.read_bytes()
+    land(lake, write_export("attendance_2026-11-24.csv", checkins(("A2", "2026-11-23T09:00Z"))))
+    with pytest.raises(QualityError, match="attendance"):
+        run_transform(lake, TransformOptions())
+    assert part.read_bytes() == before  # nothing published
+    assert len(lake.read_json("_state/transform/attendance.json")["raw_ids"]) == 1
+
+
+def test_an_s3_lake_keeps_quality_results_and_docs_in_s3(s3_lake, write_export):
+    land(s3_lake, write_export("attendance_2026-11-23.csv", checkins(("A1", "2026-11-23T07:00Z"))))
+    land(s3_lake, write_export("members_2026-11-23.csv", [MEMBER]))
+    report = run_transform(s3_lake, TransformOptions())
+    keys = s3_lake.list("quality/")
+    assert "quality/data_docs/index.html" in keys
+    assert f"quality/validations/{report.run_id}/attendance.json" in keys
+    assert f"quality/validations/{report.run_id}/members.json" in keys
+    index = s3_lake.read_bytes("quality/data_docs/index.html").decode()
+    assert "attendance_processed" in index and "members_processed" in index
