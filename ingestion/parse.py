@@ -16,10 +16,12 @@ import datetime as dt
 import io
 import json
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
@@ -105,6 +107,14 @@ class _BatchWriter:
         self.result = ParseResult()
         self._writer: pq.ParquetWriter | None = None
         self._next_row = 1
+        # Encoding a batch (in C++, without the GIL) overlaps with parsing the next one.
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="peak-parquet")
+        self._pending: Future[None] | None = None
+
+    def _wait(self) -> None:
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            pending.result()
 
     def columns(self, header: list[str]) -> list[str]:
         """Check a header against the contract; return it, remembering extra columns."""
@@ -135,11 +145,12 @@ class _BatchWriter:
                     values if isinstance(values, pa.Array) else pa.array(values, pa.string())
                 )
         start = self._next_row
-        arrays.append(pa.array([self.lineage.source_file] * n, pa.string()).dictionary_encode())
-        arrays.append(pa.array(range(start, start + n), pa.int64()))
-        arrays.append(pa.repeat(pa.scalar(self.lineage.ingested_at, pa.timestamp("us")), n))
-        arrays.append(pa.repeat(pa.scalar(self.lineage.export_date, pa.date32()), n))
-        arrays.append(pa.repeat(pa.scalar(self.lineage.raw_id, pa.string()), n))
+        lineage = self.lineage
+        arrays.append(pa.repeat(pa.scalar(lineage.source_file, pa.string()), n))
+        arrays.append(pa.array(np.arange(start, start + n, dtype=np.int64)))
+        arrays.append(pa.repeat(pa.scalar(lineage.ingested_at, pa.timestamp("us")), n))
+        arrays.append(pa.repeat(pa.scalar(lineage.export_date, pa.date32()), n))
+        arrays.append(pa.repeat(pa.scalar(lineage.raw_id, pa.string()), n))
         if parse_errors is None:
             arrays.append(pa.nulls(n, pa.string()))
         else:
@@ -152,8 +163,15 @@ class _BatchWriter:
         batch = pa.RecordBatch.from_arrays(arrays, schema=self.schema)
         if self._writer is None:
             self.dest.parent.mkdir(parents=True, exist_ok=True)
-            self._writer = pq.ParquetWriter(self.dest, self.schema, compression="snappy")
-        self._writer.write_batch(batch)
+            self._writer = pq.ParquetWriter(
+                self.dest,
+                self.schema,
+                compression="snappy",
+                # ids are mostly unique: dictionary pages only pay off for the lineage columns
+                use_dictionary=[name for name in contracts.LINEAGE_COLUMNS],
+            )
+        self._wait()
+        self._pending = self._pool.submit(self._writer.write_batch, batch)
         self._next_row += n
         self.result.rows += n
 
@@ -161,7 +179,9 @@ class _BatchWriter:
         if self._writer is None:  # empty or header-only: an empty Parquet file, not an error
             pq.write_table(self.schema.empty_table(), self.dest, compression="snappy")
         else:
+            self._wait()
             self._writer.close()
+        self._pool.shutdown()
         return self.result
 
     def reset(self) -> None:
@@ -172,6 +192,10 @@ class _BatchWriter:
         self.result = ParseResult()
 
     def abort(self) -> None:
+        try:
+            self._wait()
+        except Exception:  # noqa: S110 - the file is discarded anyway
+            pass
         if self._writer is not None:
             self._writer.close()
         self.dest.unlink(missing_ok=True)
