@@ -57,8 +57,8 @@ TIME_PATTERN = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
 #: ISO-8601 date-time (matched after upper-casing): date, 'T' or space, HH:MM[:SS[.fraction]],
 #: then optionally Z or an offset ±HH[[:]MM]. A value without a zone is in the gym's time zone.
 TIMESTAMP_PATTERN = (
-    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}(:[0-9]{2}([.][0-9]{1,9})?)?"
-    r"(Z|[+-][0-9]{2}(:?[0-9]{2})?)?$"
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ]([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9]([.][0-9]{1,9})?)?"
+    r"(Z|[+-](0[0-9]|1[0-4])(:?[0-5][0-9])?)?$"
 )
 
 #: A date in an export's file name (members_2026-11-24.csv, attendance-20261124.json).

@@ -61,7 +61,14 @@ def _lower(node: exp.Expression, dialect: Dialect) -> exp.Expression:
     if name == ZONE_TO_UTC:
         ts, zone = (a.sql(dialect) for a in args)
         if dialect == "duckdb":
-            text = f"TIMEZONE('UTC', TIMEZONE({zone}, {ts}))"
+            # ICU takes the later offset in the repeated hour; Java (Spark), Trino and Python's
+            # fold=0 the earlier one: when the offset in force 3 hours before also reads back
+            # as the same wall clock, take that (earlier) instant.
+            icu = f"TIMEZONE('UTC', TIMEZONE({zone}, {ts}))"
+            before = f"({icu} - INTERVAL 3 HOUR)"
+            wall = lambda u: f"TIMEZONE({zone}, TIMEZONE('UTC', {u}))"  # noqa: E731
+            alt = f"({ts} - ({wall(before)} - {before}))"
+            text = f"CASE WHEN {alt} < {icu} AND {wall(alt)} = {ts} THEN {alt} ELSE {icu} END"
         else:
             text = f"CAST(TO_UTC_TIMESTAMP({ts}, {zone}) AS TIMESTAMP_NTZ)"
         return sqlglot.parse_one(text, read=dialect)
@@ -81,24 +88,55 @@ def render(sql: str, dialect: Dialect) -> str:
 # ---------------------------------------------------------------------------------------------
 
 
+#: Whitespace trimmed from both ends of every value, spelt out because TRIM's default differs:
+#: ASCII whitespace and controls, NEL, every Unicode space separator (NBSP, U+2000-U+200A...),
+#: the line/paragraph separators and the BOM. With trailing line terminators gone, Java's regex
+#: '$' (which also matches before one) behaves like RE2's.
+WHITESPACE = (
+    " \t\n\x0b\x0c\r\x85\xa0\u1680"
+    + "".join(chr(c) for c in range(0x2000, 0x200B))
+    + "\u2028\u2029\u202f\u205f\u3000\ufeff"
+)
+UPPER_ASCII = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+def _trim(expr: str) -> str:
+    return f"TRIM(BOTH {lit(WHITESPACE)} FROM {expr})"
+
+
+def lower_ascii(expr: str) -> str:
+    """A-Z -> a-z only: LOWER differs between ICU and Java (and Java's with the JVM locale)."""
+    return f"TRANSLATE({expr}, {lit(UPPER_ASCII)}, {lit(UPPER_ASCII.lower())})"
+
+
+def upper_ascii(expr: str) -> str:
+    return f"TRANSLATE({expr}, {lit(UPPER_ASCII.lower())}, {lit(UPPER_ASCII)})"
+
+
 def _norm_expr(col: Column) -> str:
-    text = f"NULLIF(TRIM({q(col.name)}), '')"
-    return f"LOWER({text})" if col.normalize == "lower" else text
+    text = f"NULLIF({_trim(q(col.name))}, '')"
+    return lower_ascii(text) if col.normalize == "lower" else text
 
 
 def _timestamp_expr(norm: str, timezone: str) -> str:
     """ISO-8601 text -> a naive UTC timestamp (both engines run with their session zone UTC)."""
-    upper = f"UPPER({norm})"
+    upper = upper_ascii(norm)
     time_part = f"SUBSTR({upper}, 12)"
     has_zone = (
         f"(RIGHT({upper}, 1) = 'Z' OR STRPOS({time_part}, '+') > 0 OR STRPOS({time_part}, '-') > 0)"
     )
-    naive = f"TRY_CAST({upper} AS TIMESTAMP)"
+    # The pattern fixes characters 1-16 (date, separator, HH:MM); Spark's cast wants seconds
+    # before a zone, so write them in when they are missing.
+    canonical = (
+        f"(CASE WHEN SUBSTR({upper}, 17, 1) = ':' THEN {upper} "
+        f"ELSE SUBSTR({upper}, 1, 16) || ':00' || SUBSTR({upper}, 17) END)"
+    )
+    naive = f"TRY_CAST({canonical} AS TIMESTAMP)"
     if timezone != "UTC":
         naive = f"{ZONE_TO_UTC}({naive}, {lit(timezone)})"
     return (
         f"CASE WHEN NOT REGEXP_MATCHES({upper}, {lit(contracts.TIMESTAMP_PATTERN)}) THEN NULL "
-        f"WHEN {has_zone} THEN CAST(TRY_CAST({upper} AS TIMESTAMPTZ) AS TIMESTAMP) "
+        f"WHEN {has_zone} THEN CAST(TRY_CAST({canonical} AS TIMESTAMPTZ) AS TIMESTAMP) "
         f"ELSE {naive} END"
     )
 
@@ -107,7 +145,7 @@ def _typed_expr(col: Column, norm: str, timezone: str) -> str:
     if col.type == "string":
         if col.allowed:
             cases = " ".join(f"WHEN {lit(v.lower())} THEN {lit(v)}" for v in col.allowed)
-            return f"CASE LOWER({norm}) {cases} END"
+            return f"CASE {lower_ascii(norm)} {cases} END"
         return norm
     if col.type == "integer":
         return (
@@ -118,8 +156,8 @@ def _typed_expr(col: Column, norm: str, timezone: str) -> str:
         trues = ", ".join(lit(v) for v in contracts.TRUE_VALUES)
         falses = ", ".join(lit(v) for v in contracts.FALSE_VALUES)
         return (
-            f"CASE WHEN LOWER({norm}) IN ({trues}) THEN TRUE "
-            f"WHEN LOWER({norm}) IN ({falses}) THEN FALSE END"
+            f"CASE WHEN {lower_ascii(norm)} IN ({trues}) THEN TRUE "
+            f"WHEN {lower_ascii(norm)} IN ({falses}) THEN FALSE END"
         )
     if col.type == "date":
         return (
