@@ -13,7 +13,6 @@ publishes them; engines never touch the live zones.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Protocol
 
 from contracts import REASONS, Contract
@@ -45,6 +44,9 @@ class EngineResult:
 class Engine(Protocol):
     name: str
     dialect: str
+    #: True when the engine reads and writes ``s3://`` URIs itself (Spark on Glue); otherwise
+    #: the transform hands it local copies of an S3 lake's files and uploads what it stages.
+    reads_uris: bool
 
     def process(self, contract: Contract, job: EngineJob) -> EngineResult: ...
 
@@ -61,30 +63,28 @@ def reason_counts_sql(contract: Contract, dialect: str, source: str = "validated
     return rules.render(sql, dialect)
 
 
-def _single_file(folder: Path) -> Path:
-    files = sorted(p for p in folder.iterdir() if p.suffix == ".parquet")
-    if len(files) != 1:
-        raise RuntimeError(f"{folder}: expected one staged Parquet file, found {len(files)}")
-    return files[0]
+def _staged(keys: list[str], prefix: str, folder: str) -> dict[str, str]:
+    """``{value: key}`` of the staged Parquet files ``<prefix><folder>/<col>=<value>/<file>``."""
+    out: dict[str, str] = {}
+    base = f"{prefix}{folder}/"
+    for key in keys:
+        if not key.startswith(base) or not key.endswith(".parquet"):
+            continue  # Spark's _SUCCESS markers and the like
+        part, _, name = key[len(base) :].partition("/")
+        if "/" in name or "=" not in part:
+            raise RuntimeError(f"unexpected staged file {key}")
+        value = part.split("=", 1)[1]
+        if value in out:
+            raise RuntimeError(f"{base}{part}: expected one staged Parquet file, found several")
+        out[value] = key
+    return out
 
 
-def staged_partitions(staging: Path) -> dict[str, Path]:
-    base = staging / "processed"
-    if not base.exists():
-        return {}
-    return {
-        p.name.split("=", 1)[1]: _single_file(p)
-        for p in sorted(base.iterdir())
-        if p.is_dir() and p.name.startswith("dt=")
-    }
+def staged_partitions(keys: list[str], prefix: str) -> dict[str, str]:
+    """The staged processed partitions: ``{dt: lake key}``."""
+    return _staged(keys, prefix, "processed")
 
 
-def staged_quarantine(staging: Path) -> dict[str, Path]:
-    base = staging / "quarantine"
-    if not base.exists():
-        return {}
-    return {
-        p.name.split("=", 1)[1]: _single_file(p)
-        for p in sorted(base.iterdir())
-        if p.is_dir() and p.name.startswith(f"{QUARANTINE_PART}=")
-    }
+def staged_quarantine(keys: list[str], prefix: str) -> dict[str, str]:
+    """The staged rejected rows: ``{raw_id: lake key}``."""
+    return _staged(keys, prefix, "quarantine")

@@ -16,6 +16,7 @@ from glue.engine import QUARANTINE_PART, EngineJob, EngineResult, reason_counts_
 class DuckDBEngine:
     name = "duckdb"
     dialect = "duckdb"
+    reads_uris = False  # no httpfs here: local files only
 
     def __init__(self, memory_limit: str = "3GB", threads: int | None = None):
         self.memory_limit = memory_limit

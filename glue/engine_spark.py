@@ -137,6 +137,7 @@ def _base_path(existing_files: list[str]) -> str:
 class SparkEngine:
     name = "spark"
     dialect = "spark"
+    reads_uris = True  # Glue's Spark reads and writes s3:// itself
 
     def __init__(self, spark: SparkSession | None = None):
         self._spark = spark

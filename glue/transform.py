@@ -18,7 +18,7 @@ import fcntl
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,38 +74,45 @@ def transform_dataset(
     live = [k for k in lake.list(layout.processed_prefix(dataset)) if k.endswith("/data.parquet")]
     existing = [] if options.reprocess else live
 
+    staging_key = layout.staging_prefix(report.run_id) + dataset + "/"
     with ExitStack() as stack:
-        if lake.is_local:
-            staging = lake.path(layout.staging_prefix(report.run_id)) / dataset
-            stack.callback(shutil.rmtree, staging, True)
-            workdir = staging / "_inputs"
-        else:
-            tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="peak-transform-")))
-            staging, workdir = tmp / "staging", tmp / "inputs"
-        if staging.exists():
-            shutil.rmtree(staging)
-        staging.mkdir(parents=True)
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="peak-transform-")))
+        stack.callback(lake.delete_prefix, staging_key)
+        addressable = lake.is_local or getattr(engine, "reads_uris", False)
+        if addressable:  # the engine reads and writes the lake itself (Spark on Glue reads S3)
+            staging = lake.uri(staging_key)
+            raw_files = [lake.uri(e["parquet_key"]) for e in batch]
+            existing_files = [lake.uri(k) for k in existing]
+        else:  # DuckDB on an S3 lake: inputs and outputs go through a local folder
+            staging = str(tmp / "staging")
+            raw_files = _local_inputs(lake, [e["parquet_key"] for e in batch], tmp / "inputs")
+            existing_files = _local_inputs(lake, existing, tmp / "inputs")
         say(dataset, f"{engine.name}: validating {len(batch)} file(s)")
         job = EngineJob(
-            raw_files=_local_inputs(lake, [e["parquet_key"] for e in batch], workdir),
-            existing_files=_local_inputs(lake, existing, workdir),
-            staging=str(staging),
+            raw_files=raw_files,
+            existing_files=existing_files,
+            staging=staging,
             batch_raw_ids=batch_ids,
             timezone=options.timezone,
         )
         result = engine.process(contract, job)
-        partitions = staged_partitions(staging)
-        quarantine = staged_quarantine(staging)
+        if not addressable:
+            for path in sorted(Path(staging).rglob("*.parquet")):
+                lake.put_file(path, staging_key + path.relative_to(staging).as_posix(), move=True)
+        staged = lake.list(staging_key)
+        partitions = staged_partitions(staged, staging_key)
+        quarantine = staged_quarantine(staged, staging_key)
 
         if options.quality and partitions:
             say(dataset, f"great expectations: checking {len(partitions)} partition(s)")
-            _check_quality(lake, contract, partitions, report, options, stats)
+            local = {dt: stack.enter_context(lake.local_copy(k)) for dt, k in partitions.items()}
+            _check_quality(lake, contract, local, report, options)
 
         say(dataset, f"publishing {len(result.affected_partitions)} partition(s)")
         for dt in result.affected_partitions:
             key = layout.processed_key(dataset, dt)
             if dt in partitions:
-                lake.put_file(partitions[dt], key, move=True)
+                lake.move(partitions[dt], key)
             else:  # every row of the partition was superseded
                 lake.delete(key)
             failpoint("transform.publish")
@@ -114,8 +121,8 @@ def transform_dataset(
             for key in live:
                 if key not in keep:
                     lake.delete(key)
-        for raw_id, path in quarantine.items():
-            lake.put_file(path, layout.quarantine_rows_key(dataset, ingest_date[raw_id], raw_id))
+        for raw_id, key in quarantine.items():
+            lake.move(key, layout.quarantine_rows_key(dataset, ingest_date[raw_id], raw_id))
         failpoint("transform.ledger")
         ledger.mark_processed(lake, dataset, done | set(batch_ids), report.run_id)
 
@@ -135,7 +142,7 @@ def transform_dataset(
     return result
 
 
-def _check_quality(lake, contract, partitions, report, options, stats) -> None:
+def _check_quality(lake, contract, partitions, report, options) -> None:
     """Great Expectations over the staged partitions; results and Data Docs under ``quality/``.
 
     On an S3 lake the ``quality/`` prefix is mirrored to a temporary folder first (so the Data
@@ -202,6 +209,9 @@ def exclusive(lake: Lake, run_id: str) -> Iterator[None]:
         try:
             yield
         finally:
+            shutil.rmtree(staging_root / run_id, ignore_errors=True)
+            with suppress(OSError):
+                staging_root.rmdir()  # only when empty
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 

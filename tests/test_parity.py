@@ -32,7 +32,8 @@ import pytest
 
 import contracts
 from contracts import Contract
-from glue.engine import EngineJob, EngineResult, staged_partitions, staged_quarantine
+from glue import engine as staging_layout
+from glue.engine import EngineJob, EngineResult
 from glue.engine_duckdb import DuckDBEngine
 from ingestion.parse import raw_schema
 from peak import lake as layout
@@ -46,6 +47,21 @@ DAY1_EARLY = dt.datetime(2026, 11, 24, 6, 0)
 DAY1_LATE = dt.datetime(2026, 11, 24, 7, 30)
 DAY2 = dt.datetime(2026, 11, 25, 6, 0)
 LATE_ARRIVAL = dt.datetime(2026, 11, 23, 20, 0)
+
+
+def _staged_files(kind: str, staging: Path) -> dict[str, Path]:
+    """The staged files of an engine's staging folder: ``{partition value: path}``."""
+    keys = [p.relative_to(staging).as_posix() for p in Path(staging).rglob("*") if p.is_file()]
+    found = getattr(staging_layout, f"staged_{kind}")(keys, "")
+    return {value: Path(staging) / key for value, key in found.items()}
+
+
+def staged_partitions(staging: Path) -> dict[str, Path]:
+    return _staged_files("partitions", staging)
+
+
+def staged_quarantine(staging: Path) -> dict[str, Path]:
+    return _staged_files("quarantine", staging)
 
 
 # ---------------------------------------------------------------------------------------------
