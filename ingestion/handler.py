@@ -13,7 +13,7 @@ import logging
 from typing import Any
 from urllib.parse import unquote_plus
 
-from ingestion.land import land_file, record_landing
+from ingestion.land import land_many, record_landing
 from peak.lake import Lake
 from peak.report import RunReport
 from peak.settings import Settings
@@ -40,14 +40,15 @@ def handle(event: dict[str, Any], lake: Lake, *, now: dt.datetime | None = None)
     ingested_at = now or dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
     report = RunReport("ingest", lake=lake.root, options={"trigger": "s3-event"})
     outcome: dict[str, list[str]] = {"landed": [], "already_landed": [], "rejected": []}
-    for source in sources_from_event(event):
-        result = land_file(lake, source, ingested_at=ingested_at, boto3_session=lake.boto3_session)
+    for result in land_many(
+        lake, sources_from_event(event), ingested_at=ingested_at, boto3_session=lake.boto3_session
+    ):
         record_landing(report, result)
-        outcome[result.status].append(source)
+        outcome[result.status].append(result.source)
         log.info(
             "%s %s (%s rows)%s",
             result.status,
-            source,
+            result.source,
             result.rows,
             f": {result.code}" if result.code else "",
         )

@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import os
 import tempfile
-from collections.abc import Callable, Iterable
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -107,55 +110,69 @@ def land_file(
 ) -> LandResult:
     """Land one export. Never raises for a bad file: it is quarantined and reported instead."""
     name = source.rsplit("/", 1)[-1]
-    ingest_date = ingested_at.date().isoformat()
     with _local_source(source, boto3_session) as path:
         raw_id = sha256_file(path)
-        ext = Path(name).suffix.lower().lstrip(".") or "bin"
-        ds = dataset or contracts.dataset_for_file(name)
-        result = LandResult(
-            source=source,
-            dataset=ds or UNKNOWN_DATASET,
-            raw_id=raw_id,
-            status="landed",
-            ingest_date=ingest_date,
-            ingested_at=ingested_at.isoformat(),
-        )
-        if ds is None:
-            known = ", ".join(c.file_prefix for c in contracts.load_all().values())
-            reason = f"unknown dataset: the file name must start with one of {known}"
-            return _reject(lake, path, result, ext, "file.unknown_dataset", reason)
-        ledger_key = layout.ingest_ledger_key(ds, raw_id)
-        previous = lake.read_json(ledger_key)
-        if previous is not None:
-            prev = LandResult(**previous)
-            prev.source = source
-            if prev.status == "landed":
-                prev.status = "already_landed"
-            return prev
-        export_date = contracts.export_date_from_name(name) or ingest_date
-        result.export_date = export_date
-        lineage = Lineage(
-            source_file=name,
-            ingested_at=ingested_at.replace(tzinfo=None),
-            export_date=dt.date.fromisoformat(export_date),
-            raw_id=raw_id,
-        )
-        with tempfile.TemporaryDirectory(prefix="peak-land-", dir=workdir) as tmp:
-            parquet_tmp = Path(tmp) / f"{raw_id}.parquet"
-            try:
-                file_format(name)
-                parsed = to_raw_parquet(contracts.get(ds), path, parquet_tmp, lineage)
-            except FileRejected as exc:
-                return _reject(lake, path, result, ext, exc.code, exc.reason)
-            result.rows = parsed.rows
-            result.malformed_rows = parsed.malformed_rows
-            result.extra_columns = parsed.extra_columns
-            result.raw_key = layout.raw_key(ds, ingest_date, raw_id, ext)
-            result.parquet_key = layout.raw_parquet_key(ds, ingest_date, raw_id)
-            lake.put_file(path, result.raw_key)
-            lake.put_file(parquet_tmp, result.parquet_key, move=True)
-        lake.write_json(ledger_key, asdict(result))
-        return result
+        with _one_at_a_time(raw_id):  # the same bytes under two names in one parallel batch
+            return _land(lake, source, path, raw_id, name, ingested_at, dataset, workdir)
+
+
+def _land(
+    lake: Lake,
+    source: str,
+    path: Path,
+    raw_id: str,
+    name: str,
+    ingested_at: dt.datetime,
+    dataset: str | None,
+    workdir: Path | None,
+) -> LandResult:
+    ingest_date = ingested_at.date().isoformat()
+    ext = Path(name).suffix.lower().lstrip(".") or "bin"
+    ds = dataset or contracts.dataset_for_file(name)
+    result = LandResult(
+        source=source,
+        dataset=ds or UNKNOWN_DATASET,
+        raw_id=raw_id,
+        status="landed",
+        ingest_date=ingest_date,
+        ingested_at=ingested_at.isoformat(),
+    )
+    if ds is None:
+        known = ", ".join(c.file_prefix for c in contracts.load_all().values())
+        reason = f"unknown dataset: the file name must start with one of {known}"
+        return _reject(lake, path, result, ext, "file.unknown_dataset", reason)
+    ledger_key = layout.ingest_ledger_key(ds, raw_id)
+    previous = lake.read_json(ledger_key)
+    if previous is not None:
+        prev = LandResult(**previous)
+        prev.source = source
+        if prev.status == "landed":
+            prev.status = "already_landed"
+        return prev
+    export_date = contracts.export_date_from_name(name) or ingest_date
+    result.export_date = export_date
+    lineage = Lineage(
+        source_file=name,
+        ingested_at=ingested_at.replace(tzinfo=None),
+        export_date=dt.date.fromisoformat(export_date),
+        raw_id=raw_id,
+    )
+    with tempfile.TemporaryDirectory(prefix="peak-land-", dir=workdir) as tmp:
+        parquet_tmp = Path(tmp) / f"{raw_id}.parquet"
+        try:
+            file_format(name)
+            parsed = to_raw_parquet(contracts.get(ds), path, parquet_tmp, lineage)
+        except FileRejected as exc:
+            return _reject(lake, path, result, ext, exc.code, exc.reason)
+        result.rows = parsed.rows
+        result.malformed_rows = parsed.malformed_rows
+        result.extra_columns = parsed.extra_columns
+        result.raw_key = layout.raw_key(ds, ingest_date, raw_id, ext)
+        result.parquet_key = layout.raw_parquet_key(ds, ingest_date, raw_id)
+        lake.put_file(path, result.raw_key)
+        lake.put_file(parquet_tmp, result.parquet_key, move=True)
+    lake.write_json(ledger_key, asdict(result))
+    return result
 
 
 def _reject(lake: Lake, path: Path, result: LandResult, ext: str, code: str, reason: str):
@@ -179,16 +196,44 @@ def land_many(
     dataset: str | None = None,
     boto3_session: Any = None,
     on_file: Callable[[LandResult], None] | None = None,
+    workers: int | None = None,
 ) -> list[LandResult]:
-    results = []
-    for source in sources:
-        result = land_file(
-            lake, source, ingested_at=ingested_at, dataset=dataset, boto3_session=boto3_session
-        )
-        results.append(result)
-        if on_file:
-            on_file(result)
-    return results
+    """Land many exports, several at a time (parsing and encoding run without the GIL).
+
+    Results come back in the order of ``sources``; ``on_file`` is called as each file is done.
+    """
+    workers = workers or min(4, os.cpu_count() or 1)
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="peak-land") as pool:
+        futures = {
+            pool.submit(
+                land_file,
+                lake,
+                source,
+                ingested_at=ingested_at,
+                dataset=dataset,
+                boto3_session=boto3_session,
+            ): i
+            for i, source in enumerate(sources)
+        }
+        results: list[LandResult | None] = [None] * len(sources)
+        for future in as_completed(futures):
+            result = future.result()
+            results[futures[future]] = result
+            if on_file:
+                on_file(result)
+    return [r for r in results if r is not None]
+
+
+_guard = threading.Lock()
+_locks: dict[str, threading.Lock] = {}
+
+
+@contextmanager
+def _one_at_a_time(key: str) -> Iterator[None]:
+    with _guard:
+        lock = _locks.setdefault(key, threading.Lock())
+    with lock:
+        yield
 
 
 def record_landing(report: RunReport, result: LandResult) -> None:

@@ -17,6 +17,7 @@ import io
 import json
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -192,10 +193,8 @@ class _BatchWriter:
         self.result = ParseResult()
 
     def abort(self) -> None:
-        try:
+        with suppress(Exception):  # the file is discarded anyway
             self._wait()
-        except Exception:  # noqa: S110 - the file is discarded anyway
-            pass
         if self._writer is not None:
             self._writer.close()
         self.dest.unlink(missing_ok=True)

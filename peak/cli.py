@@ -259,17 +259,18 @@ def _ingest(
     dataset: str | None,
     ingested_at: dt.datetime,
 ) -> None:
-    from ingestion.land import land_file, record_landing
+    from ingestion.land import land_many, record_landing
 
-    lake = state.lake
-    results = []
     with _progress() as progress:
         task = progress.add_task("landing exports", total=len(sources))
-        for source in sources:
-            result = land_file(lake, source, ingested_at=ingested_at, dataset=dataset)
-            results.append(result)
+
+        def done(result) -> None:
             record_landing(report, result)
             progress.advance(task)
+
+        results = land_many(
+            state.lake, sources, ingested_at=ingested_at, dataset=dataset, on_file=done
+        )
     report.stages["ingest"] = {
         "files": len(results),
         "landed": sum(r.status == "landed" for r in results),

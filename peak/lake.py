@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import tempfile
+import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -97,6 +98,9 @@ class LakeError(RuntimeError):
     pass
 
 
+_CLIENT_LOCK = threading.Lock()
+
+
 @dataclass(frozen=True)
 class Lake:
     """A lake root: ``/path/to/lake`` or ``s3://bucket/prefix``."""
@@ -142,8 +146,9 @@ class Lake:
     def _s3(self) -> Any:
         import boto3
 
-        session = self.boto3_session or boto3.session.Session()
-        return session.client("s3")
+        with _CLIENT_LOCK:  # boto3 sessions are not thread-safe; the clients they make are
+            session = self.boto3_session or boto3.session.Session()
+            return session.client("s3")
 
     # -- reading ------------------------------------------------------------------------------
 

@@ -152,3 +152,13 @@ def test_non_creation_events_and_folder_markers_are_ignored():
         ]
     }
     assert handler.sources_from_event(event) == []
+
+
+def test_a_parallel_batch_lands_the_same_bytes_once(lake, write_export):
+    from ingestion.land import land_many
+
+    paths = [write_export(f"attendance_copy{i}.csv", csv_bytes([CHECKIN])) for i in range(6)]
+    results = land_many(lake, [str(p) for p in paths], ingested_at=INGESTED_AT, workers=4)
+    assert [r.source for r in results] == [str(p) for p in paths]  # input order kept
+    assert sorted(r.status for r in results) == ["already_landed"] * 5 + ["landed"]
+    assert len(committed_files(lake, "attendance")) == 1
