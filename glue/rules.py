@@ -139,14 +139,12 @@ def _timestamp_expr(norm: str, timezone: str) -> str:
         f"(CASE WHEN SUBSTR({upper}, 17, 1) = ':' THEN {upper} "
         f"ELSE SUBSTR({upper}, 1, 16) || ':00' || SUBSTR({upper}, 17) END)"
     )
-    naive = f"TRY_CAST({canonical} AS TIMESTAMP)"
-    if timezone != "UTC":
-        naive = f"{ZONE_TO_UTC}({naive}, {lit(timezone)})"
-    return (
-        f"CASE WHEN NOT REGEXP_MATCHES({upper}, {lit(contracts.TIMESTAMP_PATTERN)}) THEN NULL "
-        f"WHEN {has_zone} THEN CAST(TRY_CAST({canonical} AS TIMESTAMPTZ) AS TIMESTAMP) "
-        f"ELSE {naive} END"
-    )
+    zoned = f"CAST(TRY_CAST({canonical} AS TIMESTAMPTZ) AS TIMESTAMP)"
+    shape = f"REGEXP_MATCHES({upper}, {lit(contracts.TIMESTAMP_PATTERN)})"
+    if timezone == "UTC":  # the sessions run in UTC: a naive value casts straight to UTC too
+        return f"CASE WHEN {shape} THEN {zoned} END"
+    naive = f"{ZONE_TO_UTC}(TRY_CAST({canonical} AS TIMESTAMP), {lit(timezone)})"
+    return f"CASE WHEN NOT {shape} THEN NULL WHEN {has_zone} THEN {zoned} ELSE {naive} END"
 
 
 def _typed_expr(col: Column, norm: str, timezone: str) -> str:

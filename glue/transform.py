@@ -15,8 +15,10 @@ partitions with Great Expectations, then publishes:
 from __future__ import annotations
 
 import fcntl
+import importlib
 import shutil
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass
@@ -184,6 +186,11 @@ def _check_quality(lake, contract, partitions, report, options) -> None:
         quality.check(result)
 
 
+def prefetch_quality() -> None:
+    """Import Great Expectations (~3 s) in the background while the engine works."""
+    threading.Thread(target=importlib.import_module, args=("glue.quality",), daemon=True).start()
+
+
 @contextmanager
 def exclusive(lake: Lake, run_id: str) -> Iterator[None]:
     """One transform at a time per local lake; staging left by a killed run is removed.
@@ -224,6 +231,8 @@ def transform(
     datasets: list[str] | None = None,
     progress: Progress | None = None,
 ) -> RunReport:
+    if options.quality:
+        prefetch_quality()
     with exclusive(lake, report.run_id):
         for dataset in datasets or list(contracts.load_all()):
             transform_dataset(

@@ -335,7 +335,7 @@ def _engine(name: str, settings: Settings):
 def _transform(
     report: RunReport, *, engine: str, reprocess: bool, quality: bool, datasets: list[str] | None
 ) -> None:
-    from glue.transform import TransformOptions, exclusive, transform_dataset
+    from glue.transform import TransformOptions, exclusive, prefetch_quality, transform_dataset
 
     settings = state.config
     options = TransformOptions(
@@ -345,6 +345,8 @@ def _transform(
         quality_batch_rows=settings.quality_batch_rows,
     )
     names = datasets or list(contracts.load_all())
+    if quality:
+        prefetch_quality()
     chosen = _engine(engine, settings)
     with exclusive(state.lake, report.run_id), _progress() as progress:
         task = progress.add_task(f"transform ({engine})", total=len(names))
