@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -41,7 +42,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 console = Console(stderr=True)
-out = Console()
+# Summary tables stay readable when the output goes to a file or a CI log (no terminal width).
+out = Console() if sys.stdout.isatty() else Console(width=120)
 
 EXIT_FAILED = 1
 EXIT_REJECTED = 3
