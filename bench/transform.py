@@ -104,7 +104,7 @@ def pipeline(data: Path, engine: str) -> tuple[float, int]:
 def rows(data: Path) -> int:
     import duckdb
 
-    return duckdb.sql(f"SELECT COUNT(*) FROM read_csv('{data}/attendance_*.csv')").fetchone()[0]
+    return duckdb.sql(f"SELECT COUNT(*) FROM read_csv('{data}/attendance_*.csv')").fetchall()[0][0]
 
 
 def main(argv: list[str] | None = None) -> int:

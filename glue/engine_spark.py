@@ -72,7 +72,7 @@ def local_session(
     *,
     cores: int | str = "*",
     shuffle_partitions: int = 4,
-    driver_memory: str = "1g",
+    driver_memory: str = "3g",
 ) -> SparkSession:
     """A local SparkSession for tests and the CLI: no UI, quiet logs, small shuffles, UTC."""
     from pyspark.sql import SparkSession
@@ -139,13 +139,20 @@ class SparkEngine:
     dialect = "spark"
     reads_uris = True  # Glue's Spark reads and writes s3:// itself
 
-    def __init__(self, spark: SparkSession | None = None):
+    def __init__(
+        self,
+        spark: SparkSession | None = None,
+        *,
+        driver_memory: str = "3g",
+        shuffle_partitions: int = 16,
+    ):
         self._spark = spark
+        self._local = {"driver_memory": driver_memory, "shuffle_partitions": shuffle_partitions}
 
     @property
     def spark(self) -> SparkSession:
         if self._spark is None:
-            self._spark = local_session()
+            self._spark = local_session(**self._local)
         return self._spark
 
     @contextmanager

@@ -331,7 +331,10 @@ def _engine(name: str, settings: Settings):
         return DuckDBEngine(settings.duckdb_memory_limit, settings.duckdb_threads)
     from glue.engine_spark import SparkEngine
 
-    return SparkEngine()
+    return SparkEngine(
+        driver_memory=settings.spark_driver_memory,
+        shuffle_partitions=settings.spark_shuffle_partitions,
+    )
 
 
 def _transform(

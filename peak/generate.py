@@ -463,6 +463,19 @@ class _MemberRecords:
     opt_in: list[bool]
     updated_at: list[str]
 
+    def as_object(self, i: int) -> dict[str, object]:
+        """Member ``i`` as a JSON export object (the opt-in a real JSON boolean)."""
+        return {
+            "user_id": self.user_ids[i],
+            "email": self.emails[i],
+            "location": self.location[i],
+            "join_date": self.join_date[i],
+            "plan": self.plan[i],
+            "status": self.status[i],
+            "marketing_opt_in": self.opt_in[i],
+            "updated_at": self.updated_at[i],
+        }
+
 
 def _make_population(
     seed: int, n: int, days: int, start: dt.date, locations: int
@@ -1211,19 +1224,7 @@ class _Generator:
         }
         self._write_snapshot("members", cols, f"members_{self.end}.csv", 11)
         if k:
-            objects = [
-                {
-                    "user_id": rec.user_ids[i],
-                    "email": rec.emails[i],
-                    "location": rec.location[i],
-                    "join_date": rec.join_date[i],
-                    "plan": rec.plan[i],
-                    "status": rec.status[i],
-                    "marketing_opt_in": rec.opt_in[i],
-                    "updated_at": rec.updated_at[i],
-                }
-                for i in range(n_csv, self.n)
-            ]
+            objects = [rec.as_object(i) for i in range(n_csv, self.n)]
             data = json.dumps(objects, indent=2, ensure_ascii=False) + "\n"
             self._write(f"members_{self.end}_signups.json", data.encode())
             self.rows["members"] += k
@@ -1338,19 +1339,7 @@ class _Generator:
         text = _csv_line([*att, "note"]) + "\n" + "".join(_csv_line(r) + "\n" for r in rows)
         self.bad.append(self._write(f"attendance_{end}_latin1.csv", text.encode("latin-1")))
         # Truncated JSON: the transfer stopped part-way.
-        objects = [
-            {
-                "user_id": rec.user_ids[i],
-                "email": rec.emails[i],
-                "location": rec.location[i],
-                "join_date": rec.join_date[i],
-                "plan": rec.plan[i],
-                "status": rec.status[i],
-                "marketing_opt_in": rec.opt_in[i],
-                "updated_at": rec.updated_at[i],
-            }
-            for i in range(min(3, self.n))
-        ]
+        objects = [rec.as_object(i) for i in range(min(3, self.n))]
         full = json.dumps(objects, indent=2)
         self.bad.append(
             self._write(f"members_{end}_broken.json", full[: int(len(full) * 0.6)].encode())

@@ -26,6 +26,8 @@ class Settings(BaseSettings):
     duckdb_memory_limit: str = Field("3GB", description="DuckDB's memory cap (it spills).")
     duckdb_threads: int | None = Field(None, description="DuckDB threads (default: all cores).")
     quality_batch_rows: int = Field(1_000_000, description="Rows per Great Expectations batch.")
+    spark_driver_memory: str = Field("3g", description="Local Spark's driver (and heap) memory.")
+    spark_shuffle_partitions: int = Field(16, description="Local Spark's shuffle partitions.")
 
     @field_validator("gym_timezone")
     @classmethod

@@ -37,6 +37,7 @@ from glue.engine import EngineJob, EngineResult
 from glue.engine_duckdb import DuckDBEngine
 from ingestion.parse import raw_schema
 from peak import lake as layout
+from tests.conftest import CHECKIN, CLASS, MEMBER
 
 DATASETS = ("members", "classes", "attendance")
 TIMEZONES = ("UTC", "Europe/London")
@@ -69,32 +70,9 @@ def staged_quarantine(staging: Path) -> dict[str, Path]:
 # ---------------------------------------------------------------------------------------------
 
 BASE: dict[str, dict[str, str]] = {
-    "members": {
-        "user_id": "U0",
-        "email": "member@example.com",
-        "location": "Peak Camden",
-        "join_date": "2025-01-15",
-        "plan": "plus",
-        "status": "active",
-        "marketing_opt_in": "true",
-        "updated_at": "2026-11-20T10:00:00Z",
-    },
-    "classes": {
-        "class_id": "C0",
-        "class_name": "Spin 45",
-        "instructor": "Sam Lee",
-        "location": "Peak Camden",
-        "weekday": "Mon",
-        "start_time": "07:30",
-        "duration_minutes": "45",
-        "capacity": "20",
-    },
-    "attendance": {
-        "attendance_id": "A0",
-        "user_id": "U1",
-        "class_id": "C1",
-        "checked_in_at": "2026-11-23T07:25:00Z",
-    },
+    "members": {**MEMBER, "user_id": "U0", "email": "member@example.com"},
+    "classes": {**CLASS, "class_id": "C0"},
+    "attendance": {**CHECKIN, "attendance_id": "A0"},
 }
 KEY = {"members": "user_id", "classes": "class_id", "attendance": "attendance_id"}
 
