@@ -8,6 +8,7 @@ sample-data generator's corruptions. Nothing here does I/O beyond reading the YA
 
 from __future__ import annotations
 
+import datetime
 import re
 from dataclasses import dataclass
 from functools import cache
@@ -60,6 +61,27 @@ TIMESTAMP_PATTERN = (
     r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ]([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9]([.][0-9]{1,9})?)?"
     r"(Z|[+-](0[0-9]|1[0-4])(:?[0-5][0-9])?)?$"
 )
+
+_TIMESTAMP = re.compile(TIMESTAMP_PATTERN)
+
+
+def parse_timestamp(text: str) -> datetime.datetime | None:
+    """An export timestamp as an aware UTC datetime (naive means UTC), or None if invalid.
+
+    The Python reading of ``TIMESTAMP_PATTERN`` for tools and tests (the generator, its
+    checker); the transform's engines read timestamps with the SQL in ``glue/rules.py``.
+    """
+    text = text.strip().upper()  # the pattern is matched after upper-casing
+    if not _TIMESTAMP.match(text):
+        return None
+    try:
+        value = datetime.datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=datetime.UTC)
+    return value.astimezone(datetime.UTC)
+
 
 #: A date in an export's file name (members_2026-11-24.csv, attendance-20261124.json).
 FILE_DATE = re.compile(r"(\d{4})-?(\d{2})-?(\d{2})")
@@ -236,12 +258,10 @@ def dataset_for_file(file_name: str) -> str | None:
 
 def export_date_from_name(file_name: str) -> str | None:
     """The export date written in a file name, as YYYY-MM-DD, if it holds a valid one."""
-    import datetime as _dt
-
     base = file_name.rsplit("/", 1)[-1]
     for match in FILE_DATE.finditer(base):
         try:
-            return _dt.date(*(int(g) for g in match.groups())).isoformat()
+            return datetime.date(*(int(g) for g in match.groups())).isoformat()
         except ValueError:
             continue
     return None

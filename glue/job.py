@@ -160,6 +160,7 @@ def main(argv: Sequence[str] | None = None) -> Any:
 
     Returns the run report (a :class:`peak.report.RunReport`).
     """
+    from glue.engine import build_engine
     from glue.transform import TransformOptions, transform
     from peak.lake import Lake
     from peak.report import RunReport
@@ -175,7 +176,7 @@ def main(argv: Sequence[str] | None = None) -> Any:
     spark, glue_job = None, None
     if resolver is not None and args.engine == "spark":
         spark, glue_job = _glue_job(args)
-    engine = _engine(args.engine, settings, spark)
+    engine = build_engine(args.engine, settings, spark)
 
     lake = Lake.from_uri(settings.lake)
     report = RunReport("transform")
@@ -188,11 +189,8 @@ def main(argv: Sequence[str] | None = None) -> Any:
         "datasets": args.datasets,
         "quality": args.quality,
     }
-    options = TransformOptions(
-        timezone=settings.gym_timezone,
-        reprocess=args.reprocess,
-        quality=args.quality,
-        quality_batch_rows=settings.quality_batch_rows,
+    options = TransformOptions.from_settings(
+        settings, reprocess=args.reprocess, quality=args.quality
     )
     log.info("transform %s on %s with the %s engine", report.run_id, lake.root, engine.name)
     try:
@@ -225,19 +223,3 @@ def _save(report: Any, lake: Any) -> None:
             raise
         return
     log.info("transform %s: %s; run report at %s", report.run_id, report.status, lake.uri(key))
-
-
-def _engine(name: str, settings: Any, spark: Any) -> Any:
-    if name == "duckdb":
-        from glue.engine_duckdb import DuckDBEngine
-
-        return DuckDBEngine(
-            memory_limit=settings.duckdb_memory_limit, threads=settings.duckdb_threads
-        )
-    from glue.engine_spark import SparkEngine, local_session
-
-    return SparkEngine(spark if spark is not None else local_session())
-
-
-if __name__ == "__main__":
-    main()

@@ -31,6 +31,7 @@ from peak import ledger
 from peak.failpoints import failpoint
 from peak.lake import Lake
 from peak.report import RunReport
+from peak.settings import Settings
 
 Progress = Callable[[str, str], None]
 
@@ -45,6 +46,15 @@ class TransformOptions:
     reprocess: bool = False
     quality: bool = True
     quality_batch_rows: int = 1_000_000
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, reprocess: bool, quality: bool):
+        return cls(
+            timezone=settings.gym_timezone,
+            reprocess=reprocess,
+            quality=quality,
+            quality_batch_rows=settings.quality_batch_rows,
+        )
 
 
 def _local_inputs(lake: Lake, keys: list[str], workdir: Path) -> list[str]:
@@ -153,7 +163,7 @@ def _check_quality(lake, contract, partitions, report, options) -> None:
     from glue import quality
 
     with tempfile.TemporaryDirectory(prefix="peak-quality-") as tmp:
-        prefix = layout.quality_docs_prefix().split("/", 1)[0] + "/"  # "quality/"
+        prefix = layout.QUALITY_PREFIX
         if lake.is_local:
             root = lake.path(prefix)
         else:
@@ -164,7 +174,7 @@ def _check_quality(lake, contract, partitions, report, options) -> None:
             contract,
             {dt: [path] for dt, path in partitions.items()},
             run_id=report.run_id,
-            docs_dir=root / layout.quality_docs_prefix()[len(prefix) :],
+            docs_dir=root / layout.QUALITY_DOCS,
             batch_rows=options.quality_batch_rows,
         )
         lake.write_json(
@@ -230,7 +240,9 @@ def transform(
     options: TransformOptions,
     datasets: list[str] | None = None,
     progress: Progress | None = None,
+    done: Callable[[str], None] | None = None,
 ) -> RunReport:
+    """Every dataset (or those named), one transform at a time per lake."""
     if options.quality:
         prefetch_quality()
     with exclusive(lake, report.run_id):
@@ -238,4 +250,6 @@ def transform(
             transform_dataset(
                 lake, dataset, engine=engine, report=report, options=options, progress=progress
             )
+            if done:
+                done(dataset)
     return report

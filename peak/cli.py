@@ -324,51 +324,25 @@ def _unknown_dataset(name: str) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-def _engine(name: str, settings: Settings):
-    if name == "duckdb":
-        from glue.engine_duckdb import DuckDBEngine
-
-        return DuckDBEngine(settings.duckdb_memory_limit, settings.duckdb_threads)
-    from glue.engine_spark import SparkEngine
-
-    return SparkEngine(
-        driver_memory=settings.spark_driver_memory,
-        shuffle_partitions=settings.spark_shuffle_partitions,
-    )
-
-
 def _transform(
     report: RunReport, *, engine: str, reprocess: bool, quality: bool, datasets: list[str] | None
 ) -> None:
-    from glue.transform import TransformOptions, exclusive, prefetch_quality, transform_dataset
+    from glue.engine import build_engine
+    from glue.transform import TransformOptions, transform
 
     settings = state.config
-    options = TransformOptions(
-        timezone=settings.gym_timezone,
-        reprocess=reprocess,
-        quality=quality,
-        quality_batch_rows=settings.quality_batch_rows,
-    )
     names = datasets or list(contracts.load_all())
-    if quality:
-        prefetch_quality()
-    chosen = _engine(engine, settings)
-    with exclusive(state.lake, report.run_id), _progress() as progress:
+    with _progress() as progress:
         task = progress.add_task(f"transform ({engine})", total=len(names))
-
-        def say(dataset: str, message: str) -> None:
-            progress.update(task, description=f"{dataset}: {message}")
-
-        for name in names:
-            transform_dataset(
-                state.lake,
-                name,
-                engine=chosen,
-                report=report,
-                options=options,
-                progress=say,
-            )
-            progress.advance(task)
+        transform(
+            state.lake,
+            engine=build_engine(engine, settings),
+            report=report,
+            options=TransformOptions.from_settings(settings, reprocess=reprocess, quality=quality),
+            datasets=names,
+            progress=lambda ds, msg: progress.update(task, description=f"{ds}: {msg}"),
+            done=lambda _ds: progress.advance(task),
+        )
         progress.update(task, description=f"transform ({engine}): done")
     report.stages["transform"] = {"engine": engine, "reprocess": reprocess}
 

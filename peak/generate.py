@@ -358,20 +358,6 @@ def _render_timestamps(epoch: np.ndarray, fmt: np.ndarray) -> pa.Array:
     )
 
 
-def _parse_ts(text: str) -> dt.datetime | None:
-    """Parse an ISO-8601 export timestamp to an aware UTC datetime (naive means UTC)."""
-    text = text.strip().upper()  # the contract's pattern is matched after upper-casing
-    if not _TS_RE.match(text):
-        return None
-    try:
-        value = dt.datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=dt.UTC)
-    return value.astimezone(dt.UTC)
-
-
 def _zulu(value: dt.datetime) -> str:
     return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -885,7 +871,7 @@ def _noise_value(col: Column, value: str, rng: np.random.Generator) -> str | Non
     if col.type == "integer" and re.fullmatch(r"[0-9]+", value):
         return "0" * int(rng.integers(1, 3)) + value
     if col.type == "timestamp":
-        parsed = _parse_ts(value)
+        parsed = contracts.parse_timestamp(value)
         if parsed is None:
             return None
         base = parsed.strftime("%Y-%m-%d %H:%M:%S")
@@ -896,7 +882,9 @@ def _noise_value(col: Column, value: str, rng: np.random.Generator) -> str | Non
             (parsed + dt.timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M:%S+0200"),
         )
         choice = options[r]
-        return choice if _TS_RE.match(choice) and _parse_ts(choice) == parsed else None
+        return (
+            choice if _TS_RE.match(choice) and contracts.parse_timestamp(choice) == parsed else None
+        )
     return None
 
 
@@ -1049,7 +1037,7 @@ class _Dirt:
             return value
         days = int(rng.integers(1, 90))
         if col.type == "timestamp":
-            parsed = _parse_ts(value)
+            parsed = contracts.parse_timestamp(value)
             floor = dt.datetime.combine(_as_date(col.min or _FLOOR_DATE), dt.time(), dt.UTC)
             if parsed is not None:
                 return _zulu(max(parsed - dt.timedelta(days=days), floor))

@@ -81,12 +81,18 @@ def staging_prefix(run_id: str) -> str:
     return f"_staging/{run_id}/"
 
 
+#: Great Expectations' home: ``data_docs/`` (the site), ``validations/`` (its full results,
+#: written by glue/quality.py) and ``results/`` (the transform's one-line summaries).
+QUALITY_PREFIX = "quality/"
+QUALITY_DOCS = "data_docs"
+
+
 def quality_docs_prefix() -> str:
-    return "quality/data_docs/"
+    return f"{QUALITY_PREFIX}{QUALITY_DOCS}/"
 
 
 def quality_result_key(dataset: str, run_id: str) -> str:
-    return f"quality/results/{dataset}/{run_id}.json"
+    return f"{QUALITY_PREFIX}results/{dataset}/{run_id}.json"
 
 
 # ---------------------------------------------------------------------------------------------

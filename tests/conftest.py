@@ -15,7 +15,7 @@ import pytest
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
-from peak.lake import Lake  # noqa: E402
+from peak.lake import Lake
 
 INGESTED_AT = dt.datetime(2026, 11, 24, 6, 0, 0)
 

@@ -29,22 +29,6 @@ DIRTY_RATE = 0.03
 # A small contract checker (what the pipeline's row rules mean, restated from the contracts)
 # ---------------------------------------------------------------------------------------------
 
-_TS = re.compile(contracts.TIMESTAMP_PATTERN)
-
-
-def _parse_timestamp(text: str) -> dt.datetime | None:
-    """ISO-8601 text -> aware UTC (naive means the gym's time zone, UTC by default)."""
-    text = text.strip().upper()  # the pattern is matched after upper-casing
-    if not _TS.match(text):
-        return None
-    try:
-        value = dt.datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=dt.UTC)
-    return value.astimezone(dt.UTC)
-
 
 def _cast(col: Column, value: str) -> object | None:
     """The typed value, or None when ``value`` is not of the column's type."""
@@ -66,7 +50,7 @@ def _cast(col: Column, value: str) -> object | None:
             return None
     if col.type == "time":
         return value if re.match(contracts.TIME_PATTERN, value) else None
-    return _parse_timestamp(value)
+    return contracts.parse_timestamp(value)
 
 
 def _bound(col: Column, bound: object) -> object:
@@ -433,7 +417,7 @@ def test_check_ins_reference_members_and_classes_sensibly(season: GenerateSummar
     assert weekdays is not None
     for row in _table(season, "attendance"):
         member, cls = members[row["user_id"]], classes[row["class_id"]]
-        at = _parse_timestamp(str(row["checked_in_at"]))
+        at = contracts.parse_timestamp(str(row["checked_in_at"]))
         assert at is not None
         # After joining, at the member's home gym, on the class's weekday, near its start
         assert at.date() >= dt.date.fromisoformat(str(member["join_date"]))
@@ -448,14 +432,16 @@ def test_no_class_is_over_capacity(season: GenerateSummary) -> None:
     capacity = {r["class_id"]: int(str(r["capacity"])) for r in _table(season, "classes")}
     per_class_day: Counter[tuple[object, dt.date]] = Counter()
     for row in _table(season, "attendance"):
-        at = _parse_timestamp(str(row["checked_in_at"]))
+        at = contracts.parse_timestamp(str(row["checked_in_at"]))
         assert at is not None
         per_class_day[(row["class_id"], at.date())] += 1
     assert all(n <= capacity[c] for (c, _), n in per_class_day.items())
 
 
 def test_weekday_and_hour_seasonality(season: GenerateSummary) -> None:
-    times = [_parse_timestamp(str(r["checked_in_at"])) for r in _table(season, "attendance")]
+    times = [
+        contracts.parse_timestamp(str(r["checked_in_at"])) for r in _table(season, "attendance")
+    ]
     weekdays = Counter(t.weekday() for t in times if t)
     hours = Counter(t.hour for t in times if t)
     # Mondays are busier than Sundays
@@ -497,7 +483,7 @@ def test_members_join_over_time_and_some_fade_out(season: GenerateSummary) -> No
     early: Counter[object] = Counter()
     late: Counter[object] = Counter()
     for row in _table(season, "attendance"):
-        at = _parse_timestamp(str(row["checked_in_at"]))
+        at = contracts.parse_timestamp(str(row["checked_in_at"]))
         assert at is not None
         if at.date() < start + dt.timedelta(days=30):
             early[row["user_id"]] += 1
@@ -509,14 +495,14 @@ def test_members_join_over_time_and_some_fade_out(season: GenerateSummary) -> No
 
 def test_cancelled_and_frozen_members_stop_at_their_last_change(season: GenerateSummary) -> None:
     last_change = {
-        m["user_id"]: _parse_timestamp(str(m["updated_at"]))
+        m["user_id"]: contracts.parse_timestamp(str(m["updated_at"]))
         for m in _table(season, "members")
         if m["status"] in ("cancelled", "frozen")
     }
     for row in _table(season, "attendance"):
         changed = last_change.get(row["user_id"])
         if changed is not None:
-            at = _parse_timestamp(str(row["checked_in_at"]))
+            at = contracts.parse_timestamp(str(row["checked_in_at"]))
             assert at is not None and at.date() < changed.date(), row
 
 
