@@ -95,6 +95,22 @@ def quality_result_key(dataset: str, run_id: str) -> str:
     return f"{QUALITY_PREFIX}results/{dataset}/{run_id}.json"
 
 
+#: dbt's DuckDB warehouse (the local target; ``profiles.yml.example`` names the same file) and
+#: the read-only copy every consumer opens, published after each passing ``dbt build``.
+WAREHOUSE_KEY = "warehouse.duckdb"
+SERVING_WAREHOUSE_KEY = "warehouse.serving.duckdb"
+
+
+def outbox_prefix(sink: str, run_id: str) -> str:
+    """What a dry run of an activation sink would have sent."""
+    return f"outbox/{sink}/{run_id}/"
+
+
+def activation_state_key(sink: str, name: str = "state.json") -> str:
+    """An activation sink's sync state (what was last sent successfully)."""
+    return f"_state/activation/{sink}/{name}"
+
+
 # ---------------------------------------------------------------------------------------------
 # The store.
 # ---------------------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Engine = Literal["duckdb", "spark"]
+Target = Literal["local", "athena"]
 
 
 class Settings(BaseSettings):
@@ -28,6 +29,13 @@ class Settings(BaseSettings):
     quality_batch_rows: int = Field(1_000_000, description="Rows per Great Expectations batch.")
     spark_driver_memory: str = Field("3g", description="Local Spark's driver (and heap) memory.")
     spark_shuffle_partitions: int = Field(16, description="Local Spark's shuffle partitions.")
+
+    dbt_target: Target = Field("local", description="dbt target: local (DuckDB) or athena.")
+    glue_database: str = Field("peak_processed", description="Glue database of the processed zone.")
+    athena_schema: str = Field("peak_analytics", description="Athena schema dbt builds into.")
+    athena_work_group: str = Field("peak", description="Athena workgroup (bytes-scanned cutoff).")
+    athena_s3_staging_dir: str | None = Field(None, description="Athena query results location.")
+    athena_s3_data_dir: str | None = Field(None, description="Where dbt writes Athena tables.")
 
     @field_validator("gym_timezone")
     @classmethod

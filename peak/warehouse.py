@@ -1,0 +1,150 @@
+"""The warehouse reader: the one way every consumer (activation sinks, the dashboard) reads marts.
+
+Locally dbt builds ``<lake>/warehouse.duckdb``; after a passing ``dbt build`` :func:`publish` copies
+it to ``<lake>/warehouse.serving.duckdb`` (a temporary file renamed over the old one), and readers
+open only that copy, read-only. So a reader never meets dbt's write lock or a half-built mart, and
+a failed build leaves consumers on the last good warehouse. On the ``athena`` target marts are read
+through awswrangler (UNLOAD to Parquet, the fast path for large results).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import pyarrow as pa
+
+from peak.lake import SERVING_WAREHOUSE_KEY, WAREHOUSE_KEY, Lake
+from peak.settings import Settings
+
+
+class WarehouseError(RuntimeError):
+    pass
+
+
+class Warehouse(Protocol):
+    name: str
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> pa.Table:
+        """Run a read-only query with ``?`` placeholders bound to ``params``."""
+        ...
+
+    def read(self, relation: str, columns: Sequence[str] | None = None) -> pa.Table:
+        """A whole mart (or the named columns of it)."""
+        ...
+
+
+def _columns(columns: Sequence[str] | None) -> str:
+    if not columns:
+        return "*"
+    return ", ".join(f'"{c}"' for c in columns)
+
+
+def _relation(name: str) -> str:
+    if not name.replace("_", "").isalnum():
+        raise WarehouseError(f"not a relation name: {name!r}")
+    return name
+
+
+@dataclass
+class DuckDBWarehouse:
+    """The published copy of the local warehouse, opened read-only per call."""
+
+    path: Path
+    schema: str = "main"
+    name: str = "duckdb"
+
+    def _connect(self) -> Any:
+        import duckdb
+
+        if not self.path.exists():
+            raise WarehouseError(
+                f"no warehouse at {self.path}: run `peak build` (or `peak run`) first"
+            )
+        return duckdb.connect(str(self.path), read_only=True)
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> pa.Table:
+        con = self._connect()
+        try:
+            return con.execute(sql, list(params)).to_arrow_table()
+        finally:
+            con.close()
+
+    def read(self, relation: str, columns: Sequence[str] | None = None) -> pa.Table:
+        return self.query(f"select {_columns(columns)} from {self.schema}.{_relation(relation)}")
+
+    def relations(self) -> set[str]:
+        sql = "select table_name from information_schema.tables where table_schema = ?"
+        return set(self.query(sql, [self.schema]).column(0).to_pylist())
+
+
+@dataclass
+class AthenaWarehouse:
+    """Marts in the Athena schema dbt builds (read with awswrangler's UNLOAD)."""
+
+    schema: str
+    work_group: str
+    s3_output: str | None = None
+    name: str = "athena"
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> pa.Table:
+        import awswrangler as wr
+
+        frame = wr.athena.read_sql_query(
+            sql,
+            database=self.schema,
+            workgroup=self.work_group,
+            s3_output=self.s3_output,
+            ctas_approach=False,
+            unload_approach=True,
+            params=list(params) or None,
+            paramstyle="qmark",
+            dtype_backend="pyarrow",
+        )
+        return pa.Table.from_pandas(frame, preserve_index=False)
+
+    def read(self, relation: str, columns: Sequence[str] | None = None) -> pa.Table:
+        return self.query(f"select {_columns(columns)} from {self.schema}.{_relation(relation)}")
+
+
+def build_path(lake: Lake) -> Path:
+    """The file dbt-duckdb builds into (the ``local`` target)."""
+    if not lake.is_local:
+        raise WarehouseError("the local dbt target needs a local lake (PEAK_LAKE is on S3)")
+    return lake.path(WAREHOUSE_KEY)
+
+
+def serving_path(lake: Lake) -> Path:
+    return lake.path(SERVING_WAREHOUSE_KEY)
+
+
+def publish(lake: Lake) -> Path:
+    """Atomically replace the serving copy with the warehouse dbt just built."""
+    src = build_path(lake)
+    dst = serving_path(lake)
+    fd, tmp = tempfile.mkstemp(prefix=".serving-", suffix=".duckdb", dir=dst.parent)
+    os.close(fd)
+    try:
+        shutil.copyfile(src, tmp)
+        os.replace(tmp, dst)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return dst
+
+
+def open_warehouse(lake: Lake, settings: Settings, target: str | None = None) -> Warehouse:
+    """The reader for a dbt target (default: ``PEAK_DBT_TARGET``)."""
+    target = target or settings.dbt_target
+    if target == "athena":
+        return AthenaWarehouse(
+            schema=settings.athena_schema,
+            work_group=settings.athena_work_group,
+            s3_output=settings.athena_s3_staging_dir,
+        )
+    return DuckDBWarehouse(serving_path(lake))
