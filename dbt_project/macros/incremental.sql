@@ -1,0 +1,34 @@
+{#
+  Which dt partitions an incremental run of a dt-partitioned model rebuilds: every day whose
+  source partition received rows after the newest `ingested_at` already in the model (late
+  check-ins included, however old), plus the last `lookback_days` days. Evaluated once, before
+  the model's SQL runs, and inlined as literals so both DuckDB and Athena prune partitions.
+  Returns a list of 'YYYY-MM-DD' strings (empty when nothing changed).
+#}
+{% macro days_to_rebuild(source_relation, lookback_days) %}
+  {% if not execute %}{{ return([]) }}{% endif %}
+  {% set mark = run_query("select cast(max(ingested_at) as varchar), cast(max(dt) as varchar) from " ~ this) %}
+  {% set max_ingested, max_dt = mark.rows[0][0], mark.rows[0][1] %}
+  {% if max_ingested is none %}
+    {% set query %}select distinct cast(dt as varchar) from {{ source_relation }} order by 1{% endset %}
+  {% else %}
+    {# Two filters on literals, so each prunes: row-group statistics, then partitions. #}
+    {% set query %}
+      select cast(dt as varchar) from {{ source_relation }}
+      where ingested_at > cast('{{ max_ingested }}' as timestamp)
+      union
+      select cast(dt as varchar) from {{ source_relation }}
+      where dt >= {{ dbt.dateadd('day', -1 * lookback_days, "cast('" ~ max_dt ~ "' as date)") }}
+      order by 1
+    {% endset %}
+  {% endif %}
+  {% set rows = run_query(query) %}
+  {{ return(rows.columns[0].values() | list) }}
+{% endmacro %}
+
+{# A `dt in (...)` filter over literal dates; `false` when the list is empty. #}
+{% macro dt_in(column, days) -%}
+  {%- if days | length == 0 -%} 1 = 0
+  {%- else -%} {{ column }} in ({% for d in days %}date '{{ d }}'{{ ", " if not loop.last }}{% endfor %})
+  {%- endif -%}
+{%- endmacro %}

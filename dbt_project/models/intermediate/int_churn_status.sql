@@ -1,0 +1,83 @@
+-- Each member's churn status as of the as-of date, with the reason. The rule and its
+-- thresholds (dbt vars, set once in dbt_project.yml) are described in models/docs.md.
+{% set recent_days = var('at_risk_recent_weeks') * 7 %}
+{% set baseline_days = var('at_risk_baseline_weeks') * 7 %}
+
+with as_of as (
+    select {{ as_of_date() }} as as_of_date
+),
+
+windows as (
+    select
+        f.user_id,
+        sum(
+            case when f.local_date > {{ dbt.dateadd('day', -recent_days, 'a.as_of_date') }} then 1 else 0 end
+        ) as recent_visits,
+        sum(
+            case when f.local_date <= {{ dbt.dateadd('day', -recent_days, 'a.as_of_date') }} then 1 else 0 end
+        ) as baseline_visits
+    from {{ ref('fct_attendance') }} as f
+    cross join as_of as a
+    where
+        f.local_date > {{ dbt.dateadd('day', -(recent_days + baseline_days), 'a.as_of_date') }}
+        and f.local_date <= a.as_of_date
+    group by f.user_id
+),
+
+members as (
+    select
+        u.user_id,
+        u.status as membership_status,
+        u.updated_at,
+        u.join_date,
+        u.last_visit_date,
+        coalesce(w.recent_visits, 0) as recent_visits,
+        coalesce(w.baseline_visits, 0) as baseline_visits,
+        coalesce(w.recent_visits, 0) * 1.0 / {{ var('at_risk_recent_weeks') }} as recent_weekly_rate,
+        coalesce(w.baseline_visits, 0) * 1.0 / {{ var('at_risk_baseline_weeks') }} as baseline_weekly_rate,
+        {{ dbt.datediff('coalesce(u.last_visit_date, u.join_date)', 'a.as_of_date', 'day') }}
+            as days_inactive,
+        a.as_of_date
+    from {{ ref('dim_users') }} as u
+    cross join as_of as a
+    left join windows as w on u.user_id = w.user_id
+),
+
+classified as (
+    select
+        *,
+        case
+            when membership_status = 'cancelled' then 'cancelled'
+            when membership_status = 'frozen' then 'frozen'
+            when days_inactive >= {{ var('churn_inactive_days') }} then 'inactive'
+            when
+                baseline_weekly_rate > 0
+                and recent_weekly_rate < {{ var('at_risk_rate_ratio') }} * baseline_weekly_rate
+                then 'visit_rate_drop'
+        end as churn_reason
+    from members
+)
+
+select
+    user_id,
+    case
+        when churn_reason in ('cancelled', 'inactive') then 'churned'
+        when churn_reason = 'visit_rate_drop' then 'at_risk'
+        else 'active'
+    end as churn_status,
+    churn_reason,
+    membership_status,
+    case
+        when churn_reason = 'cancelled' then cast(updated_at as date)
+        when churn_reason = 'inactive'
+            then {{ dbt.dateadd('day', var('churn_inactive_days'), 'coalesce(last_visit_date, join_date)') }}
+    end as rule_date,
+    last_visit_date,
+    days_inactive,
+    recent_visits,
+    baseline_visits,
+    recent_weekly_rate,
+    baseline_weekly_rate,
+    as_of_date as evaluated_on,
+    cast(as_of_date as timestamp) as evaluated_at
+from classified

@@ -1,0 +1,252 @@
+"""dbt from ``peak``: the project's location, its profiles, its generated sources, and running it.
+
+``peak build`` and ``peak docs`` run dbt in-process (``dbtRunner``) with the lake's absolute path
+in ``PEAK_LAKE`` (``profiles.yml`` and the sources read it), dbt's target and log folders under
+``<lake>/_dbt/`` (so two lakes never share dbt's state) and anonymous usage stats off.
+
+The sources file (``models/staging/_sources.yml``) is generated from ``contracts/``: the column
+lists, descriptions and freshness are written once, there. ``peak dbt-sources`` rewrites it and a
+test fails when it is out of date.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+import contracts
+from peak import catalog
+from peak.lake import Lake, processed_prefix
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_DIR = REPO_ROOT / "dbt_project"
+SOURCES_FILE = PROJECT_DIR / "models" / "staging" / "_sources.yml"
+PROFILES_EXAMPLE = REPO_ROOT / "profiles.yml.example"
+#: The dbt source that reads the processed zone.
+SOURCE_NAME = "processed"
+#: dbt's own state for one lake (target/ and logs/).
+DBT_STATE_PREFIX = "_dbt/"
+TARGETS = ("local", "athena")
+
+# ---------------------------------------------------------------------------------------------
+# Sources, generated from the contracts
+# ---------------------------------------------------------------------------------------------
+
+
+def _local_location() -> str:
+    """dbt-duckdb reads a source from this expression (``{name}`` is the table's name)."""
+    prefix = processed_prefix("{name}")
+    return (
+        'read_parquet(\'{{ env_var("PEAK_LAKE", "lake") }}/'
+        f"{prefix}*/*.parquet', hive_partitioning = true, union_by_name = true)"
+    )
+
+
+def sources_document() -> dict[str, Any]:
+    """The ``_sources.yml`` content derived from the contracts."""
+    tables = []
+    for contract in contracts.load_all().values():
+        pii = {c.name for c in contract.columns if c.pii}
+        columns = [
+            {
+                "name": col["Name"],
+                "description": col["Comment"],
+                "data_type": col["Type"],
+                **({"meta": {"pii": True}} if col["Name"] in pii else {}),
+            }
+            for col in (*catalog.columns(contract), *catalog.partition_keys(contract))
+        ]
+        fresh = contract.freshness
+        tables.append(
+            {
+                "name": contract.dataset,
+                "description": " ".join(contract.description.split()),
+                "loaded_at_field": contracts.INGESTED_AT,
+                "freshness": {
+                    "warn_after": {"count": fresh.warn_after_hours, "period": "hour"},
+                    "error_after": {"count": fresh.error_after_hours, "period": "hour"},
+                },
+                "columns": columns,
+            }
+        )
+    return {
+        "version": 2,
+        "sources": [
+            {
+                "name": SOURCE_NAME,
+                "description": (
+                    "The processed zone: validated, typed, de-duplicated Parquet partitioned by "
+                    "dt. On Athena, Glue tables with partition projection (`peak catalog sync`); "
+                    "locally, read_parquet over the same folders."
+                ),
+                "database": (
+                    "{{ 'awsdatacatalog' if target.type == 'athena' else target.database }}"
+                ),
+                "schema": "{{ env_var('PEAK_GLUE_DATABASE', 'peak_processed') }}",
+                "config": {"external_location": _local_location()},
+                "tables": tables,
+            }
+        ],
+    }
+
+
+HEADER = (
+    "# GENERATED from contracts/*.yml by `peak dbt-sources`: do not edit by hand.\n"
+    "# tests/test_dbt.py fails when this file is out of date.\n"
+)
+
+
+def sources_yaml() -> str:
+    body = yaml.safe_dump(sources_document(), sort_keys=False, width=100, allow_unicode=True)
+    return HEADER + body
+
+
+def write_sources(path: Path = SOURCES_FILE) -> bool:
+    """Rewrite the sources file; True when it changed."""
+    text = sources_yaml()
+    if path.exists() and path.read_text(encoding="utf-8") == text:
+        return False
+    path.write_text(text, encoding="utf-8")
+    return True
+
+
+# ---------------------------------------------------------------------------------------------
+# Profiles and running dbt
+# ---------------------------------------------------------------------------------------------
+
+
+def profiles_dir(lake: Lake) -> Path:
+    """Where ``profiles.yml`` is: $DBT_PROFILES_DIR, the current folder, the repository root,
+    else the repository's example, copied under the lake's dbt folder."""
+    candidates = [os.environ.get("DBT_PROFILES_DIR"), os.getcwd(), str(REPO_ROOT)]
+    for folder in candidates:
+        if folder and (Path(folder) / "profiles.yml").exists():
+            return Path(folder)
+    fallback = state_dir(lake) / "profiles"
+    fallback.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(PROFILES_EXAMPLE, fallback / "profiles.yml")
+    return fallback
+
+
+def state_dir(lake: Lake) -> Path:
+    if not lake.is_local:
+        # dbt's target/ and logs/ are local files even when the lake is on S3.
+        return Path(os.environ.get("PEAK_DBT_STATE_DIR", ".peak-dbt")).resolve()
+    return lake.path(DBT_STATE_PREFIX)
+
+
+@dataclass
+class NodeResult:
+    name: str
+    resource_type: str
+    status: str
+    seconds: float
+    message: str = ""
+    failures: int | None = None
+
+
+@dataclass
+class DbtResult:
+    command: str
+    success: bool
+    nodes: list[NodeResult] = field(default_factory=list)
+    error: str | None = None
+
+    def count(self, *statuses: str) -> int:
+        return sum(1 for n in self.nodes if n.status in statuses)
+
+    @property
+    def failed(self) -> list[NodeResult]:
+        return [n for n in self.nodes if n.status in ("error", "fail", "runtime error")]
+
+    def to_dict(self) -> dict[str, Any]:
+        by_status: dict[str, int] = {}
+        for node in self.nodes:
+            by_status[node.status] = by_status.get(node.status, 0) + 1
+        return {
+            "command": self.command,
+            "success": self.success,
+            "error": self.error,
+            "nodes": len(self.nodes),
+            "by_status": by_status,
+            "failed": [
+                {"name": n.name, "status": n.status, "message": n.message} for n in self.failed
+            ],
+            "warnings": [
+                {"name": n.name, "failures": n.failures, "message": n.message}
+                for n in self.nodes
+                if n.status == "warn"
+            ],
+        }
+
+
+def dbt_environment(lake: Lake) -> dict[str, str]:
+    """The environment dbt runs in: the lake's absolute root and no usage stats."""
+    env = {"DO_NOT_TRACK": "1", "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
+    if lake.is_local:
+        env["PEAK_LAKE"] = str(lake.path("").resolve())
+    return env
+
+
+def invoke(
+    lake: Lake,
+    command: str,
+    *,
+    target: str = "local",
+    args: Sequence[str] = (),
+    vars: dict[str, Any] | None = None,
+) -> DbtResult:
+    """Run one dbt command in-process and summarise its results."""
+    from dbt.cli.main import dbtRunner
+
+    for key, value in dbt_environment(lake).items():
+        os.environ[key] = value
+    state = state_dir(lake)
+    if target == "local":
+        lake.path("").mkdir(parents=True, exist_ok=True)
+    argv = [
+        *command.split(),
+        "--project-dir",
+        str(PROJECT_DIR),
+        "--profiles-dir",
+        str(profiles_dir(lake)),
+        "--target",
+        target,
+        "--target-path",
+        str(state / "target"),
+        "--log-path",
+        str(state / "logs"),
+        *args,
+    ]
+    if vars:
+        argv += ["--vars", yaml.safe_dump(vars, default_flow_style=True).strip()]
+    outcome = dbtRunner().invoke(argv)
+    result = DbtResult(command=command, success=bool(outcome.success))
+    if outcome.exception is not None:
+        result.error = (
+            str(outcome.exception).strip().splitlines()[0]
+            if str(outcome.exception)
+            else type(outcome.exception).__name__
+        )
+    for item in getattr(outcome.result, "results", None) or []:
+        node = getattr(item, "node", None)
+        result.nodes.append(
+            NodeResult(
+                name=getattr(node, "name", "?"),
+                resource_type=str(getattr(node, "resource_type", "?")),
+                status=str(getattr(item, "status", "?")),
+                seconds=float(getattr(item, "execution_time", 0.0) or 0.0),
+                message=str(getattr(item, "message", "") or ""),
+                failures=getattr(item, "failures", None),
+            )
+        )
+    if not result.success and result.error is None and result.failed:
+        first = result.failed[0]
+        result.error = f"{len(result.failed)} failed, first: {first.name}: {first.message}"
+    return result
