@@ -30,7 +30,7 @@ from rich.table import Table
 import contracts
 from peak.lake import Lake
 from peak.report import RunReport
-from peak.settings import Engine, Settings
+from peak.settings import Engine, Settings, Target
 
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
@@ -403,17 +403,31 @@ def run(
         str | None, typer.Option("--input", help="Folder or s3:// prefix holding the exports.")
     ] = None,
     engine: EngineOption = None,
+    target: Annotated[
+        Target | None, typer.Option(help="dbt target: local or athena. [env: PEAK_DBT_TARGET]")
+    ] = None,
+    build: Annotated[bool, typer.Option(help="Run dbt build after the transform.")] = True,
     strict: Annotated[bool, typer.Option(help="Exit non-zero if any file is rejected.")] = False,
 ) -> None:
-    """Run every stage for one day: ingest, then transform."""
+    """Run every stage for one day: ingest, transform, then dbt build."""
     from ingestion.land import expand_sources
+    from peak.cli_model import run_build
 
     chosen = engine or state.config.engine
+    dbt_target = target or state.config.dbt_target
     day = _parse_date(date) if date else None
-    with reported("run", {"date": date, "input": input_dir, "engine": chosen}) as report:
+    options = {"date": date, "input": input_dir, "engine": chosen, "target": dbt_target}
+    with reported("run", options) as report:
         if input_dir:
             sources = select_for_date(expand_sources([input_dir]), day)
             _ingest(report, sources, dataset=None, ingested_at=_ingested_at(day))
         _transform(report, engine=chosen, reprocess=False, quality=True, datasets=None)
         _summary(report, f"run {date or 'today'}")
+        if build and not run_build(report, target=dbt_target, as_of=date):
+            raise RuntimeError(report.stages["build"].get("error") or "dbt build failed")
         _strict_exit(report, strict)
+
+
+from peak import cli_model  # noqa: E402  (registers build, docs, catalog, dbt-sources)
+
+cli_model.register(app)

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Sequence
+import socket
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -141,6 +143,11 @@ def state_dir(lake: Lake) -> Path:
     return lake.path(DBT_STATE_PREFIX)
 
 
+def target_path(lake: Lake, target: str) -> Path:
+    """dbt's target/ folder for one target (so local and athena never share partial parses)."""
+    return state_dir(lake) / f"target-{target}"
+
+
 @dataclass
 class NodeResult:
     name: str
@@ -149,6 +156,7 @@ class NodeResult:
     seconds: float
     message: str = ""
     failures: int | None = None
+    compiled_code: str | None = None
 
 
 @dataclass
@@ -194,6 +202,15 @@ def dbt_environment(lake: Lake) -> dict[str, str]:
     return env
 
 
+def _node_callback(on_node: Callable[[str, str], None]) -> Callable[[Any], None]:
+    def callback(event: Any) -> None:
+        if event.info.name == "NodeFinished":
+            info = event.data.node_info
+            on_node(info.node_name, info.node_status)
+
+    return callback
+
+
 def invoke(
     lake: Lake,
     command: str,
@@ -201,8 +218,13 @@ def invoke(
     target: str = "local",
     args: Sequence[str] = (),
     vars: dict[str, Any] | None = None,
+    on_node: Callable[[str, str], None] | None = None,
 ) -> DbtResult:
-    """Run one dbt command in-process and summarise its results."""
+    """Run one dbt command in-process and summarise its results.
+
+    dbt's own console output is quiet (its full log is under ``<lake>/_dbt/logs``); ``on_node``
+    is called with each node's name and status as it finishes, for a progress bar.
+    """
     from dbt.cli.main import dbtRunner
 
     for key, value in dbt_environment(lake).items():
@@ -219,14 +241,16 @@ def invoke(
         "--target",
         target,
         "--target-path",
-        str(state / "target"),
+        str(target_path(lake, target)),
         "--log-path",
         str(state / "logs"),
         *args,
     ]
     if vars:
         argv += ["--vars", yaml.safe_dump(vars, default_flow_style=True).strip()]
-    outcome = dbtRunner().invoke(argv)
+    outcome = dbtRunner(callbacks=[_node_callback(on_node)] if on_node else None).invoke(
+        ["--quiet", *argv] if on_node else argv
+    )
     result = DbtResult(command=command, success=bool(outcome.success))
     if outcome.exception is not None:
         result.error = (
@@ -244,9 +268,89 @@ def invoke(
                 seconds=float(getattr(item, "execution_time", 0.0) or 0.0),
                 message=str(getattr(item, "message", "") or ""),
                 failures=getattr(item, "failures", None),
+                compiled_code=getattr(node, "compiled_code", None),
             )
         )
     if not result.success and result.error is None and result.failed:
         first = result.failed[0]
         result.error = f"{len(result.failed)} failed, first: {first.name}: {first.message}"
     return result
+
+
+# ---------------------------------------------------------------------------------------------
+# Compile-only checks for Athena
+# ---------------------------------------------------------------------------------------------
+
+#: sqlglot's dialect for each target's engine.
+DIALECTS = {"local": "duckdb", "athena": "athena"}
+#: Placeholders for the Athena profile's settings when compiling without AWS.
+_COMPILE_ONLY_ENV = {
+    "PEAK_ATHENA_S3_STAGING_DIR": "s3://peak-compile-only/athena-results/",
+    "PEAK_ATHENA_S3_DATA_DIR": "s3://peak-compile-only/dbt/",
+    "AWS_ACCESS_KEY_ID": "compile-only",
+    "AWS_SECRET_ACCESS_KEY": "compile-only",
+    "AWS_REGION": "eu-west-1",
+    "AWS_DEFAULT_REGION": "eu-west-1",
+}
+
+
+@contextmanager
+def aws_emulator() -> Iterator[str | None]:
+    """A local AWS emulator (moto) for compiling against Athena without an account.
+
+    Uses ``AWS_ENDPOINT_URL`` when it is set; otherwise starts moto's server on a free port for
+    the duration, with placeholder credentials, and restores the environment afterwards.
+    """
+    if os.environ.get("AWS_ENDPOINT_URL"):
+        yield os.environ["AWS_ENDPOINT_URL"]
+        return
+    try:
+        from moto.server import ThreadedMotoServer
+    except ImportError as exc:  # moto is a dev extra
+        raise RuntimeError(
+            "compiling for Athena without AWS needs moto (pip install -e '.[dev]') "
+            "or AWS_ENDPOINT_URL pointing at an emulator"
+        ) from exc
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    saved = {k: os.environ.get(k) for k in (*_COMPILE_ONLY_ENV, "AWS_ENDPOINT_URL")}
+    os.environ.update({"AWS_ENDPOINT_URL": endpoint})
+    for key, value in _COMPILE_ONLY_ENV.items():
+        os.environ.setdefault(key, value)
+    try:
+        yield endpoint
+    finally:
+        server.stop()
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@dataclass
+class ParseCheck:
+    model: str
+    ok: bool
+    error: str = ""
+
+
+def check_compiled(result: DbtResult, target: str) -> list[ParseCheck]:
+    """Parse every compiled model with sqlglot in the target engine's dialect."""
+    import sqlglot
+    from sqlglot.errors import ParseError
+
+    checks = []
+    for node in result.nodes:
+        if not node.resource_type.endswith("model") or node.compiled_code is None:
+            continue
+        try:
+            sqlglot.parse_one(node.compiled_code, read=DIALECTS[target])
+            checks.append(ParseCheck(node.name, True))
+        except ParseError as exc:
+            checks.append(ParseCheck(node.name, False, str(exc).splitlines()[0]))
+    return checks

@@ -1,0 +1,259 @@
+"""``peak build``, ``peak docs``, ``peak catalog sync`` and ``peak dbt-sources``: the model stage.
+
+Registered on the main app by :func:`register`; ``peak run`` calls :func:`run_build` after the
+transform. A build on the local target that passes publishes the warehouse's serving copy
+(:func:`peak.warehouse.publish`), which every consumer reads.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import http.server
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from peak.report import RunReport
+from peak.settings import Target
+
+TargetOption = Annotated[
+    Target | None,
+    typer.Option(help="dbt target: local (DuckDB) or athena. [env: PEAK_DBT_TARGET]"),
+]
+
+
+def _cli() -> Any:
+    from peak import cli
+
+    return cli
+
+
+def _build_vars(as_of: str | None) -> dict[str, Any] | None:
+    if as_of is None:
+        return None
+    _cli()._parse_date(as_of)
+    return {"as_of_date": as_of}
+
+
+def _node_table(result: Any, title: str) -> Table:
+    from collections import Counter
+
+    counts: Counter[tuple[str, str]] = Counter()
+    for node in result.nodes:
+        counts[(node.resource_type.split(".")[-1], node.status)] += 1
+    table = Table(title=title)
+    for col in ("resource", "status", "count"):
+        table.add_column(col, justify="right" if col == "count" else "left")
+    for (kind, status), n in sorted(counts.items()):
+        table.add_row(kind, status, f"{n:,}")
+    return table
+
+
+def _print_problems(result: Any) -> None:
+    out = _cli().out
+    problems = [n for n in result.nodes if n.status in ("error", "fail", "warn", "runtime error")]
+    if not problems:
+        return
+    table = Table(title="failures and warnings")
+    for col in ("node", "status", "rows", "message"):
+        table.add_column(col)
+    for node in problems:
+        first_line = (node.message or "").strip().splitlines()[:1]
+        table.add_row(
+            node.name,
+            node.status,
+            "" if node.failures is None else f"{node.failures:,}",
+            escape(first_line[0] if first_line else ""),
+        )
+    out.print(table)
+
+
+def run_build(
+    report: RunReport,
+    *,
+    target: str,
+    select: list[str] | None = None,
+    exclude: list[str] | None = None,
+    full_refresh: bool = False,
+    as_of: str | None = None,
+) -> bool:
+    """``dbt build`` for the run report; publishes the serving warehouse when it passes."""
+    from peak import dbt
+    from peak.warehouse import publish
+
+    cli = _cli()
+    lake = cli.state.lake
+    args: list[str] = []
+    for sel in select or []:
+        args += ["--select", sel]
+    for sel in exclude or []:
+        args += ["--exclude", sel]
+    if full_refresh:
+        args.append("--full-refresh")
+    with cli._progress() as progress:
+        task = progress.add_task(f"dbt build ({target})", total=None)
+
+        def finished(name: str, status: str) -> None:
+            progress.update(task, advance=1, description=f"dbt build: {name} {status}")
+
+        result = dbt.invoke(
+            lake, "build", target=target, args=args, vars=_build_vars(as_of), on_node=finished
+        )
+        progress.update(task, description=f"dbt build ({target}): done", total=len(result.nodes))
+    stage: dict[str, Any] = {"target": target, **result.to_dict()}
+    if result.success and target == "local":
+        stage["published"] = str(publish(lake))
+    report.stages["build"] = stage
+    cli.out.print(_node_table(result, f"dbt build ({target})"))
+    _print_problems(result)
+    return result.success
+
+
+def register(app: typer.Typer) -> None:
+    catalog_app = typer.Typer(help="The Glue Data Catalog over the processed zone.")
+    app.add_typer(catalog_app, name="catalog")
+
+    @app.command()
+    def build(
+        target: TargetOption = None,
+        select: Annotated[
+            list[str] | None, typer.Option(help="dbt node selection (repeatable).")
+        ] = None,
+        exclude: Annotated[
+            list[str] | None, typer.Option(help="dbt nodes to exclude (repeatable).")
+        ] = None,
+        full_refresh: Annotated[
+            bool, typer.Option(help="Rebuild incremental models from scratch.")
+        ] = False,
+        compile_only: Annotated[
+            bool,
+            typer.Option(help="Compile every model and parse it as the target's SQL; run none."),
+        ] = False,
+        as_of: Annotated[
+            str | None, typer.Option(help="Measure churn and streaks from this day (YYYY-MM-DD).")
+        ] = None,
+    ) -> None:
+        """Run dbt build (models, snapshots, tests) on the processed zone."""
+        cli = _cli()
+        chosen = target or cli.state.config.dbt_target
+        options = {"target": chosen, "select": select, "full_refresh": full_refresh}
+        with cli.reported("build", {**options, "compile_only": compile_only}) as report:
+            if compile_only:
+                _compile_only(report, chosen, select or [])
+                return
+            if not run_build(
+                report,
+                target=chosen,
+                select=select,
+                exclude=exclude,
+                full_refresh=full_refresh,
+                as_of=as_of,
+            ):
+                raise RuntimeError(report.stages["build"].get("error") or "dbt build failed")
+
+    @app.command()
+    def docs(
+        serve: Annotated[bool, typer.Option(help="Serve the site after generating it.")] = False,
+        port: Annotated[int, typer.Option(help="Port to serve on.")] = 8080,
+        target: TargetOption = None,
+    ) -> None:
+        """Generate the dbt docs site (static, usable offline) and optionally serve it."""
+        from peak import dbt
+
+        cli = _cli()
+        chosen = target or cli.state.config.dbt_target
+        with cli.reported("docs", {"target": chosen}) as report:
+            lake = cli.state.lake
+            with cli.console.status("dbt docs generate"):
+                result = dbt.invoke(lake, "docs generate --static", target=chosen)
+            if not result.success:
+                raise RuntimeError(result.error or "dbt docs generate failed")
+            site = dbt.target_path(lake, chosen)
+            report.stages["docs"] = {"site": str(site / "index.html")}
+            cli.out.print(f"docs: {site / 'index.html'}")
+            cli.out.print(f"offline single file: {site / 'static_index.html'}")
+        if serve:
+            handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(site))
+            with http.server.ThreadingHTTPServer(("127.0.0.1", port), handler) as httpd:
+                cli.console.print(f"serving the docs on http://127.0.0.1:{port} (Ctrl+C stops)")
+                with contextlib.suppress(KeyboardInterrupt):
+                    httpd.serve_forever()
+
+    @app.command("dbt-sources")
+    def dbt_sources(
+        check: Annotated[
+            bool, typer.Option(help="Only check the file is up to date (exit 1 if not).")
+        ] = False,
+    ) -> None:
+        """Regenerate dbt_project's sources file from contracts/ (or check it)."""
+        from peak import dbt
+
+        cli = _cli()
+        current = dbt.SOURCES_FILE.read_text(encoding="utf-8") if dbt.SOURCES_FILE.exists() else ""
+        if check:
+            if current != dbt.sources_yaml():
+                raise cli.fail(f"{dbt.SOURCES_FILE} is out of date: run `peak dbt-sources`")
+            cli.out.print(f"{dbt.SOURCES_FILE} is up to date")
+            return
+        changed = dbt.write_sources()
+        cli.out.print(f"{dbt.SOURCES_FILE}: {'rewritten' if changed else 'unchanged'}")
+
+    @catalog_app.command("sync")
+    def catalog_sync(
+        dataset: Annotated[
+            list[str] | None, typer.Option(help="Only these datasets (repeatable).")
+        ] = None,
+        dry_run: Annotated[
+            bool, typer.Option(help="Show what would change; change nothing.")
+        ] = False,
+    ) -> None:
+        """Create or update the Glue tables (partition projection on dt) from the contracts."""
+        from peak import catalog
+
+        cli = _cli()
+        with cli.reported("catalog sync", {"datasets": dataset, "dry_run": dry_run}) as report:
+            lake = cli.state.lake
+            database = cli.state.config.glue_database
+            result = catalog.sync(catalog.client_for(lake), database, lake, dataset, dry_run)
+            report.stages["catalog"] = result.to_dict()
+            table = Table(title=f"Glue database {database}{' (dry run)' if dry_run else ''}")
+            table.add_column("table")
+            table.add_column("action")
+            for action in ("created", "updated", "unchanged", "orphaned"):
+                for name in getattr(result, action):
+                    table.add_row(name, action)
+            cli.out.print(table)
+
+
+def _compile_only(report: RunReport, target: str, select: list[str]) -> None:
+    """Compile every model for the target and parse each with sqlglot in its dialect."""
+    from peak import dbt
+
+    cli = _cli()
+    lake = cli.state.lake
+    args = ["--select", *(select or ["resource_type:model"])]
+    emulator = dbt.aws_emulator() if target == "athena" else contextlib.nullcontext()
+    with emulator, cli.console.status(f"dbt compile ({target})"):
+        result = dbt.invoke(lake, "compile", target=target, args=args)
+    if not result.success:
+        raise RuntimeError(result.error or "dbt compile failed")
+    checks = dbt.check_compiled(result, target)
+    bad = [c for c in checks if not c.ok]
+    table = Table(title=f"compiled for {target}, parsed as {dbt.DIALECTS[target]} SQL")
+    for col in ("model", "parses", "error"):
+        table.add_column(col)
+    for check in checks:
+        table.add_row(check.model, "yes" if check.ok else "NO", escape(check.error))
+    cli.out.print(table)
+    report.stages["compile"] = {
+        "target": target,
+        "models": len(checks),
+        "unparseable": [{"model": c.model, "error": c.error} for c in bad],
+    }
+    if not checks:
+        raise RuntimeError("no model was compiled")
+    if bad:
+        raise RuntimeError(f"{len(bad)} compiled model(s) do not parse as {target} SQL")
