@@ -423,8 +423,11 @@ def run(
             _ingest(report, sources, dataset=None, ingested_at=_ingested_at(day))
         _transform(report, engine=chosen, reprocess=False, quality=True, datasets=None)
         _summary(report, f"run {date or 'today'}")
-        if build and not run_build(report, target=dbt_target, as_of=date):
-            raise RuntimeError(report.stages["build"].get("error") or "dbt build failed")
+        written = report.dataset("attendance").partitions_written
+        if build and not run_build(report, target=dbt_target, as_of=date, changed_days=written):
+            stage = report.stages["build"]
+            if "skipped" not in stage:
+                raise RuntimeError(stage.get("error") or "dbt build failed")
         _strict_exit(report, strict)
 
 

@@ -31,11 +31,14 @@ def _cli() -> Any:
     return cli
 
 
-def _build_vars(as_of: str | None) -> dict[str, Any] | None:
-    if as_of is None:
-        return None
-    _cli()._parse_date(as_of)
-    return {"as_of_date": as_of}
+def _build_vars(as_of: str | None, days: list[str] | None = None) -> dict[str, Any] | None:
+    out: dict[str, Any] = {}
+    if as_of is not None:
+        _cli()._parse_date(as_of)
+        out["as_of_date"] = as_of
+    if days:
+        out["attendance_days"] = sorted(days)
+    return out or None
 
 
 def _node_table(result: Any, title: str) -> Table:
@@ -79,13 +82,23 @@ def run_build(
     exclude: list[str] | None = None,
     full_refresh: bool = False,
     as_of: str | None = None,
+    changed_days: list[str] | None = None,
 ) -> bool:
-    """``dbt build`` for the run report; publishes the serving warehouse when it passes."""
+    """``dbt build`` for the run report; publishes the serving warehouse when it passes.
+
+    Returns False when the build failed or could not start (a source with no data yet).
+    """
     from peak import dbt
     from peak.warehouse import publish
 
     cli = _cli()
     lake = cli.state.lake
+    missing = dbt.missing_sources(lake) if target == "local" else []
+    if missing:
+        reason = f"the processed zone has no {', '.join(missing)} yet"
+        report.stages["build"] = {"target": target, "skipped": reason, "success": False}
+        cli.console.print(f"[yellow]dbt build skipped:[/] {reason}")
+        return False
     args: list[str] = []
     for sel in select or []:
         args += ["--select", sel]
@@ -100,7 +113,12 @@ def run_build(
             progress.update(task, advance=1, description=f"dbt build: {name} {status}")
 
         result = dbt.invoke(
-            lake, "build", target=target, args=args, vars=_build_vars(as_of), on_node=finished
+            lake,
+            "build",
+            target=target,
+            args=args,
+            vars=_build_vars(as_of, changed_days),
+            on_node=finished,
         )
         progress.update(task, description=f"dbt build ({target}): done", total=len(result.nodes))
     stage: dict[str, Any] = {"target": target, **result.to_dict()}

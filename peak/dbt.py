@@ -118,6 +118,11 @@ def write_sources(path: Path = SOURCES_FILE) -> bool:
     return True
 
 
+def missing_sources(lake: Lake) -> list[str]:
+    """Datasets with no processed partition yet: dbt cannot read a source with no files."""
+    return [ds for ds in contracts.load_all() if not lake.list(processed_prefix(ds))]
+
+
 # ---------------------------------------------------------------------------------------------
 # Profiles and running dbt
 # ---------------------------------------------------------------------------------------------

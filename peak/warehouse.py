@@ -125,8 +125,15 @@ def serving_path(lake: Lake) -> Path:
 
 def publish(lake: Lake) -> Path:
     """Atomically replace the serving copy with the warehouse dbt just built."""
+    import duckdb
+
     src = build_path(lake)
     dst = serving_path(lake)
+    con = duckdb.connect(str(src))  # fold the write-ahead log into the file before copying it
+    try:
+        con.execute("checkpoint")
+    finally:
+        con.close()
     fd, tmp = tempfile.mkstemp(prefix=".serving-", suffix=".duckdb", dir=dst.parent)
     os.close(fd)
     try:

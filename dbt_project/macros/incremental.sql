@@ -1,11 +1,13 @@
 {#
   Which dt partitions an incremental run of a dt-partitioned model rebuilds: every day whose
   source partition received rows after the newest `ingested_at` already in the model (late
-  check-ins included, however old), plus the last `lookback_days` days. Evaluated once, before
+  check-ins included, however old), the last `lookback_days` days, and the days listed in
+  `extra_days` (`peak run` passes the partitions its transform wrote, which also covers
+  backfills landed with an older ingestion time). Evaluated once, before
   the model's SQL runs, and inlined as literals so both DuckDB and Athena prune partitions.
   Returns a list of 'YYYY-MM-DD' strings (empty when nothing changed).
 #}
-{% macro days_to_rebuild(source_relation, lookback_days) %}
+{% macro days_to_rebuild(source_relation, lookback_days, extra_days=[]) %}
   {% if not execute %}{{ return([]) }}{% endif %}
   {% set mark = run_query("select cast(max(ingested_at) as varchar), cast(max(dt) as varchar) from " ~ this) %}
   {% set max_ingested, max_dt = mark.rows[0][0], mark.rows[0][1] %}
@@ -23,7 +25,8 @@
     {% endset %}
   {% endif %}
   {% set rows = run_query(query) %}
-  {{ return(rows.columns[0].values() | list) }}
+  {% set days = (rows.columns[0].values() | list) + (extra_days | list) %}
+  {{ return(days | unique | sort | list) }}
 {% endmacro %}
 
 {# A `dt in (...)` filter over literal dates; `false` when the list is empty. #}

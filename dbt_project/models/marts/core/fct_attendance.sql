@@ -18,7 +18,9 @@
 }}
 
 {% if is_incremental() %}
-  {% set days = days_to_rebuild(ref('stg_attendance'), var('attendance_lookback_days')) %}
+  {% set days = days_to_rebuild(
+      ref('stg_attendance'), var('attendance_lookback_days'), var('attendance_days')
+  ) %}
 {% endif %}
 
 with attendance as (

@@ -1,0 +1,126 @@
+"""``peak activate``: push the marts to Redis, HubSpot and SES (see ``activation/``).
+
+``peak.cli`` registers the command with :func:`register`; ``peak run`` calls :func:`activate`
+after ``dbt build``. ``peak.cli`` is imported inside the functions because it imports this
+module at its end.
+
+Exit codes: ``0`` every sink ok; otherwise one bit per failed sink (leaderboard ``4``, hubspot
+``8``, email ``16``: :func:`activation.runner.exit_code`), ``1`` for any other failure, ``2``
+for bad usage.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated
+
+import click
+import typer
+from rich.table import Table
+
+from activation import SINK_NAMES
+from peak.report import RunReport
+from peak.settings import Target
+
+if TYPE_CHECKING:  # the sinks pull in pyarrow and redis: imported when a command runs
+    from activation.base import SinkResult
+
+COMMAND = "activate"
+
+
+def activate(
+    report: RunReport,
+    names: list[str],
+    dry_run: bool = False,
+    target: Target | None = None,
+) -> dict[str, SinkResult]:
+    """Run the named sinks (``all`` allowed) against the published marts; record them in the
+    report's ``activation`` stage. Prints nothing and never exits: the caller decides."""
+    from activation.base import SinkContext
+    from activation.config import ActivationSettings
+    from activation.runner import record, resolve, run_sinks
+    from peak.cli import _progress, state
+    from peak.warehouse import open_warehouse
+
+    lake, settings = state.lake, state.config
+    chosen = resolve(names)
+    ctx = SinkContext(
+        lake=lake,
+        warehouse=open_warehouse(lake, settings, target),
+        run_id=report.run_id,
+        dry_run=dry_run,
+    )
+    with _progress() as progress:
+        task = progress.add_task("activate", total=len(chosen))
+
+        def done(name: str, result: SinkResult) -> None:
+            progress.update(task, advance=1, description=f"{name}: {result.status}")
+
+        results = run_sinks(ctx, chosen, ActivationSettings.from_env(), on_done=done)
+    record(report, results)
+    return results
+
+
+def print_summary(results: dict[str, SinkResult], title: str = "activate") -> None:
+    """The summary table: one row per sink."""
+    from peak.cli import out
+
+    table = Table(title=title)
+    columns = ("sink", "records", "sent", "unchanged", "failed", "retried", "status")
+    for col in columns:
+        table.add_column(col, justify="left" if col in ("sink", "status") else "right")
+    for name, r in results.items():
+        status = f"{r.status} (dry run)" if r.dry_run and r.status == "ok" else r.status
+        counts = (r.records, r.sent, r.unchanged, r.failed, r.retried)
+        table.add_row(name, *(f"{n:,}" for n in counts), status)
+    out.print(table)
+    for r in results.values():
+        if r.outbox:
+            out.print(f"{r.sink} outbox: {r.outbox}", highlight=False, soft_wrap=True)
+
+
+def fail_on_errors(report: RunReport, results: dict[str, SinkResult]) -> None:
+    """Mark the report failed and exit with the sinks' bits if any sink failed."""
+    from activation.runner import exit_code, failed
+    from peak.cli import fail
+
+    code = exit_code(results)
+    if not code:
+        return
+    message = "; ".join(f"{name}: {results[name].error}" for name in failed(results))
+    report.status = "failed"
+    report.error = message
+    raise fail(message, code)
+
+
+def activate_command(
+    sink: Annotated[
+        str,
+        typer.Argument(
+            click_type=click.Choice([*SINK_NAMES, "all"]),
+            help="The sink to run, or all (every sink that is installed).",
+            show_default=False,
+        ),
+    ],
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Write what would be sent to the outbox only.")
+    ] = False,
+    target: Annotated[
+        Target | None,
+        typer.Option(help="Read the marts of this dbt target. [env: PEAK_DBT_TARGET]"),
+    ] = None,
+) -> None:
+    """Push the marts to the leaderboard, HubSpot and email sinks."""
+    from peak.cli import reported
+
+    options = {"sink": sink, "dry_run": dry_run, "target": target}
+    with reported(COMMAND, options) as report:
+        results = activate(report, [sink], dry_run=dry_run, target=target)
+        print_summary(results, f"activate {sink}{' (dry run)' if dry_run else ''}")
+        fail_on_errors(report, results)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``peak activate SINK`` to the app (once: a second call does nothing)."""
+    if any(command.name == COMMAND for command in app.registered_commands):
+        return
+    app.command(COMMAND)(activate_command)
