@@ -269,24 +269,42 @@ def test_a_daily_run_rebuilds_only_changed_days_and_keeps_unknown_members(lake_c
     assert "warn" in result.stdout
 
 
-def test_a_failing_test_fails_the_build_and_keeps_the_last_good_warehouse(lake_copy, tmp_path):
+def test_a_failing_test_fails_the_build_and_keeps_the_last_good_warehouse(lake_copy):
     serving = lake_copy / SERVING_WAREHOUSE_KEY
     before = serving.read_bytes()
-    # Two cancelled members sharing one email: the CRM's key would collide.
-    members = query(lake_copy, "select user_id, email from dim_users order by user_id limit 2")
+    # An upstream bug (or a hand edit of the lake) duplicates a check-in in the processed zone.
+    partition = lake_copy / "processed/attendance/dt=2026-11-24"
+    duckdb.sql(
+        f"copy (select * from read_parquet('{partition}/data.parquet') limit 1) "
+        f"to '{partition}/duplicate.parquet' (format parquet)"
+    )
+    result = peak(lake_copy, "build", "--as-of", AS_OF, ok=False)
+    assert result.returncode == 1
+    assert "unique_stg_attendance_attendance_id" in result.stdout
+    stage = last_report(lake_copy, "build")["stages"]["build"]
+    assert not stage["success"] and "published" not in stage
+    assert "unique_stg_attendance_attendance_id" in {f["name"] for f in stage["failed"]}
+    assert serving.read_bytes() == before
+
+
+def test_members_sharing_an_email_reach_the_crm_once(lake_copy, tmp_path):
+    members = query(lake_copy, "select user_id from dim_users order by user_id limit 2")
     rows = [
         {"user_id": uid, "email": "shared@example.com", "location": "Peak Camden",
          "join_date": "2025-01-01", "plan": "basic", "status": "cancelled",
-         "marketing_opt_in": "true", "updated_at": "2026-11-24T08:00:00Z"}
-        for uid, _ in members
+         "marketing_opt_in": "true", "updated_at": f"2026-11-24T0{i}:00:00Z"}
+        for i, (uid,) in enumerate(members)
     ]  # fmt: skip
     ingest_and_transform(lake_copy, tmp_path, "members_2026-11-24_fix.csv", rows)
-    result = peak(lake_copy, "build", "--as-of", AS_OF, ok=False)
-    assert result.returncode == 1
-    assert "unique_mart_hubspot_contacts_email" in result.stdout
-    stage = last_report(lake_copy, "build")["stages"]["build"]
-    assert not stage["success"] and "published" not in stage
-    assert serving.read_bytes() == before
+    peak(lake_copy, "build", "--as-of", AS_OF)
+    crm = query(
+        lake_copy, "select user_id from mart_hubspot_contacts where email = 'shared@example.com'"
+    )
+    assert crm == [(members[1][0],)]  # the most recently updated member
+    warnings = last_report(lake_copy, "build")["stages"]["build"]["warnings"]
+    assert {"name": "unique_dim_users_email", "failures": 1} in [
+        {"name": w["name"], "failures": w["failures"]} for w in warnings
+    ]
 
 
 def test_the_snapshot_keeps_member_status_history(lake_copy, tmp_path):

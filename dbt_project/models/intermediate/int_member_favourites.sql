@@ -4,7 +4,10 @@ with as_of as (
 ),
 
 recent as (
-    select f.user_id, f.class_name, f.instructor
+    select
+        f.user_id,
+        f.class_name,
+        f.instructor
     from {{ ref('fct_attendance') }} as f
     cross join as_of as a
     where
@@ -14,14 +17,14 @@ recent as (
 ),
 
 {% for field in ['class_name', 'instructor'] %}
-{{ field }}_ranked as (
-    select
-        user_id,
-        {{ field }},
-        row_number() over (partition by user_id order by count(*) desc, {{ field }}) as position
-    from recent
-    group by user_id, {{ field }}
-){{ "," if not loop.last }}
+    {{ field }}_ranked as (
+        select
+            user_id,
+            {{ field }},
+            row_number() over (partition by user_id order by count(*) desc, {{ field }}) as position
+        from recent
+        group by user_id, {{ field }}
+    ){{ "," if not loop.last }}
 {% endfor %}
 
 select

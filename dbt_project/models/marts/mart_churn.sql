@@ -2,7 +2,9 @@
 -- Churned: the rule's own date (cancellation, or the day inactivity crossed the threshold);
 -- otherwise the as-of date the pipeline first saw the current status (snap_churn_status).
 with current_status as (
-    select user_id, cast(dbt_valid_from as date) as status_since
+    select
+        user_id,
+        cast(dbt_valid_from as date) as status_since
     from {{ ref('snap_churn_status') }}
     where dbt_valid_to is null
 )

@@ -8,7 +8,9 @@ with cohorts as (
 ),
 
 sizes as (
-    select cohort_month, count(*) as cohort_size
+    select
+        cohort_month,
+        count(*) as cohort_size
     from cohorts
     group by cohort_month
 ),
@@ -20,15 +22,23 @@ activity as (
     from {{ ref('fct_attendance') }} as f
 ),
 
-retained as (
+months as (
     select
         c.cohort_month,
-        {{ dbt.datediff('c.cohort_month', 'a.activity_month', 'month') }} as months_since_join,
-        count(*) as active_members
+        {{ dbt.datediff('c.cohort_month', 'a.activity_month', 'month') }}
+            as months_since_join
     from cohorts as c
     inner join activity as a on c.user_id = a.user_id
     where a.activity_month >= c.cohort_month
-    group by 1, 2
+),
+
+retained as (
+    select
+        cohort_month,
+        months_since_join,
+        count(*) as active_members
+    from months
+    group by cohort_month, months_since_join
 )
 
 select

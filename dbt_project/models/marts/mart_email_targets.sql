@@ -23,4 +23,5 @@ inner join {{ ref('mart_member_activity') }} as a on c.user_id = a.user_id
 left join {{ ref('int_member_favourites') }} as f on c.user_id = f.user_id
 where
     u.marketing_opt_in
+    and u.owns_email
     and c.churn_status in ('at_risk', 'churned')

@@ -1,4 +1,5 @@
 -- The CRM's view: every churned or at-risk member, keyed by email, with what marketing needs.
+-- An email shared by several members goes to the most recently updated one (dim_users).
 select
     c.user_id,
     u.email,
@@ -14,4 +15,6 @@ select
 from {{ ref('mart_churn') }} as c
 inner join {{ ref('dim_users') }} as u on c.user_id = u.user_id
 inner join {{ ref('mart_member_activity') }} as a on c.user_id = a.user_id
-where c.churn_status in ('churned', 'at_risk')
+where
+    c.churn_status in ('churned', 'at_risk')
+    and u.owns_email

@@ -19,11 +19,21 @@ visits as (
 ),
 
 boards as (
-    select week_start, 'overall' as board, user_id, count(*) as visits, min(checked_in_at) as first_check_in_at
+    select
+        week_start,
+        'overall' as board,
+        user_id,
+        count(*) as visits,
+        min(checked_in_at) as first_check_in_at
     from visits
     group by week_start, user_id
     union all
-    select week_start, location as board, user_id, count(*) as visits, min(checked_in_at) as first_check_in_at
+    select
+        week_start,
+        location as board,
+        user_id,
+        count(*) as visits,
+        min(checked_in_at) as first_check_in_at
     from visits
     where location is not null
     group by week_start, location, user_id

@@ -12,7 +12,10 @@ with visits as (
 ),
 
 joins as (
-    select home_location as location, join_date as activity_date, count(*) as new_members
+    select
+        home_location as location,
+        join_date as activity_date,
+        count(*) as new_members
     from {{ ref('dim_users') }}
     group by home_location, join_date
 )

@@ -6,10 +6,11 @@ with as_of as (
 recent as (
     select
         f.user_id,
-        {% for days in [7, 30, 90] -%}
-        sum(case when f.local_date > {{ dbt.dateadd('day', -days, 'a.as_of_date') }} then 1 else 0 end)
-            as visits_{{ days }}d{{ "," if not loop.last }}
-        {% endfor %}
+        {%- for days in [7, 30, 90] %}
+            sum(
+                case when f.local_date > {{ dbt.dateadd('day', -days, 'a.as_of_date') }} then 1 else 0 end
+            ) as visits_{{ days }}d{%- if not loop.last %},{% endif %}
+        {%- endfor %}
     from {{ ref('fct_attendance') }} as f
     cross join as_of as a
     where
@@ -30,7 +31,8 @@ select
     coalesce(s.longest_streak_weeks, 0) as longest_streak_weeks,
     u.first_visit_date,
     u.last_visit_date,
-    {{ dbt.datediff('u.last_visit_date', 'a.as_of_date', 'day') }} as days_since_last_visit,
+    {{ dbt.datediff('u.last_visit_date', 'a.as_of_date', 'day') }}
+        as days_since_last_visit,
     u.total_visits,
     a.as_of_date
 from {{ ref('dim_users') }} as u
