@@ -11,13 +11,13 @@ for bad usage.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Literal
 
-import click
 import typer
 from rich.table import Table
 
 from activation import SINK_NAMES
+from peak.cli_model import TargetOption
 from peak.report import RunReport
 from peak.settings import Target
 
@@ -25,6 +25,8 @@ if TYPE_CHECKING:  # the sinks pull in pyarrow and redis: imported when a comman
     from activation.base import SinkResult
 
 COMMAND = "activate"
+#: What ``peak activate`` accepts: a sink's name or ``all``.
+SinkChoice = Literal[(*SINK_NAMES, "all")]  # type: ignore[valid-type]
 
 
 def activate(
@@ -94,9 +96,9 @@ def fail_on_errors(report: RunReport, results: dict[str, SinkResult]) -> None:
 
 def activate_command(
     sink: Annotated[
-        str,
+        SinkChoice,
         typer.Argument(
-            click_type=click.Choice([*SINK_NAMES, "all"]),
+            metavar="SINK",
             help="The sink to run, or all (every sink that is installed).",
             show_default=False,
         ),
@@ -104,10 +106,7 @@ def activate_command(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Write what would be sent to the outbox only.")
     ] = False,
-    target: Annotated[
-        Target | None,
-        typer.Option(help="Read the marts of this dbt target. [env: PEAK_DBT_TARGET]"),
-    ] = None,
+    target: TargetOption = None,
 ) -> None:
     """Push the marts to the leaderboard, HubSpot and email sinks."""
     from peak.cli import reported

@@ -125,9 +125,23 @@ def run_build(
     if result.success and target == "local":
         stage["published"] = str(publish(lake))
     report.stages["build"] = stage
+    if result.success:
+        report.stages["freshness"] = dbt.freshness(lake, target)
     cli.out.print(_node_table(result, f"dbt build ({target})"))
     _print_problems(result)
+    if result.success:
+        _print_freshness(report.stages["freshness"])
     return result.success
+
+
+def _print_freshness(rows: list[dict[str, Any]]) -> None:
+    table = Table(title="source freshness (contracts' warn/error thresholds)")
+    for col in ("source", "status", "newest load (UTC)", "age h"):
+        table.add_column(col, justify="right" if col == "age h" else "left")
+    for row in rows:
+        age = "" if row["age_hours"] is None else f"{row['age_hours']:,.1f}"
+        table.add_row(row["source"], row["status"], row["max_loaded_at"] or "", age)
+    _cli().out.print(table)
 
 
 def register(app: typer.Typer) -> None:

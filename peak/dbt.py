@@ -162,6 +162,9 @@ class NodeResult:
     message: str = ""
     failures: int | None = None
     compiled_code: str | None = None
+    #: Source freshness only: the newest loaded_at and its age in seconds.
+    max_loaded_at: str | None = None
+    age_seconds: float | None = None
 
 
 @dataclass
@@ -205,6 +208,24 @@ def dbt_environment(lake: Lake) -> dict[str, str]:
     if lake.is_local:
         env["PEAK_LAKE"] = str(lake.path("").resolve())
     return env
+
+
+def _iso(value: Any) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def freshness(lake: Lake, target: str) -> list[dict[str, Any]]:
+    """``dbt source freshness``: per source table, pass/warn/error and the newest load's age."""
+    result = invoke(lake, "source freshness", target=target, on_node=lambda *_: None)
+    return [
+        {
+            "source": node.name,
+            "status": node.status,
+            "max_loaded_at": node.max_loaded_at,
+            "age_hours": None if node.age_seconds is None else round(node.age_seconds / 3600, 1),
+        }
+        for node in result.nodes
+    ]
 
 
 def _node_callback(on_node: Callable[[str, str], None]) -> Callable[[Any], None]:
@@ -274,6 +295,8 @@ def invoke(
                 message=str(getattr(item, "message", "") or ""),
                 failures=getattr(item, "failures", None),
                 compiled_code=getattr(node, "compiled_code", None),
+                max_loaded_at=_iso(getattr(item, "max_loaded_at", None)),
+                age_seconds=getattr(item, "age", None),
             )
         )
     if not result.success and result.error is None and result.failed:

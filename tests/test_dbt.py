@@ -138,6 +138,12 @@ def test_the_build_passes_and_publishes_every_mart(built):
     assert stage["by_status"].get("error", 0) == 0 and stage["by_status"].get("fail", 0) == 0
     assert stage["by_status"]["pass"] >= 80  # data tests and the unit tests all ran
     assert Path(stage["published"]) == built / SERVING_WAREHOUSE_KEY
+    # Source freshness ran with the contracts' thresholds (the sample was landed on END).
+    fresh = {f["source"]: f for f in report["stages"]["freshness"]}
+    assert set(fresh) == set(contracts.load_all())
+    for row in fresh.values():
+        assert row["status"] in ("pass", "warn", "error") and row["age_hours"] > 0
+        assert row["max_loaded_at"].startswith(AS_OF)
     tables = {r[0] for r in query(built, "select table_name from information_schema.tables")}
     for name in (
         "fct_attendance",
@@ -350,6 +356,39 @@ def test_docs_are_generated_as_a_static_site(built):
     assert (site / "index.html").exists() and (site / "catalog.json").exists()
     for name in ("mart_churn", "redis_leaderboard", "weekly streak"):
         assert name in static
+
+
+def test_docs_are_served(built):
+    import socket
+    import time
+    import urllib.request
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {**os.environ, "PEAK_LAKE": str(built)}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "peak", "docs", "--serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/index.html") as resp:
+                    assert resp.status == 200 and b"dbt" in resp.read()
+                break
+            except OSError:
+                assert server.poll() is None, "peak docs --serve exited"
+                assert time.monotonic() < deadline, "the docs server never answered"
+                time.sleep(0.5)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/manifest.json") as resp:
+            assert "mart_churn" in resp.read().decode()
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
 
 
 def test_analysts_can_run_plain_dbt(built, tmp_path):
