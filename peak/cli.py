@@ -29,7 +29,7 @@ from rich.table import Table
 
 import contracts
 from peak.lake import Lake
-from peak.report import RunReport
+from peak.report import RunReport, one_line
 from peak.settings import Engine, Settings, Target
 
 os.environ.setdefault("DO_NOT_TRACK", "1")
@@ -97,7 +97,7 @@ def reported(command: str, options: dict[str, Any]) -> Iterator[RunReport]:
     try:
         yield report
     except typer.Exit:
-        report.finish("ok" if report.status == "running" else report.status)
+        report.finish("ok" if report.status == "running" else report.status, report.error)
         _save(lake, report)
         raise
     except KeyboardInterrupt:
@@ -105,7 +105,7 @@ def reported(command: str, options: dict[str, Any]) -> Iterator[RunReport]:
         _save(lake, report)
         raise fail("interrupted") from None
     except Exception as exc:
-        message = _one_line(exc)
+        message = one_line(exc)
         report.finish("failed", message)
         _save(lake, report)
         if os.environ.get("PEAK_DEBUG"):
@@ -120,12 +120,7 @@ def _save(lake: Lake, report: RunReport) -> None:
         key = report.save(lake)
         console.print(f"run report: {lake.uri(key)}", highlight=False, soft_wrap=True)
     except Exception as exc:  # never hide the original outcome
-        console.print(f"[yellow]warning:[/] could not save the run report: {_one_line(exc)}")
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}".strip(": ")
+        console.print(f"[yellow]warning:[/] could not save the run report: {one_line(exc)}")
 
 
 def _progress() -> Progress:
@@ -407,9 +402,12 @@ def run(
         Target | None, typer.Option(help="dbt target: local or athena. [env: PEAK_DBT_TARGET]")
     ] = None,
     build: Annotated[bool, typer.Option(help="Run dbt build after the transform.")] = True,
+    activate: Annotated[
+        bool, typer.Option(help="Run every activation sink after a passing build.")
+    ] = True,
     strict: Annotated[bool, typer.Option(help="Exit non-zero if any file is rejected.")] = False,
 ) -> None:
-    """Run every stage for one day: ingest, transform, then dbt build."""
+    """Run every stage for one day: ingest, transform, dbt build, then activation."""
     from ingestion.land import expand_sources
     from peak.cli_model import run_build
 
@@ -424,13 +422,27 @@ def run(
         _transform(report, engine=chosen, reprocess=False, quality=True, datasets=None)
         _summary(report, f"run {date or 'today'}")
         written = report.dataset("attendance").partitions_written
-        if build and not run_build(report, target=dbt_target, as_of=date, changed_days=written):
-            stage = report.stages["build"]
+        built = build and run_build(report, target=dbt_target, as_of=date, changed_days=written)
+        if not built:
+            # A failed test (severity error) or a skipped build holds every sink back.
+            stage = report.stages.get("build", {"skipped": "--no-build"})
+            why = stage.get("skipped") or f"dbt build failed: {stage.get('error')}"
+            report.stages["activation"] = {"skipped": why}
             if "skipped" not in stage:
                 raise RuntimeError(stage.get("error") or "dbt build failed")
+            console.print(f"[yellow]activation skipped:[/] {escape(why)}")
+            _strict_exit(report, strict)
+            return
+        if activate:
+            results = cli_activate.activate(report, ["all"], target=dbt_target)
+            cli_activate.print_summary(results, f"activate (run {date or 'today'})")
+            _strict_exit(report, strict)
+            cli_activate.fail_on_errors(report, results)
         _strict_exit(report, strict)
 
 
-from peak import cli_model  # noqa: E402  (registers build, docs, catalog, dbt-sources)
+# The model and activation stages' commands live in their own modules.
+from peak import cli_activate, cli_model  # noqa: E402
 
 cli_model.register(app)
+cli_activate.register(app)

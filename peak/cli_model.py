@@ -99,6 +99,19 @@ def run_build(
         report.stages["build"] = {"target": target, "skipped": reason, "success": False}
         cli.console.print(f"[yellow]dbt build skipped:[/] {reason}")
         return False
+    if target == "local" and not _has_relations(lake):
+        # dbt unit tests of incremental models read the model's columns from the warehouse: on
+        # a fresh one, create every model empty first (what dbt's docs advise).
+        with cli.console.status("first build: creating empty models"):
+            empty = dbt.invoke(
+                lake,
+                "build --empty",
+                target=target,
+                args=["--exclude", "resource_type:test", "resource_type:unit_test"],
+                on_node=lambda *_: None,
+            )
+        if not empty.success:
+            raise RuntimeError(empty.error or "dbt build --empty failed")
     args: list[str] = []
     for sel in select or []:
         args += ["--select", sel]
@@ -142,6 +155,23 @@ def _print_freshness(rows: list[dict[str, Any]]) -> None:
         age = "" if row["age_hours"] is None else f"{row['age_hours']:,.1f}"
         table.add_row(row["source"], row["status"], row["max_loaded_at"] or "", age)
     _cli().out.print(table)
+
+
+def _has_relations(lake: Any) -> bool:
+    """Whether the local warehouse already holds the models (not a first build)."""
+    import duckdb
+
+    from peak.warehouse import build_path
+
+    path = build_path(lake)
+    if not path.exists():
+        return False
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        sql = "select count(*) from information_schema.tables where table_name = 'int_member_weeks'"
+        return con.execute(sql).fetchall()[0][0] > 0
+    finally:
+        con.close()
 
 
 def register(app: typer.Typer) -> None:

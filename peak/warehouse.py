@@ -71,7 +71,7 @@ class DuckDBWarehouse:
     def query(self, sql: str, params: Sequence[Any] = ()) -> pa.Table:
         con = self._connect()
         try:
-            return con.execute(sql, list(params)).to_arrow_table()
+            return con.sql(sql, params=list(params) or None).to_arrow_table()
         finally:
             con.close()
 

@@ -26,9 +26,11 @@ END = dt.date(2026, 11, 24)
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("e2e")]
 
 
-def peak(lake: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PEAK_LAKE": str(lake)}
-    env.pop("PEAK_FAILPOINT", None)
+def peak(lake: Path, *args: str, **extra: str) -> subprocess.CompletedProcess:
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("PEAK_FAILPOINT", "HUBSPOT_ACCESS_TOKEN")
+    }
+    env.update({"PEAK_LAKE": str(lake), **extra})
     result = subprocess.run(
         [sys.executable, "-m", "peak", *args],
         env=env,
@@ -73,9 +75,21 @@ def sample(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def duckdb_lake(sample, tmp_path_factory):
+def redis_env(redis_url):
+    """The real Redis of the test session under a key prefix of this module's own."""
+    import redis
+
+    from tests.redis_server import delete_prefix
+
+    prefix = f"peak-test:e2e:{os.getpid()}"
+    yield {"REDIS_URL": redis_url, "PEAK_LEADERBOARD_PREFIX": prefix}
+    delete_prefix(redis.Redis.from_url(redis_url), prefix)
+
+
+@pytest.fixture(scope="module")
+def duckdb_lake(sample, tmp_path_factory, redis_env):
     lake = tmp_path_factory.mktemp("duckdb") / "lake"
-    peak(lake, "run", "--input", str(sample.out))
+    peak(lake, "run", "--input", str(sample.out), **redis_env)
     return lake
 
 
@@ -109,12 +123,25 @@ def test_the_processed_zone_holds_only_contract_columns_and_no_duplicates(duckdb
     assert all(r["email"] == r["email"].strip().lower() for r in members)
 
 
-def test_running_again_changes_nothing(sample, duckdb_lake):
+def test_the_run_builds_the_marts_then_activates_them(duckdb_lake):
+    report = first_run(duckdb_lake)
+    build = report["stages"]["build"]
+    assert build["success"] and Path(build["published"]).exists()
+    sinks = report["stages"]["activation"]
+    board = sinks["leaderboard"]
+    assert board["status"] == "ok" and board["sent"] > 0 and board["balanced"]
+    crm = sinks["hubspot"]  # no HUBSPOT_ACCESS_TOKEN: a dry run into the outbox
+    assert crm["dry_run"] and crm["status"] == "ok" and crm["outbox"]
+
+
+def test_running_again_changes_nothing(sample, duckdb_lake, redis_env):
     before = zones(duckdb_lake)
-    peak(duckdb_lake, "run", "--input", str(sample.out))
+    peak(duckdb_lake, "run", "--input", str(sample.out), **redis_env)
     report = last_report(duckdb_lake)
     assert all(s["files_landed"] == 0 and s["rows_in"] == 0 for s in report["datasets"].values())
     assert zones(duckdb_lake) == before
+    board = report["stages"]["activation"]["leaderboard"]
+    assert board["sent"] == 0 and board["unchanged"] == board["records"] > 0
 
 
 @pytest.mark.spark

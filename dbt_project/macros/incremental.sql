@@ -35,3 +35,42 @@
   {%- else -%} {{ column }} in ({% for d in days %}date '{{ d }}'{{ ", " if not loop.last }}{% endfor %})
   {%- endif -%}
 {%- endmacro %}
+
+{#
+  DuckDB's equivalent of Athena's insert_overwrite: replace whole partitions. The rows of every
+  partition value present in the new batch are deleted, then the batch is inserted (dbt-duckdb's
+  delete+insert joins on a non-unique key, which multiplies rows at scale). Used as
+  incremental_strategy='replace_partitions' with partitioned_by=[column].
+#}
+{% macro get_incremental_replace_partitions_sql(arg_dict) %}
+  {%- set target = arg_dict['target_relation'] -%}
+  {%- set source = arg_dict['temp_relation'] -%}
+  {%- set column = config.get('partitioned_by')[0] -%}
+  {%- set columns = arg_dict['dest_columns'] | map(attribute='quoted') | join(', ') -%}
+  delete from {{ target }} where {{ column }} in (select distinct {{ column }} from {{ source }});
+  insert into {{ target }} ({{ columns }}) select {{ columns }} from {{ source }}
+{% endmacro %}
+
+{#
+  The earliest value of `column` among the rows of `relation` that are newer (by ingested_at)
+  than everything in the current model (everything, when the model is empty): where an
+  incremental rebuild must start. None when nothing is new.
+#}
+{% macro first_changed(relation, column) %}
+  {% if not execute %}{{ return(none) }}{% endif %}
+  {% set query %}
+    select cast(min({{ column }}) as varchar)
+    from {{ relation }}
+    where ingested_at > coalesce(
+      (select max(ingested_at) from {{ this }}), cast('1900-01-01' as timestamp)
+    )
+  {% endset %}
+  {{ return(run_query(query).rows[0][0]) }}
+{% endmacro %}
+
+{# `column >= value` on a literal date; `1 = 0` when there is no value. #}
+{% macro on_or_after(column, value) -%}
+  {%- if value is none -%} 1 = 0
+  {%- else -%} {{ column }} >= cast('{{ value }}' as date)
+  {%- endif -%}
+{%- endmacro %}

@@ -1,3 +1,4 @@
+{{ config(materialized='table') }}  -- read by several models and tests: computed once
 -- Each member's churn status as of the as-of date, with the reason. The rule and its
 -- thresholds (dbt vars, set once in dbt_project.yml) are described in models/docs.md.
 {% set recent_days = var('at_risk_recent_weeks') * 7 %}

@@ -1,3 +1,4 @@
+{{ config(materialized='table') }}  -- read by several models and tests: computed once
 -- Each member's most attended class and instructor over the last 90 days (ties: alphabetical).
 with as_of as (
     select {{ as_of_date() }} as as_of_date

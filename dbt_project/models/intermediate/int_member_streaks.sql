@@ -1,3 +1,4 @@
+{{ config(materialized='table') }}  -- read by several models and tests: computed once
 -- Per member: the current and the longest weekly streak.
 with as_of as (
     select
@@ -8,11 +9,11 @@ with as_of as (
 islands as (
     select
         user_id,
-        island,
+        streak_start_week,
         max(week_number) as last_week_number,
-        count(*) as weeks
+        max(streak_weeks) as weeks
     from {{ ref('int_member_weeks') }}
-    group by user_id, island
+    group by user_id, streak_start_week
 )
 
 select

@@ -1,13 +1,35 @@
--- One row per member and ISO week with at least one visit, with the member's weekly streak as
--- of that week: consecutive weeks found as gaps and islands over
--- the week number.
+{#
+  One row per member and ISO week with at least one visit, with the member's weekly streak as
+  of that week (consecutive weeks, found as gaps and islands over the week number).
+
+  Incremental by week: a run rebuilds the weeks from the first one holding check-ins that are
+  new since the last run (later weeks' streaks depend on it), carrying each member's streak
+  from the week before. `streak_start_week` identifies a run of weeks across rebuilds.
+#}
+{{
+  config(
+    materialized='incremental',
+    incremental_strategy=('insert_overwrite' if target.type == 'athena' else 'replace_partitions'),
+    partitioned_by=['week_start'],
+    on_schema_change='fail',
+  )
+}}
+
+{% if is_incremental() %}
+  {% set first_week = first_changed(ref('fct_attendance'), 'week_start') %}
+{% endif %}
+
 with weekly as (
     select
         user_id,
         week_start,
         count(*) as visits,
-        min(checked_in_at) as first_check_in_at
+        min(checked_in_at) as first_check_in_at,
+        max(ingested_at) as ingested_at
     from {{ ref('fct_attendance') }}
+    {% if is_incremental() %}
+        where {{ on_or_after('week_start', first_week) }}
+    {% endif %}
     group by user_id, week_start
 ),
 
@@ -23,14 +45,51 @@ islands as (
         *,
         week_number - row_number() over (partition by user_id order by week_number) as island
     from numbered
+),
+
+runs as (
+    select
+        *,
+        row_number() over (partition by user_id, island order by week_number) as run_position,
+        min(week_number) over (partition by user_id, island) as island_start
+    from islands
+),
+
+carried as (
+    {% if is_incremental() and first_week is not none %}
+        -- Each member's streak in the week before the rebuilt range.
+        select
+            user_id,
+            week_number,
+            streak_weeks
+        from {{ this }}
+        where week_start = {{ dbt.dateadd('day', -7, "cast('" ~ first_week ~ "' as date)") }}
+    {% else %}
+        select
+            cast(null as varchar) as user_id,
+            cast(null as bigint) as week_number,
+            cast(null as bigint) as streak_weeks
+        where 1 = 0
+    {% endif %}
+),
+
+streaks as (
+    select
+        r.*,
+        r.run_position
+        + case when r.island_start = c.week_number + 1 then c.streak_weeks else 0 end as streak_weeks
+    from runs as r
+    left join carried as c on r.user_id = c.user_id
 )
 
 select
     user_id,
-    week_start,
     week_number,
     visits,
     first_check_in_at,
-    island,
-    row_number() over (partition by user_id, island order by week_number) as streak_weeks
-from islands
+    streak_weeks,
+    week_number - streak_weeks + 1 as streak_start_week,
+    ingested_at,
+    -- The partition column is last (Athena's Hive tables require it).
+    week_start
+from streaks

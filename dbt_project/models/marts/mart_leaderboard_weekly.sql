@@ -18,6 +18,18 @@ visits as (
         and f.week_start <= a.current_week
 ),
 
+member_weeks as (
+    select
+        w.user_id,
+        w.week_start,
+        w.streak_weeks
+    from {{ ref('int_member_weeks') }} as w
+    cross join as_of as a
+    where
+        w.week_start > {{ dbt.dateadd('day', -7 * var('leaderboard_weeks'), 'a.current_week') }}
+        and w.week_start <= a.current_week
+),
+
 boards as (
     select
         week_start,
@@ -54,6 +66,6 @@ select
         order by b.visits desc, w.streak_weeks desc, b.first_check_in_at asc, b.user_id asc
     ) as rank
 from boards as b
-inner join {{ ref('int_member_weeks') }} as w
+inner join member_weeks as w
     on b.user_id = w.user_id and b.week_start = w.week_start
 left join {{ ref('dim_users') }} as u on b.user_id = u.user_id

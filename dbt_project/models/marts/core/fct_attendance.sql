@@ -3,14 +3,13 @@
   received rows since the last run (however late) plus the last `attendance_lookback_days`
   days, replacing those partitions whole. Athena: a Hive table partitioned by dt written with
   insert_overwrite (dbt-athena batches inserts when more than 100 partitions change, Athena's
-  limit per query). DuckDB: delete+insert on dt, the same effect.
+  limit per query). DuckDB: replace_partitions (macros/incremental.sql), the same effect.
   Check-ins of members or classes we do not know are kept, flagged and counted by a warning.
 #}
 {{
   config(
     materialized='incremental',
-    incremental_strategy=('insert_overwrite' if target.type == 'athena' else 'delete+insert'),
-    unique_key=(none if target.type == 'athena' else ['dt']),
+    incremental_strategy=('insert_overwrite' if target.type == 'athena' else 'replace_partitions'),
     partitioned_by=['dt'],
     partitions_limit=100,
     on_schema_change='fail',

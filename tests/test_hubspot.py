@@ -1,0 +1,681 @@
+"""The HubSpot sink against a fake HubSpot over real HTTP (hubspot-api-client end to end)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import json
+import logging
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pytest
+from pydantic import SecretStr
+
+import activation.hubspot as hubspot_sink
+from activation.base import SinkContext, SinkResult
+from activation.hubspot import (
+    PROPERTIES,
+    HubSpotConfig,
+    HubSpotSink,
+    RateLimiter,
+    SyncState,
+    list_name,
+)
+from peak.lake import Lake, outbox_prefix
+from peak.warehouse import DuckDBWarehouse
+from tests.fake_hubspot import FakeHubSpot
+
+TOKEN = "pat-na1-test-0f5e2c1a-secret"
+UPSERT = "/crm/v3/objects/contacts/batch/upsert"
+
+MART_SCHEMA = pa.schema(
+    [
+        ("user_id", pa.string()),
+        ("email", pa.string()),
+        ("home_location", pa.string()),
+        ("plan", pa.string()),
+        ("join_date", pa.date32()),
+        ("churn_status", pa.string()),
+        ("churn_reason", pa.string()),
+        ("churn_date", pa.date32()),
+        ("last_visit_date", pa.date32()),
+        ("visits_30d", pa.int64()),
+        ("marketing_opt_in", pa.bool_()),
+    ]
+)
+LOCATIONS = ("Peak Camden", "Peak Soho", "Peak Brixton")
+
+
+def member(i: int, **changes: Any) -> dict[str, Any]:
+    row = {
+        "user_id": f"U{i:05d}",
+        "email": f"member{i}@example.com",
+        "home_location": LOCATIONS[i % len(LOCATIONS)],
+        "plan": ("basic", "plus", "premium")[i % 3],
+        "join_date": dt.date(2025, 1, 1) + dt.timedelta(days=i % 300),
+        "churn_status": "churned" if i % 2 else "at_risk",
+        "churn_reason": "no visits in 30 days" if i % 2 else "visits dropped",
+        "churn_date": dt.date(2026, 11, 1) + dt.timedelta(days=i % 20),
+        "last_visit_date": None if i % 5 == 0 else dt.date(2026, 10, 1) + dt.timedelta(days=i % 25),
+        "visits_30d": i % 9,
+        "marketing_opt_in": i % 4 != 0,
+    }
+    row.update(changes)
+    return row
+
+
+def members(n: int, start: int = 0) -> list[dict[str, Any]]:
+    return [member(i) for i in range(start, start + n)]
+
+
+class Sleeps:
+    """An injected sleep that records instead of sleeping."""
+
+    def __init__(self) -> None:
+        self.calls: list[float] = []
+
+    def __call__(self, seconds: float) -> None:
+        self.calls.append(seconds)
+
+
+class Env:
+    """A lake, a warehouse holding the mart, and a fake HubSpot; ``sync`` runs the sink once."""
+
+    def __init__(self, tmp_path: Path, hub: FakeHubSpot) -> None:
+        self.hub = hub
+        self.lake = Lake.from_uri(str(tmp_path / "lake"))
+        self.db = tmp_path / "warehouse.serving.duckdb"
+        self.runs = itertools.count(1)
+        self.sleeps = Sleeps()
+
+    def write_mart(self, rows: list[dict[str, Any]]) -> None:
+        table = pa.Table.from_pylist(rows, schema=MART_SCHEMA)
+        con = duckdb.connect(str(self.db))
+        try:
+            con.register("incoming", table)
+            con.execute("create or replace table main.mart_hubspot_contacts as from incoming")
+        finally:
+            con.close()
+
+    def config(self, **overrides: Any) -> HubSpotConfig:
+        values: dict[str, Any] = {
+            "access_token": TOKEN,
+            "base_url": self.hub.base_url,
+            "backoff_base_s": 0.01,
+            "backoff_max_s": 0.1,
+        }
+        values.update(overrides)
+        return HubSpotConfig(**values)
+
+    def context(self, dry_run: bool = False) -> SinkContext:
+        return SinkContext(
+            lake=self.lake,
+            warehouse=DuckDBWarehouse(self.db),
+            run_id=f"run-{next(self.runs)}",
+            dry_run=dry_run,
+        )
+
+    def sync(
+        self,
+        rows: list[dict[str, Any]] | None = None,
+        *,
+        dry_run: bool = False,
+        sleep: Any = None,
+        **config: Any,
+    ) -> SinkResult:
+        if rows is not None:
+            self.write_mart(rows)
+        sink = HubSpotSink(self.config(**config), sleep=sleep or self.sleeps)
+        result = sink.run(self.context(dry_run))
+        assert result.balanced, result.to_dict()
+        return result
+
+
+@pytest.fixture
+def hub() -> Iterator[FakeHubSpot]:
+    with FakeHubSpot(token=TOKEN) as fake:
+        yield fake
+
+
+@pytest.fixture
+def env(tmp_path: Path, hub: FakeHubSpot) -> Env:
+    return Env(tmp_path, hub)
+
+
+def upsert_sizes(hub: FakeHubSpot, since: int = 0) -> list[int]:
+    return [len(r.body["inputs"]) for r in hub.upsert_calls()[since:]]
+
+
+# ---------------------------------------------------------------------------------------------
+# Configuration
+# ---------------------------------------------------------------------------------------------
+
+
+def test_config_from_env_reads_token_host_and_rate(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HUBSPOT_ACCESS_TOKEN", TOKEN)
+    monkeypatch.setenv("HUBSPOT_BASE_URL", "http://127.0.0.1:9/")
+    monkeypatch.setenv("PEAK_HUBSPOT_RATE_LIMIT", "100")
+    config = HubSpotConfig.from_env()
+    assert config.token == TOKEN
+    assert config.base_url == "http://127.0.0.1:9"
+    assert config.rate_limit == 100 and config.rate_window_s == 10.0
+    assert TOKEN not in repr(config) and TOKEN not in str(config)
+
+    monkeypatch.delenv("HUBSPOT_ACCESS_TOKEN")
+    monkeypatch.delenv("HUBSPOT_BASE_URL")
+    monkeypatch.delenv("PEAK_HUBSPOT_RATE_LIMIT")
+    config = HubSpotConfig.from_env()
+    assert config.token is None
+    assert config.base_url == "https://api.hubapi.com" and config.rate_limit == 190
+
+    monkeypatch.setenv("PEAK_HUBSPOT_RATE_LIMIT", "lots")
+    with pytest.raises(ValueError, match="PEAK_HUBSPOT_RATE_LIMIT"):
+        HubSpotConfig.from_env()
+
+    # How activation.runner builds it: from the activation settings.
+    settings = SimpleNamespace(
+        hubspot_access_token=SecretStr(TOKEN),
+        hubspot_base_url="http://127.0.0.1:9",
+        hubspot_rate_limit=120,
+    )
+    sink = HubSpotSink(settings=settings)
+    assert (sink.config.token, sink.config.base_url, sink.config.rate_limit) == (
+        TOKEN,
+        "http://127.0.0.1:9",
+        120,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Syncing contacts
+# ---------------------------------------------------------------------------------------------
+
+
+def test_first_sync_creates_schema_and_upserts_in_batches_then_nothing_changes(
+    env: Env, hub: FakeHubSpot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # HUBSPOT_BASE_URL points every API (properties, contacts, lists) at the fake.
+    monkeypatch.setenv("HUBSPOT_ACCESS_TOKEN", TOKEN)
+    monkeypatch.setenv("HUBSPOT_BASE_URL", hub.base_url)
+    sink = HubSpotSink(HubSpotConfig.from_env(), sleep=env.sleeps)
+    assert {a.api_client.configuration.host for a in sink.apis().values()} == {hub.base_url}
+    rows = members(250)
+    env.write_mart(rows)
+
+    result = sink.run(env.context())
+
+    assert result.balanced and result.status == "ok", result.to_dict()
+    assert (result.records, result.sent, result.unchanged, result.failed) == (250, 250, 0, 0)
+    assert len(hub.calls("POST", "/crm/v3/properties/contacts/groups")) == 1
+    assert hub.groups["peak_fitness"]["label"] == "Peak Fitness"
+    created = [r.body["name"] for r in hub.calls("POST", "/crm/v3/properties/contacts")]
+    assert sorted(created) == sorted(p.name for p in PROPERTIES)
+    for prop in PROPERTIES:
+        stored = hub.properties[prop.name]
+        assert (stored["type"], stored["fieldType"], stored["groupName"]) == (
+            prop.type,
+            prop.field_type,
+            "peak_fitness",
+        )
+    assert [o["value"] for o in hub.properties["peak_churn_status"]["options"]] == [
+        "at_risk",
+        "churned",
+        "active",
+    ]
+    assert upsert_sizes(hub) == [100, 100, 50]
+    assert all(i["idProperty"] == "email" for r in hub.upsert_calls() for i in r.body["inputs"])
+    assert result.api_calls == len(hub.requests)
+    assert {r.path.split("/")[3] for r in hub.requests} == {"properties", "objects", "lists"}
+
+    assert len(hub.contacts) == 250
+    five = hub.contact("member5@example.com")
+    assert five is not None
+    assert {k: v for k, v in five.items() if k.startswith("peak_")} == {
+        "peak_user_id": "U00005",
+        "peak_churn_status": "churned",
+        "peak_churn_reason": "no visits in 30 days",
+        "peak_churn_date": "2026-11-06",
+        "peak_last_visit_date": None,  # never visited: cleared
+        "peak_visits_30d": "5",
+        "peak_home_location": "Peak Brixton",
+        "peak_plan": "premium",
+        "peak_join_date": "2025-01-06",
+        "peak_marketing_opt_in": "true",
+    }
+    assert hub.contact("member2@example.com")["peak_last_visit_date"] == "2026-10-03"
+    assert hub.contact("member4@example.com")["peak_marketing_opt_in"] == "false"
+
+    # Second run, nothing changed: no contact calls, nothing created.
+    before = len(hub.requests)
+    again = env.sync()
+    assert (again.records, again.sent, again.unchanged, again.failed) == (250, 0, 250, 0)
+    new = hub.requests[before:]
+    assert not [r for r in new if r.method != "GET"], [(r.method, r.path) for r in new]
+    assert again.api_calls == len(new) <= 2  # read the properties, verify the lists
+
+
+def test_one_changed_contact_costs_exactly_one_call(env: Env, hub: FakeHubSpot) -> None:
+    rows = members(250)
+    env.sync(rows)
+    rows[137] = member(137, visits_30d=42, churn_status="churned")
+    before = len(hub.upsert_calls())
+
+    result = env.sync(rows)
+
+    assert (result.sent, result.unchanged, result.failed) == (1, 249, 0)
+    assert upsert_sizes(hub, before) == [1]
+    assert hub.upsert_calls()[-1].body["inputs"][0]["id"] == "member137@example.com"
+    assert hub.contact("member137@example.com")["peak_visits_30d"] == "42"
+
+
+def test_member_back_to_active_is_updated_once_then_forgotten(env: Env, hub: FakeHubSpot) -> None:
+    env.sync(members(3))
+    state = SyncState.load(env.lake)
+    assert set(state.contacts) == {f"member{i}@example.com" for i in range(3)}
+
+    result = env.sync([member(0), member(2)])  # member 1 visits again: no longer in the mart
+
+    assert (result.records, result.sent, result.unchanged) == (3, 1, 2)
+    assert result.details["returned_to_active"] == 1
+    [call] = hub.upsert_calls()[1:]
+    assert call.body["inputs"] == [
+        {
+            "idProperty": "email",
+            "id": "member1@example.com",
+            "properties": {"peak_churn_status": "active"},
+        }
+    ]
+    assert hub.contact("member1@example.com")["peak_churn_status"] == "active"
+    assert "member1@example.com" not in SyncState.load(env.lake).contacts
+
+    third = env.sync()
+    assert (third.records, third.sent, third.unchanged) == (2, 0, 2)
+    assert len(hub.upsert_calls()) == 2
+
+    # Churning again later is a fresh sync.
+    fourth = env.sync([member(0), member(1), member(2)])
+    assert fourth.sent == 1 and hub.contact("member1@example.com")["peak_churn_status"] == "churned"
+
+
+def test_invalid_email_fails_that_contact_only_and_is_retried_next_run(
+    env: Env, hub: FakeHubSpot
+) -> None:
+    rows = members(150)
+    rows[7] = member(7, email="not-an-email")
+
+    result = env.sync(rows)
+
+    assert (result.sent, result.failed, result.unchanged) == (149, 1, 0)
+    assert result.status == "ok"  # HubSpot refused one row; the calls themselves succeeded
+    [error] = result.errors
+    assert error.key == "U00007" and "INVALID_EMAIL" in error.reason
+    assert hub.contact("member8@example.com") is not None
+    assert "not-an-email" not in SyncState.load(env.lake).contacts
+
+    again = env.sync()  # retried, and refused again
+    assert (again.sent, again.failed, again.unchanged) == (0, 1, 149)
+    assert upsert_sizes(hub)[-1] == 1
+
+    rows[7] = member(7, email="member7@example.com")  # fixed at the source
+    fixed = env.sync(rows)
+    assert (fixed.sent, fixed.failed, fixed.unchanged) == (1, 0, 149)
+    assert hub.contact("member7@example.com")["peak_user_id"] == "U00007"
+
+
+def test_records_that_cannot_be_contacts_fail_locally_with_their_reason(
+    env: Env, hub: FakeHubSpot
+) -> None:
+    rows = [
+        member(1),
+        member(2, email=None),
+        member(3, email="MEMBER1@example.com "),  # the same contact as member 1
+        member(4, churn_status="lapsed"),
+    ]
+    result = env.sync(rows)
+    assert (result.records, result.sent, result.failed) == (4, 1, 3)
+    reasons = {e.key: e.reason for e in result.errors}
+    assert "no email" in reasons["U00002"]
+    assert "U00001" in reasons["U00003"]
+    assert "'lapsed' is not one of" in reasons["U00004"]
+    assert upsert_sizes(hub) == [1]
+
+
+# ---------------------------------------------------------------------------------------------
+# Limits, retries and failures
+# ---------------------------------------------------------------------------------------------
+
+
+def test_429_waits_at_least_retry_after(env: Env, hub: FakeHubSpot) -> None:
+    hub.fail_next(1, status=429, retry_after=3, path=UPSERT)
+    result = env.sync(members(120))
+    assert result.status == "ok" and result.sent == 120
+    assert result.retried == 1
+    assert result.details["rate_limited_responses"] == 1
+    assert max(env.sleeps.calls) >= 3
+    assert [r.status for r in hub.upsert_calls()] == [429, 200, 200]
+
+
+def test_the_daily_limit_stops_the_run(env: Env, hub: FakeHubSpot) -> None:
+    hub.fail_next(1, status=429, retry_after=3600, path=UPSERT, policy="DAILY")
+    result = env.sync(members(150))
+    assert result.status == "failed" and "daily API limit" in result.error
+    assert (result.sent, result.failed, result.retried) == (0, 150, 0)
+    assert env.sleeps.calls == []  # no waiting an hour for it
+    assert result.details.get("lists") is None  # nothing else was tried
+
+
+def test_5xx_is_retried_with_exponential_backoff(env: Env, hub: FakeHubSpot) -> None:
+    hub.fail_next(2, status=500, path=UPSERT)
+    hub.fail_next(1, status=502, path=UPSERT)  # an HTML body from the load balancer
+
+    result = env.sync(members(50), backoff_base_s=0.2, backoff_max_s=10)
+
+    assert result.status == "ok" and result.sent == 50
+    assert result.retried == 3
+    assert result.api_calls == len(hub.requests)
+    assert [r.status for r in hub.upsert_calls()] == [500, 500, 502, 200]
+    first, second, third = env.sleeps.calls
+    assert 0.1 <= first <= 0.2 and 0.2 <= second <= 0.4 and 0.4 <= third <= 0.8
+
+
+def test_a_dropped_connection_is_retried(env: Env, hub: FakeHubSpot) -> None:
+    hub.fail_next(1, status=0, path=UPSERT)  # the connection closes without an answer
+    result = env.sync(members(10))
+    assert result.status == "ok" and result.sent == 10 and result.retried == 1
+    assert [r.status for r in hub.upsert_calls()] == [0, 200]
+
+
+def test_exhausted_retries_fail_the_batch_and_leave_it_for_next_run(
+    env: Env, hub: FakeHubSpot
+) -> None:
+    rows = members(250)
+    hub.fail_next(3, status=503, path=UPSERT, after=1)  # batch 2 fails three times
+
+    result = env.sync(rows, max_attempts=3)
+
+    assert result.status == "failed"
+    assert "gave up after 3 attempts" in result.error and "\n" not in result.error
+    assert (result.sent, result.failed) == (100, 150)  # batch 3 is not attempted
+    reasons = {e.reason for e in result.errors}
+    assert any("HTTP 503" in r for r in reasons) and any(r.startswith("not sent") for r in reasons)
+    assert result.retried == 2
+    assert len(SyncState.load(env.lake).contacts) == 100
+
+    again = env.sync()
+    assert again.status == "ok"
+    assert (again.sent, again.unchanged) == (150, 100)
+    assert upsert_sizes(hub)[-2:] == [100, 50]
+
+
+def test_a_batch_rejected_whole_fails_its_contacts_without_retry(
+    env: Env, hub: FakeHubSpot
+) -> None:
+    hub.fail_next(1, status=400, path=UPSERT)
+    result = env.sync(members(150))
+    assert result.status == "failed" and result.retried == 0
+    assert (result.sent, result.failed) == (50, 100)
+    assert all("HTTP 400" in e.reason for e in result.errors)
+
+
+def test_wrong_token_fails_in_one_line_without_the_token(
+    env: Env, hub: FakeHubSpot, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    wrong = "pat-na1-wrong-7777-secret"
+
+    result = env.sync(members(20), access_token=wrong)
+
+    assert result.status == "failed" and result.failed == 20 and result.sent == 0
+    assert "401" in result.error and "HUBSPOT_ACCESS_TOKEN" in result.error
+    assert "\n" not in result.error
+    report = json.dumps(result.to_dict())
+    for secret in (wrong, TOKEN):
+        assert secret not in report and secret not in caplog.text
+    assert result.api_calls == 1  # a 401 is not retried
+    assert hub.calls()[0].status == 401
+
+
+def test_pacing_keeps_under_the_rate_limit(tmp_path: Path) -> None:
+    with FakeHubSpot(token=TOKEN, rate_limit=10, window_s=1.0) as hub:
+        env = Env(tmp_path, hub)
+        started = time.monotonic()
+        result = env.sync(members(600), sleep=time.sleep, rate_limit=10, rate_window_s=1.0)
+        elapsed = time.monotonic() - started
+
+        assert result.status == "ok" and result.sent == 600
+        assert result.api_calls > 20  # three windows' worth
+        assert hub.rate_limited == 0 and result.retried == 0
+        assert hub.max_in_window(1.0) == 10  # uses the whole limit, never more
+        assert elapsed >= 2.0 and result.details["throttle_wait_s"] > 0
+
+
+def test_the_fake_enforces_its_limit_and_the_sink_recovers(tmp_path: Path) -> None:
+    with FakeHubSpot(token=TOKEN, rate_limit=8, window_s=0.5) as hub:
+        env = Env(tmp_path, hub)
+        # The sink believes it may send 1000 a window: the fake answers 429 + Retry-After.
+        result = env.sync(members(300), sleep=time.sleep, rate_limit=1000, rate_window_s=0.5)
+        assert hub.rate_limited > 0
+        assert result.status == "ok" and result.sent == 300
+        assert result.retried == hub.rate_limited == result.details["rate_limited_responses"]
+
+
+def test_rate_limiter_allows_at_most_limit_per_rolling_window() -> None:
+    now = [0.0]
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    limiter = RateLimiter(5, 1.0, clock=lambda: now[0], sleep=sleep)
+    starts = []
+    for _ in range(40):
+        limiter.acquire()
+        starts.append(now[0])
+        now[0] += 0.013  # the call takes 13 ms
+        limiter.release()
+    for i in range(len(starts) - 5):
+        assert starts[i + 5] - (starts[i] + 0.013) >= 1.0
+    assert now[0] < 8.5  # and wastes little: 40 calls in ~8 windows
+
+
+def test_a_crash_resends_at_most_the_batch_in_flight(
+    env: Env, hub: FakeHubSpot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class Crash(BaseException):
+        pass
+
+    hits = itertools.count(1)
+
+    def failpoint(name: str) -> None:
+        if name == "hubspot.after_batch" and next(hits) == 2:
+            raise Crash  # dies after HubSpot took batch 2, before it was recorded
+
+    monkeypatch.setattr(hubspot_sink, "failpoint", failpoint)
+    rows = members(350)
+    with pytest.raises(Crash):
+        env.sync(rows)
+    assert len(SyncState.load(env.lake).contacts) == 100
+    monkeypatch.undo()
+
+    result = env.sync(rows)
+
+    assert (result.sent, result.unchanged) == (250, 100)
+    assert upsert_sizes(hub) == [100, 100, 100, 100, 50]  # batch 2 went twice, nothing else
+    assert len(hub.contacts) == 350
+
+
+# ---------------------------------------------------------------------------------------------
+# Properties and lists
+# ---------------------------------------------------------------------------------------------
+
+
+def test_a_drifted_property_is_patched_back(env: Env, hub: FakeHubSpot) -> None:
+    env.sync(members(5))
+    hub.properties["peak_churn_status"]["options"].pop()  # someone removed "active" by hand
+    result = env.sync()
+    assert result.details["properties_updated"] == ["peak_churn_status"]
+    assert len(hub.calls("PATCH", "/crm/v3/properties/contacts/peak_churn_status")) == 1
+    assert [o["value"] for o in hub.properties["peak_churn_status"]["options"]][-1] == "active"
+    assert env.sync().details["properties_updated"] == []
+
+
+def test_one_dynamic_list_per_location_created_once(env: Env, hub: FakeHubSpot) -> None:
+    rows = members(30)
+    result = env.sync(rows)
+    assert sorted(result.details["lists_created"]) == sorted(LOCATIONS)
+    for location in LOCATIONS:
+        item = hub.list_by_name(list_name(location))
+        assert item is not None and item["processingType"] == "DYNAMIC"
+        assert item["objectTypeId"] == "0-1"
+        expected = {r["email"] for r in rows if r["home_location"] == location}
+        assert hub.list_members(item["listId"]) == expected
+
+    creates = len(hub.calls("POST", "/crm/v3/lists/"))
+    again = env.sync()
+    assert again.details["lists_created"] == [] and again.details["lists_repaired"] == []
+    assert len(hub.calls("POST", "/crm/v3/lists/")) == creates
+
+    # A member moves gym and a new gym opens: one new list, memberships follow the property.
+    rows[0] = member(0, home_location="Peak Soho")
+    rows.append(member(30, home_location="Peak Leeds"))
+    third = env.sync(rows)
+    assert third.details["lists_created"] == ["Peak Leeds"]
+    assert len(hub.calls("POST", "/crm/v3/lists/")) == creates + 1
+    soho = hub.list_by_name(list_name("Peak Soho"))
+    assert "member0@example.com" in hub.list_members(soho["listId"])
+    leeds = hub.list_by_name(list_name("Peak Leeds"))
+    assert hub.list_members(leeds["listId"]) == {"member30@example.com"}
+
+
+def test_lists_are_found_by_name_and_repaired(env: Env, hub: FakeHubSpot) -> None:
+    env.sync(members(30))
+    creates = len(hub.calls("POST", "/crm/v3/lists/"))
+
+    # The state is lost: the lists are found by name, none is created twice.
+    env.lake.delete_prefix("_state/activation/hubspot/")
+    lost = env.sync()
+    assert lost.details["lists_created"] == [] and lost.sent == 30
+    assert len(hub.calls("POST", "/crm/v3/lists/")) == creates
+
+    # By hand: one list deleted, one's filter edited, one renamed. Recreated, repaired in place.
+    camden = hub.list_by_name(list_name("Peak Camden"))
+    camden["deletedAt"] = "2026-11-20T00:00:00Z"
+    soho = hub.list_by_name(list_name("Peak Soho"))
+    soho["filterBranch"]["filterBranches"][0]["filters"][0]["operation"]["values"] = ["Elsewhere"]
+    brixton = hub.list_by_name(list_name("Peak Brixton"))
+    brixton["name"] = "brixton (old)"
+    fixed = env.sync()
+    assert fixed.details["lists_created"] == ["Peak Camden"]
+    assert fixed.details["lists_repaired"] == ["Peak Brixton", "Peak Soho"]
+    assert hub.list_members(soho["listId"]) == {
+        f"member{i}@example.com" for i in range(30) if LOCATIONS[i % 3] == "Peak Soho"
+    }
+    assert brixton["name"] == list_name("Peak Brixton")
+    assert len(hub.calls("POST", "/crm/v3/lists/")) == creates + 1
+    assert env.sync().details["lists_repaired"] == []
+
+
+# ---------------------------------------------------------------------------------------------
+# Dry runs
+# ---------------------------------------------------------------------------------------------
+
+
+def read_outbox(env: Env, run_id: str, name: str) -> list[dict[str, Any]]:
+    key = f"{outbox_prefix('hubspot', run_id)}{name}.jsonl"
+    return [json.loads(line) for line in env.lake.read_bytes(key).decode().splitlines()]
+
+
+def test_dry_run_writes_the_batches_to_the_outbox_and_calls_nothing(
+    env: Env, hub: FakeHubSpot
+) -> None:
+    rows = members(250)
+    result = env.sync(rows, dry_run=True)
+
+    assert result.dry_run and result.status == "ok" and result.api_calls == 0
+    assert (result.sent, result.unchanged) == (250, 0)
+    assert hub.requests == []
+    assert result.outbox == env.lake.uri(outbox_prefix("hubspot", "run-1"))
+    batches = read_outbox(env, "run-1", "contacts_batch_upsert")
+    assert [len(b["inputs"]) for b in batches] == [100, 100, 50]
+    assert batches[0]["inputs"][0]["idProperty"] == "email"
+    assert len(read_outbox(env, "run-1", "properties")) == len(PROPERTIES)
+    assert len(read_outbox(env, "run-1", "lists")) == len(LOCATIONS)
+    assert not env.lake.list("_state/")
+
+    # After a real sync a dry run still knows what changed.
+    env.sync()
+    rows[3] = member(3, churn_status="at_risk")
+    dry = env.sync(rows, dry_run=True)
+    assert (dry.sent, dry.unchanged) == (1, 249)
+    [batch] = read_outbox(env, "run-3", "contacts_batch_upsert")
+    assert [i["id"] for i in batch["inputs"]] == ["member3@example.com"]
+
+
+def test_without_a_token_the_sink_runs_dry_and_says_so(
+    env: Env, hub: FakeHubSpot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("HUBSPOT_ACCESS_TOKEN", raising=False)
+    monkeypatch.setenv("HUBSPOT_BASE_URL", hub.base_url)
+    env.write_mart(members(10))
+    result = HubSpotSink(HubSpotConfig.from_env()).run(env.context())
+    assert result.dry_run and result.status == "ok" and result.sent == 10
+    assert "HUBSPOT_ACCESS_TOKEN" in result.details["note"]
+    assert hub.requests == []
+
+
+# ---------------------------------------------------------------------------------------------
+# The fake itself answers like HubSpot
+# ---------------------------------------------------------------------------------------------
+
+
+def call(hub: FakeHubSpot, method: str, path: str, body: Any = None, token: str | None = TOKEN):
+    request = urllib.request.Request(
+        hub.base_url + path,
+        method=method,
+        data=None if body is None else json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"}
+        | ({"Authorization": f"Bearer {token}"} if token else {}),
+    )
+    try:
+        with urllib.request.urlopen(request) as response:
+            return response.status, json.loads(response.read() or b"{}")
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def test_the_fake_rejects_what_hubspot_rejects(hub: FakeHubSpot) -> None:
+    def inputs(n: int) -> dict[str, Any]:
+        return {
+            "inputs": [
+                {"idProperty": "email", "id": f"m{i}@example.com", "properties": {}}
+                for i in range(n)
+            ]
+        }
+
+    status, body = call(hub, "POST", UPSERT, inputs(101))
+    assert status == 400
+    assert body["status"] == "error" and body["category"] == "VALIDATION_ERROR"
+    assert "correlationId" in body and "101" in body["message"]
+
+    one = inputs(1)
+    one["inputs"][0]["properties"] = {"peak_nope": "1"}
+    status, body = call(hub, "POST", UPSERT, one)
+    assert status == 400 and "PROPERTY_DOESNT_EXIST" in body["message"]
+
+    status, body = call(hub, "POST", UPSERT, inputs(1), token=None)
+    assert status == 401 and body["category"] == "INVALID_AUTHENTICATION"
+
+    group = {"name": "g", "label": "G"}
+    assert call(hub, "POST", "/crm/v3/properties/contacts/groups", group)[0] == 201
+    assert call(hub, "POST", "/crm/v3/properties/contacts/groups", group)[0] == 409
+    prop = {"name": "p", "label": "P", "type": "string", "fieldType": "text", "groupName": "g"}
+    assert call(hub, "POST", "/crm/v3/properties/contacts", prop)[0] == 201
+    status, body = call(hub, "POST", "/crm/v3/properties/contacts", prop)
+    assert status == 409 and body["category"] == "OBJECT_ALREADY_EXISTS"

@@ -1,0 +1,500 @@
+"""The Redis leaderboard sink against a real Redis and a DuckDB mart built here (no dbt)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import random
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pytest
+import redis
+
+from activation import leaderboard
+from activation.base import SinkContext
+from activation.config import LEADERBOARD_TTL_SECONDS, ActivationSettings
+from activation.leaderboard import Keys, LeaderboardSink, encode_score, slug, visits_of
+from peak.lake import Lake
+from peak.report import new_run_id
+from peak.warehouse import DuckDBWarehouse, serving_path
+
+CURRENT = dt.date(2026, 11, 23)  # the Monday of 2026-W48
+GYMS = ("Peak Camden", "Peak Shoreditch", "Peak St. Pancras")
+
+# ---------------------------------------------------------------------------------------------
+# The mart, as dbt builds it: these columns, ranked by the mart's own rule.
+# ---------------------------------------------------------------------------------------------
+
+MART_DDL = """
+create table main.mart_leaderboard_weekly (
+    week_start date, iso_week varchar, board varchar, user_id varchar, handle varchar,
+    home_location varchar, visits bigint, streak_weeks bigint, first_check_in_at timestamp,
+    rank bigint
+)
+"""
+MART_INSERT = """
+insert into main.mart_leaderboard_weekly
+select week_start, strftime(week_start, '%G-W%V'), board, user_id, handle, home_location,
+       visits, streak_weeks, first_check_in_at,
+       row_number() over (
+           partition by week_start, board
+           order by visits desc, streak_weeks desc, first_check_in_at asc, user_id asc
+       )
+from ({source})
+"""
+
+
+def create_mart(path: Path, source_sql: str, **tables: pa.Table) -> Path:
+    """A DuckDB file holding ``mart_leaderboard_weekly`` made from ``source_sql``.
+
+    ``source_sql`` selects week_start, board, user_id, handle, home_location, visits,
+    streak_weeks, first_check_in_at (it may read the Arrow ``tables`` by name); iso_week and
+    rank are derived as the mart derives them. The file replaces ``path`` atomically.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.unlink(missing_ok=True)
+    con = duckdb.connect(str(tmp))
+    try:
+        for name, table in tables.items():
+            con.register(name, table)
+        con.execute(MART_DDL)
+        con.execute(MART_INSERT.format(source=source_sql))
+    finally:
+        con.close()
+    os.replace(tmp, path)
+    return path
+
+
+def write_mart(path: Path, rows: list[dict[str, Any]]) -> Path:
+    return create_mart(path, "select * from source_rows", source_rows=pa.Table.from_pylist(rows))
+
+
+def row(
+    week: dt.date, board: str, user: int, home: str, visits: int, streak: int, first: dt.datetime
+):
+    return {
+        "week_start": week,
+        "board": board,
+        "user_id": f"U{user:03d}",
+        "handle": f"runner-{user:03d}",
+        "home_location": home,
+        "visits": visits,
+        "streak_weeks": streak,
+        "first_check_in_at": first,
+    }
+
+
+def weekly_rows(weeks: int, members: int = 40, seed: int = 7, current: dt.date = CURRENT):
+    """Check-ins of ``members`` people over ``weeks`` weeks ending at ``current``: few distinct
+    visit counts, streaks and first check-ins, so every tie-break of the rank is exercised."""
+    rng = random.Random(seed)
+    rows = []
+    for back in range(weeks):
+        week = current - dt.timedelta(weeks=back)
+        for user in range(members):
+            home = GYMS[user % len(GYMS)]
+            visits = {home: rng.randint(1, 3)}
+            if rng.random() < 0.3:
+                visits[rng.choice(GYMS)] = rng.randint(1, 2)
+            first = {g: dt.datetime.combine(week, dt.time(6 + rng.randint(0, 1))) for g in visits}
+            streak = rng.randint(0, 1)
+            for gym, n in visits.items():
+                rows.append(row(week, gym, user, home, n, streak, first[gym]))
+            overall = sum(visits.values())
+            rows.append(row(week, "overall", user, home, overall, streak, min(first.values())))
+    return rows
+
+
+def mart_order(path: Path) -> dict[tuple[str, str], list[tuple[str, int]]]:
+    """(iso_week, board) -> [(user_id, visits)] in the mart's rank order."""
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        rows = con.execute(
+            "select iso_week, board, user_id, visits from mart_leaderboard_weekly "
+            "order by iso_week, board, rank"
+        ).fetchall()
+    finally:
+        con.close()
+    order: dict[tuple[str, str], list[tuple[str, int]]] = {}
+    for iso_week, board, user_id, visits in rows:
+        order.setdefault((iso_week, board), []).append((user_id, visits))
+    return order
+
+
+# ---------------------------------------------------------------------------------------------
+# Fixtures and helpers.
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def settings(redis_url: str, redis_prefix: str) -> ActivationSettings:
+    return ActivationSettings(redis_url=redis_url, leaderboard_prefix=redis_prefix)
+
+
+@pytest.fixture
+def mart(lake: Lake) -> Path:
+    """Where the sink reads the mart: the lake's published warehouse."""
+    return serving_path(lake)
+
+
+def context(lake: Lake, dry_run: bool = False) -> SinkContext:
+    return SinkContext(lake, DuckDBWarehouse(serving_path(lake)), new_run_id(), dry_run)
+
+
+def dump(client: redis.Redis, prefix: str) -> dict[str, Any]:
+    """Every key under the prefix with its content (sorted sets in ZREVRANGE order)."""
+    out: dict[str, Any] = {}
+    for key in sorted(client.scan_iter(match=f"{prefix}*", count=1000)):
+        kind = client.type(key)
+        if kind == "zset":
+            out[key] = client.zrevrange(key, 0, -1, withscores=True)
+        elif kind == "hash":
+            out[key] = client.hgetall(key)
+        else:
+            out[key] = kind
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Keys, slugs and scores.
+# ---------------------------------------------------------------------------------------------
+
+
+def test_slugs_are_lower_case_with_one_dash_per_run_of_other_characters():
+    assert slug("overall") == "overall"
+    assert slug("Peak Camden") == "peak-camden"
+    assert slug("Peak St. Pancras") == "peak-st-pancras"
+    assert slug("  Zürich / Oerlikon ") == "zurich-oerlikon"
+    with pytest.raises(leaderboard.SinkError, match="no letter or digit"):
+        slug("???")
+
+
+def test_the_score_orders_by_visits_then_rank_and_stays_exact():
+    entries = [(9, 1), (9, 2), (7, 3), (7, 4), (0, 5)]  # (visits, rank), the mart's order
+    scores = [encode_score(v, r) for v, r in entries]
+    assert scores == sorted(scores, reverse=True)
+    assert [visits_of(float(s)) for s in scores] == [v for v, _ in entries]
+    top = encode_score(leaderboard.MAX_VISITS, 1)
+    assert top < 2**53 and float(top) == top
+
+
+# ---------------------------------------------------------------------------------------------
+# Publishing.
+# ---------------------------------------------------------------------------------------------
+
+
+def test_boards_reproduce_the_mart_rank_for_every_week_and_gym(
+    lake, mart, settings, redis_client, redis_prefix
+):
+    write_mart(mart, weekly_rows(weeks=3))
+    expected = mart_order(mart)
+
+    result = LeaderboardSink(settings).run(context(lake))
+
+    assert result.status == "ok", result.error
+    rows = sum(len(v) for v in expected.values())
+    assert (result.records, result.sent, result.unchanged, result.failed) == (rows, rows, 0, 0)
+    assert result.balanced
+    keys = Keys(redis_prefix)
+    for (iso_week, board), entries in expected.items():
+        stored = redis_client.zrevrange(keys.board(iso_week, slug(board)), 0, -1, withscores=True)
+        assert [m for m, _ in stored] == [u for u, _ in entries], (iso_week, board)
+        assert [visits_of(s) for _, s in stored] == [v for _, v in entries]
+    weeks = redis_client.zrange(keys.weeks, 0, -1, withscores=True)
+    assert weeks == [("2026-W46", 20261109.0), ("2026-W47", 20261116.0), ("2026-W48", 20261123.0)]
+    assert redis_client.hgetall(keys.boards("2026-W48")) == {
+        "overall": "overall",
+        "peak-camden": "Peak Camden",
+        "peak-shoreditch": "Peak Shoreditch",
+        "peak-st-pancras": "Peak St. Pancras",
+    }
+
+
+def test_ties_on_visits_streak_and_first_check_in_follow_the_mart(
+    lake, mart, settings, redis_client, redis_prefix
+):
+    first = dt.datetime(2026, 11, 23, 7, 0)
+    later = first + dt.timedelta(hours=1)
+    rows = [
+        row(CURRENT, "overall", 5, "Peak Camden", 3, 1, first),
+        row(CURRENT, "overall", 2, "Peak Camden", 3, 1, first),  # full tie: user_id decides
+        row(CURRENT, "overall", 9, "Peak Camden", 3, 1, later),  # later first check-in
+        row(CURRENT, "overall", 7, "Peak Camden", 3, 2, later),  # longer streak
+        row(CURRENT, "overall", 1, "Peak Camden", 2, 9, first),  # fewer visits
+        row(CURRENT, "overall", 4, "Peak Camden", 4, 0, later),  # most visits
+    ]
+    write_mart(mart, rows)
+
+    assert LeaderboardSink(settings).run(context(lake)).status == "ok"
+
+    board = redis_client.zrevrange(Keys(redis_prefix).board("2026-W48", "overall"), 0, -1)
+    assert board == ["U004", "U007", "U002", "U005", "U009", "U001"]
+
+
+def test_member_hashes_hold_the_handle_and_home_location_only(
+    lake, mart, settings, redis_client, redis_prefix
+):
+    write_mart(mart, weekly_rows(weeks=2))
+
+    LeaderboardSink(settings).run(context(lake))
+
+    stored = dump(redis_client, redis_prefix)
+    assert stored[Keys(redis_prefix).member("U004")] == {
+        "handle": "runner-004",
+        "home_location": "Peak Shoreditch",
+    }
+    members = [k for k in stored if k.startswith(f"{redis_prefix}:member:")]
+    assert len(members) == 40
+    assert "@" not in json.dumps(stored)
+
+
+def test_an_email_in_the_display_data_is_refused_before_anything_is_written(
+    lake, mart, settings, redis_client, redis_prefix
+):
+    rows = weekly_rows(weeks=1, members=3)
+    for r in rows:
+        if r["user_id"] == "U001":
+            r["handle"] = "alice@example.com"
+    write_mart(mart, rows)
+
+    result = LeaderboardSink(settings).run(context(lake))
+
+    assert result.status == "failed"
+    assert "email address" in result.error and "alice" not in result.error
+    assert dump(redis_client, redis_prefix) == {}
+
+
+def test_every_key_expires_within_seven_days(lake, mart, settings, redis_client, redis_prefix):
+    write_mart(mart, weekly_rows(weeks=2))
+
+    LeaderboardSink(settings).run(context(lake))
+
+    keys = list(redis_client.scan_iter(match=f"{redis_prefix}*", count=1000))
+    assert len(keys) > 40
+    assert not [k for k in keys if ":tmp:" in k]
+    ttls = {k: redis_client.ttl(k) for k in keys}
+    assert all(0 < ttl <= LEADERBOARD_TTL_SECONDS for ttl in ttls.values()), ttls
+
+
+def test_only_the_newest_week_and_the_n_before_it_are_published(
+    lake, mart, redis_url, redis_prefix, redis_client
+):
+    settings = ActivationSettings(
+        redis_url=redis_url, leaderboard_prefix=redis_prefix, leaderboard_weeks=2
+    )
+    write_mart(mart, weekly_rows(weeks=5, members=6))  # 2026-W44 .. 2026-W48
+
+    result = LeaderboardSink(settings).run(context(lake))
+
+    assert result.status == "ok"
+    keys = Keys(redis_prefix)
+    assert redis_client.zrange(keys.weeks, 0, -1) == ["2026-W46", "2026-W47", "2026-W48"]
+    written = {k.split(":")[-2] for k in redis_client.scan_iter(f"{redis_prefix}:2026-W*")}
+    assert written == {"2026-W46", "2026-W47", "2026-W48"}
+    assert result.details["weeks"] == ["2026-W46", "2026-W47", "2026-W48"]
+
+    # A week later the window moves: 2026-W46 is no longer listed and is left to expire.
+    write_mart(mart, weekly_rows(weeks=5, members=6, current=CURRENT + dt.timedelta(weeks=1)))
+    assert LeaderboardSink(settings).run(context(lake)).status == "ok"
+    assert redis_client.zrange(keys.weeks, 0, -1) == ["2026-W47", "2026-W48", "2026-W49"]
+    assert not [f for f in redis_client.hkeys(keys.meta) if f.startswith("2026-W46")]
+    old = keys.board("2026-W46", "overall")
+    assert 0 < redis_client.ttl(old) <= LEADERBOARD_TTL_SECONDS
+
+
+def test_a_second_run_reports_unchanged_and_keeps_the_content(
+    lake, mart, settings, redis_client, redis_prefix
+):
+    rows = weekly_rows(weeks=2)
+    write_mart(mart, rows)
+    first = LeaderboardSink(settings).run(context(lake))
+    before = dump(redis_client, redis_prefix)
+
+    again = LeaderboardSink(settings).run(context(lake))
+
+    assert again.status == "ok"
+    assert (again.records, again.sent, again.unchanged) == (first.records, 0, first.records)
+    assert again.details["boards_rebuilt"] == 0
+    assert dump(redis_client, redis_prefix) == before
+
+    # One gym's board changes: only that board is rewritten.
+    for r in rows:
+        if r["week_start"] == CURRENT and r["board"] == "Peak Camden" and r["user_id"] == "U003":
+            r["visits"] = 50
+    write_mart(mart, rows)
+    changed = LeaderboardSink(settings).run(context(lake))
+    camden = len(redis_client.zrange(Keys(redis_prefix).board("2026-W48", "peak-camden"), 0, -1))
+    assert (changed.sent, changed.unchanged) == (camden, first.records - camden)
+    assert changed.details["boards_rebuilt"] == 1
+    assert redis_client.zrevrange(Keys(redis_prefix).board("2026-W48", "peak-camden"), 0, 0) == [
+        "U003"
+    ]
+
+
+def test_a_board_that_differs_from_the_mart_fails_the_run_and_is_rewritten_next_time(
+    lake, mart, settings, redis_client, redis_prefix, monkeypatch
+):
+    write_mart(mart, weekly_rows(weeks=2))
+    keys = Keys(redis_prefix)
+    camden = keys.board("2026-W47", "peak-camden")
+    commit = LeaderboardSink._commit
+
+    def commit_then_corrupt(self, client, *args):
+        done = commit(self, client, *args)
+        client.zadd(camden, {"U999": encode_score(99, 1)})  # an intruder on top
+        return done
+
+    monkeypatch.setattr(LeaderboardSink, "_commit", commit_then_corrupt)
+    result = LeaderboardSink(settings).run(context(lake))
+
+    assert result.status == "failed"
+    assert "2026-W47/Peak Camden" in result.error and camden in result.error
+    assert "U999" in result.error and "\n" not in result.error
+    size = redis_client.zcard(camden) - 1
+    assert result.failed == size and result.balanced
+    assert [e.key for e in result.errors] == [camden]
+
+    monkeypatch.undo()
+    repaired = LeaderboardSink(settings).run(context(lake))
+    assert repaired.status == "ok"
+    assert repaired.sent == size and repaired.details["boards_rebuilt"] == 1
+    assert "U999" not in redis_client.zrange(camden, 0, -1)
+
+
+def test_a_mart_whose_ranks_do_not_follow_visits_is_refused(
+    lake, mart, settings, redis_client, redis_prefix
+):
+    write_mart(mart, weekly_rows(weeks=1, members=5))
+    con = duckdb.connect(str(mart))
+    con.execute("update mart_leaderboard_weekly set visits = 99 where rank = 3")
+    con.close()
+
+    result = LeaderboardSink(settings).run(context(lake))
+
+    assert result.status == "failed"
+    assert "rank 3 has 99 visits, out of order" in result.error
+    assert dump(redis_client, redis_prefix) == {}
+
+
+def test_an_unreachable_redis_is_one_line_and_leaves_the_boards_alone(
+    lake, mart, settings, redis_client, redis_prefix, free_port
+):
+    write_mart(mart, weekly_rows(weeks=1))
+    LeaderboardSink(settings).run(context(lake))
+    before = dump(redis_client, redis_prefix)
+    write_mart(mart, weekly_rows(weeks=1, seed=99))
+    port = free_port
+
+    for url, expected in [
+        (
+            f"redis://:hunter2@127.0.0.1:{port}/0",
+            f"redis unreachable at redis://:***@127.0.0.1:{port}/0: ",
+        ),
+        ("http://127.0.0.1:6379", "bad REDIS_URL http://127.0.0.1:6379: "),
+    ]:
+        down = settings.model_copy(update={"redis_url": url})
+        result = LeaderboardSink(down).run(context(lake))
+        assert result.status == "failed"
+        assert result.error.startswith(expected), result.error
+        assert "\n" not in result.error and "hunter2" not in result.error
+        assert (result.records, result.sent) == (0, 0)
+
+    assert dump(redis_client, redis_prefix) == before
+
+
+def test_a_dry_run_writes_the_outbox_and_never_calls_redis(
+    lake, mart, settings, redis_client, redis_prefix, monkeypatch
+):
+    rows = weekly_rows(weeks=2, members=5)
+    write_mart(mart, rows)
+
+    def no_redis(*args, **kwargs):
+        raise AssertionError("a dry run called Redis")
+
+    monkeypatch.setattr(redis.connection.AbstractConnection, "connect", no_redis)
+    ctx = context(lake, dry_run=True)
+    result = LeaderboardSink(settings).run(ctx)
+    monkeypatch.undo()
+
+    assert result.status == "ok" and result.dry_run
+    assert result.records == result.sent == len(rows) and result.balanced
+    outbox = lake.path(f"outbox/leaderboard/{ctx.run_id}")
+    assert result.outbox == lake.uri(f"outbox/leaderboard/{ctx.run_id}/")
+    boards = [json.loads(line) for line in (outbox / "boards.jsonl").read_text().splitlines()]
+    assert len(boards) == len(rows)
+    order = mart_order(mart)
+    keys = Keys(redis_prefix)
+    overall = [b["member"] for b in boards if b["key"] == keys.board("2026-W48", "overall")]
+    assert overall == [u for u, _ in order[("2026-W48", "overall")]]
+    members = (outbox / "members.jsonl").read_text().splitlines()
+    assert len(members) == 5 and "@" not in "".join(members)
+    index = [json.loads(line) for line in (outbox / "index.jsonl").read_text().splitlines()]
+    assert index[0] == {"key": keys.weeks, "members": {"2026-W47": 20261116, "2026-W48": 20261123}}
+    assert dump(redis_client, redis_prefix) == {}
+
+
+def test_a_reader_never_sees_a_half_built_board(
+    lake, mart, settings, redis_url, redis_prefix, monkeypatch
+):
+    source = """
+        select date '2026-11-23' as week_start, 'overall' as board,
+               'U' || lpad(i::varchar, 6, '0') as user_id, 'runner-' || i as handle,
+               'Peak Camden' as home_location, (hash(i + {seed}) % 30)::bigint as visits,
+               (hash(i * 7 + {seed}) % 5)::bigint as streak_weeks,
+               timestamp '2026-11-23 06:00' + to_seconds((hash(i + {seed}) % 500000)::bigint)
+                   as first_check_in_at
+        from range({n}) as t(i)
+    """
+    create_mart(mart, source.format(seed=1, n=120_000))
+    assert LeaderboardSink(settings).run(context(lake)).status == "ok"
+    key = Keys(redis_prefix).board("2026-W48", "overall")
+    reader = redis.Redis.from_url(redis_url, decode_responses=True)
+
+    def snapshot() -> tuple[int, tuple[str, ...]]:
+        pipe = reader.pipeline(transaction=True)  # both answers from one instant
+        pipe.zcard(key)
+        pipe.zrevrange(key, 0, 4)
+        size, top = pipe.execute()
+        return size, tuple(top)
+
+    old = snapshot()
+    create_mart(mart, source.format(seed=2, n=90_000))
+    seen: list[tuple[int, tuple[str, ...]]] = []
+    polls_while_filling: list[int] = []
+    stop = threading.Event()
+
+    def poll() -> None:
+        while not stop.is_set():
+            seen.append(snapshot())
+
+    stream = leaderboard._stream
+
+    def slow_stream(client, commands):
+        start = len(seen)
+        sent = stream(client, commands)
+        time.sleep(0.2)  # the new board is complete under its temporary key, not yet live
+        polls_while_filling.append(len(seen) - start)
+        return sent
+
+    monkeypatch.setattr(leaderboard, "_stream", slow_stream)
+    thread = threading.Thread(target=poll)
+    thread.start()
+    try:
+        result = LeaderboardSink(settings).run(context(lake))
+    finally:
+        stop.set()
+        thread.join()
+    new = snapshot()
+
+    assert result.status == "ok"
+    assert old[0] == 120_000 and new[0] == 90_000 and old[1] != new[1]
+    assert polls_while_filling[0] > 10
+    assert set(seen) <= {old, new}
+    assert seen[-1] == new
