@@ -51,8 +51,12 @@ format: install ## Format Python with ruff
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-bench: install ## Benchmark ingest + transform against DuckDB's plain CSV->Parquet (1M and 10M check-ins)
+bench: install ## Every stage's benchmark, each against a reference measured in the same run
 	$(BIN)/python bench/transform.py
+	$(BIN)/python bench/dbt_build.py
+	$(BIN)/python bench/leaderboard.py
+	$(BIN)/python bench/hubspot_sync.py --window 1
+	$(BIN)/python bench/email_send.py
 
 clean: ## Remove the demo data, the local lake and caches
 	rm -rf $(DEMO_DIR) $(PEAK_LAKE) .pytest_cache .ruff_cache bench/out

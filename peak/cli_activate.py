@@ -107,15 +107,44 @@ def activate_command(
         bool, typer.Option("--dry-run", help="Write what would be sent to the outbox only.")
     ] = False,
     target: TargetOption = None,
+    deploy_templates: Annotated[
+        bool,
+        typer.Option(
+            "--deploy-templates",
+            help="email only: create or update the SES templates from activation/templates/ "
+            "(idempotent) and send nothing.",
+        ),
+    ] = False,
 ) -> None:
     """Push the marts to the leaderboard, HubSpot and email sinks."""
-    from peak.cli import reported
+    from peak.cli import fail, reported
 
+    if deploy_templates and sink != "email":
+        raise fail("--deploy-templates applies to the email sink only")
     options = {"sink": sink, "dry_run": dry_run, "target": target}
+    if deploy_templates:
+        with reported(f"{COMMAND} email --deploy-templates", options) as report:
+            results = {"email": _deploy_templates(report, dry_run)}
+            print_summary(results, "deploy email templates (records = templates)")
+            fail_on_errors(report, results)
+        return
     with reported(COMMAND, options) as report:
         results = activate(report, [sink], dry_run=dry_run, target=target)
         print_summary(results, f"activate {sink}{' (dry run)' if dry_run else ''}")
         fail_on_errors(report, results)
+
+
+def _deploy_templates(report: RunReport, dry_run: bool) -> SinkResult:
+    from activation.base import SinkContext
+    from activation.config import ActivationSettings
+    from activation.email import EmailSink
+    from activation.runner import record
+    from peak.cli import state
+
+    ctx = SinkContext(lake=state.lake, warehouse=None, run_id=report.run_id, dry_run=dry_run)  # type: ignore[arg-type]
+    result = EmailSink(settings=ActivationSettings.from_env()).deploy_templates(ctx)
+    record(report, {"email": result})
+    return result
 
 
 def register(app: typer.Typer) -> None:

@@ -208,3 +208,31 @@ def test_peak_activate_refuses_an_unknown_sink(cli, published):
 
     assert result.exit_code == 2
     assert "leaderboard" in result.output and "all" in result.output
+
+
+def test_peak_activate_email_deploys_the_templates_idempotently(cli, lake, monkeypatch):
+    from moto import mock_aws
+
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_REGION": "eu-west-1",
+        "AWS_DEFAULT_REGION": "eu-west-1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    root = Path(lake.root)
+    argv = ["--lake", str(root), "activate", "email", "--deploy-templates"]
+    with mock_aws():
+        first = cli.invoke(app, argv)
+        assert first.exit_code == 0, first.output
+        line = last_report(root)["stages"]["activation"]["email"]
+        assert line["records"] == line["sent"] >= 2 and not line["dry_run"]
+        second = cli.invoke(app, argv)
+        assert second.exit_code == 0, second.output
+        line = last_report(root)["stages"]["activation"]["email"]
+        assert line["sent"] == 0 and line["unchanged"] == line["records"]
+    refused = cli.invoke(
+        app, ["--lake", str(root), "activate", "leaderboard", "--deploy-templates"]
+    )
+    assert refused.exit_code == 1 and "email sink only" in refused.stderr

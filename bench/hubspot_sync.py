@@ -15,8 +15,8 @@ window the fake saw, and the 429s it served (target 0). HubSpot's real limit is 
 then reported against that scaled limit. Results go to bench/out/hubspot.json. This is a
 benchmark, not a test: it asserts nothing.
 
-    .venv/bin/python bench/hubspot.py                      # 100k contacts, 190 per 10 s
-    .venv/bin/python bench/hubspot.py --window 1           # the same, time scaled 10x
+    .venv/bin/python bench/hubspot_sync.py                      # 100k contacts, 190 per 10 s
+    .venv/bin/python bench/hubspot_sync.py --window 1           # the same, time scaled 10x
 """
 
 from __future__ import annotations
@@ -32,9 +32,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 OUT = HERE / "out"
-# Run as a script, this file's folder leads sys.path, and this file would shadow the `hubspot`
-# package (hubspot-api-client): put the repository there instead.
-sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != HERE]
+sys.path.insert(0, str(ROOT))  # run as a script: import the repository's packages
 
 import duckdb  # noqa: E402
 
