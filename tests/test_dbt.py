@@ -274,11 +274,17 @@ def test_a_daily_run_rebuilds_only_changed_days_and_keeps_unknown_members(lake_c
     assert any(w.startswith("is_known_fct_attendance_is_known_member") for w in warnings)
     assert "warn" in result.stdout
 
-    # The incremental weekly streaks equal a rebuild from scratch.
-    weeks = "select * exclude (ingested_at) from int_member_weeks order by user_id, week_start"
-    incremental = query(lake_copy, weeks)
-    peak(lake_copy, "build", "--as-of", AS_OF, "--full-refresh", "--select", "int_member_weeks")
-    assert query(lake_copy, weeks) == incremental
+    # Every incremental model equals a rebuild from scratch.
+    tables = {
+        "int_member_weeks": "user_id, week_start",
+        "int_location_daily_visits": "location, activity_date",
+        "fct_attendance": "attendance_id",
+    }
+    sql = "select * exclude (ingested_at) from {} order by {}"
+    incremental = {t: query(lake_copy, sql.format(t, order)) for t, order in tables.items()}
+    peak(lake_copy, "build", "--as-of", AS_OF, "--full-refresh", "--select", " ".join(tables))
+    for table, order in tables.items():
+        assert query(lake_copy, sql.format(table, order)) == incremental[table], table
 
 
 def test_a_failing_test_fails_the_build_and_keeps_the_last_good_warehouse(lake_copy):

@@ -1,14 +1,6 @@
 -- Per gym and local day: visits, distinct visitors, classes held and new members (by home gym).
 with visits as (
-    select
-        location,
-        local_date as activity_date,
-        count(*) as visits,
-        count(distinct user_id) as unique_visitors,
-        count(distinct class_id) as classes_held
-    from {{ ref('fct_attendance') }}
-    where location is not null
-    group by location, local_date
+    select * from {{ ref('int_location_daily_visits') }}
 ),
 
 joins as (
