@@ -27,7 +27,5 @@ select
 from {{ ref('fct_attendance') }}
 where
     location is not null
-    {% if is_incremental() %}
-        and {{ on_or_after('local_date', first_day) }}
-    {% endif %}
+    {% if is_incremental() %}and {{ on_or_after('local_date', first_day) }}{% endif %}
 group by location, local_date

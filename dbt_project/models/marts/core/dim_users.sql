@@ -21,7 +21,7 @@ select
     m.marketing_opt_in,
     m.updated_at,
     -- Several members can share an email; the CRM and email marts keep one per address.
-    row_number() over (partition by m.email order by m.updated_at desc, m.user_id) = 1
+    row_number() over (partition by m.email order by m.updated_at desc, m.user_id asc) = 1
         as owns_email,
     v.first_visit_date,
     v.last_visit_date,
