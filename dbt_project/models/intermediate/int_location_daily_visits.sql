@@ -27,5 +27,5 @@ select
 from {{ ref('fct_attendance') }}
 where
     location is not null
-    {% if is_incremental() %}and {{ on_or_after('local_date', first_day) }}{% endif %}
+    and {{ on_or_after('local_date', first_day) if is_incremental() else '1 = 1' }}
 group by location, local_date
