@@ -278,6 +278,7 @@ def test_a_daily_run_rebuilds_only_changed_days_and_keeps_unknown_members(lake_c
     tables = {
         "int_member_weeks": "user_id, week_start",
         "int_location_daily_visits": "location, activity_date",
+        "int_member_months": "user_id, activity_month",
         "fct_attendance": "attendance_id",
     }
     sql = "select * exclude (ingested_at) from {} order by {}"

@@ -1,5 +1,6 @@
 {{ config(materialized='table') }}  -- read by several models and tests: computed once
--- Each member's most attended class and instructor over the last 90 days (ties: alphabetical).
+-- Each member's most attended class and instructor over the last 90 days (ties: alphabetical),
+-- for the members a retention email may go to (not active): the email templates' data.
 with as_of as (
     select {{ as_of_date() }} as as_of_date
 ),
@@ -15,6 +16,10 @@ recent as (
         f.local_date > {{ dbt.dateadd('day', -90, 'a.as_of_date') }}
         and f.local_date <= a.as_of_date
         and f.is_known_class
+        and f.user_id in (
+            select c.user_id from {{ ref('int_churn_status') }} as c
+            where c.churn_status != 'active'
+        )
 ),
 
 {% for field in ['class_name', 'instructor'] %}

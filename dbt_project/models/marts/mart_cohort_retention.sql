@@ -16,10 +16,10 @@ sizes as (
 ),
 
 activity as (
-    select distinct
-        f.user_id,
-        cast({{ dbt.date_trunc('month', 'f.local_date') }} as date) as activity_month
-    from {{ ref('fct_attendance') }} as f
+    select
+        user_id,
+        activity_month
+    from {{ ref('int_member_months') }}
 ),
 
 months as (

@@ -22,6 +22,8 @@ member_weeks as (
     select
         w.user_id,
         w.week_start,
+        w.visits,
+        w.first_check_in_at,
         w.streak_weeks
     from {{ ref('int_member_weeks') }} as w
     cross join as_of as a
@@ -31,14 +33,14 @@ member_weeks as (
 ),
 
 boards as (
+    -- overall: the weekly totals int_member_weeks already holds
     select
         week_start,
         'overall' as board,
         user_id,
-        count(*) as visits,
-        min(checked_in_at) as first_check_in_at
-    from visits
-    group by week_start, user_id
+        visits,
+        first_check_in_at
+    from member_weeks
     union all
     select
         week_start,
