@@ -12,7 +12,7 @@ export GX_ANALYTICS_ENABLED := false
 export PEAK_PROGRESS ?= 1
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test test-fast lint format bench clean
+.PHONY: help install demo test test-fast lint format bench clean dashboard
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -32,6 +32,10 @@ demo: install ## Generate a year of sample exports (~5,000 members) and run the 
 	$(BIN)/peak generate --out $(DEMO_DIR) --members $(DEMO_MEMBERS) --days $(DEMO_DAYS) --dirty-rate 0.002
 	$(BIN)/peak run --input $(DEMO_DIR)
 	@echo "lake: $(PEAK_LAKE)  (run reports in $(PEAK_LAKE)/_runs, Data Docs in $(PEAK_LAKE)/quality/data_docs)"
+
+DASHBOARD_PORT ?= 8501
+dashboard: install ## Start the Streamlit dashboard on the lake (DASHBOARD_PORT=8501)
+	$(BIN)/peak dashboard --port $(DASHBOARD_PORT)
 
 test: install ## Run the whole test suite (unit, integration, end to end)
 	$(BIN)/python -m pytest -q -n 2 --dist loadgroup
@@ -57,6 +61,7 @@ bench: install ## Every stage's benchmark, each against a reference measured in 
 	$(BIN)/python bench/leaderboard.py
 	$(BIN)/python bench/hubspot_sync.py --window 1
 	$(BIN)/python bench/email_send.py
+	$(BIN)/python bench/dashboard.py
 
 clean: ## Remove the demo data, the local lake and caches
 	rm -rf $(DEMO_DIR) $(PEAK_LAKE) .pytest_cache .ruff_cache bench/out

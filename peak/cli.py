@@ -441,8 +441,9 @@ def run(
         _strict_exit(report, strict)
 
 
-# The model and activation stages' commands live in their own modules.
-from peak import cli_activate, cli_model  # noqa: E402
+# The model, activation and dashboard commands live in their own modules.
+from peak import cli_activate, cli_dashboard, cli_model  # noqa: E402
 
 cli_model.register(app)
 cli_activate.register(app)
+cli_dashboard.register(app)

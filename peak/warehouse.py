@@ -95,6 +95,8 @@ class AthenaWarehouse:
     def query(self, sql: str, params: Sequence[Any] = ()) -> pa.Table:
         import awswrangler as wr
 
+        # Athena's execution parameters are SQL literals: quote strings and dates.
+        literals = [_athena_literal(p) for p in params]
         frame = wr.athena.read_sql_query(
             sql,
             database=self.schema,
@@ -102,7 +104,7 @@ class AthenaWarehouse:
             s3_output=self.s3_output,
             ctas_approach=False,
             unload_approach=True,
-            params=list(params) or None,
+            params=literals or None,
             paramstyle="qmark",
             dtype_backend="pyarrow",
         )
@@ -110,6 +112,23 @@ class AthenaWarehouse:
 
     def read(self, relation: str, columns: Sequence[str] | None = None) -> pa.Table:
         return self.query(f"select {_columns(columns)} from {self.schema}.{_relation(relation)}")
+
+
+def _athena_literal(value: Any) -> str:
+    """A query parameter as the SQL literal Athena's ExecutionParameters expect."""
+    import datetime as dt
+
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, int | float):
+        return str(value)
+    if isinstance(value, dt.datetime):
+        return f"TIMESTAMP '{value.isoformat(sep=' ')}'"
+    if isinstance(value, dt.date):
+        return f"DATE '{value.isoformat()}'"
+    return "'" + str(value).replace("'", "''") + "'"
 
 
 def build_path(lake: Lake) -> Path:

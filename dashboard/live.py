@@ -1,0 +1,117 @@
+"""The live leaderboard: what the Redis sink published, read back (no Streamlit here).
+
+Key names, slugs and the score encoding come from :mod:`activation.leaderboard` (``Keys``,
+``visits_of``), the one place they are written; the connection from its ``connect`` (a PING
+with a short timeout: a dashboard must not hang on a dead Redis). When Redis cannot be reached
+:func:`connect` raises :class:`LeaderboardUnavailable` and the page falls back to the mart.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import pandas as pd
+import redis
+
+from activation.base import SinkError
+from activation.config import ActivationSettings
+from activation.leaderboard import Keys, visits_of
+from activation.leaderboard import connect as connect_sink
+
+#: Seconds to wait for Redis to connect or answer.
+TIMEOUT_S = 2.0
+OVERALL = "overall"
+
+
+class LeaderboardUnavailable(RuntimeError):
+    """Redis is unreachable (the message names it, password redacted)."""
+
+
+def connect(settings: ActivationSettings, timeout: float = TIMEOUT_S) -> redis.Redis:
+    """A client that answered PING, or :class:`LeaderboardUnavailable`."""
+    quick = settings.model_copy(update={"redis_timeout": min(timeout, settings.redis_timeout)})
+    try:
+        return connect_sink(quick)
+    except SinkError as exc:
+        raise LeaderboardUnavailable(str(exc)) from None
+
+
+@dataclass(frozen=True)
+class Week:
+    iso_week: str
+    week_start: dt.date
+
+
+class LiveLeaderboard:
+    """Reads the boards under one prefix."""
+
+    def __init__(self, client: redis.Redis, prefix: str) -> None:
+        self.client = client
+        self.keys = Keys(prefix)
+
+    def weeks(self) -> list[Week]:
+        """The published weeks, newest first (``P:weeks`` is scored YYYYMMDD of each Monday)."""
+        entries = self.client.zrevrange(self.keys.weeks, 0, -1, withscores=True)
+        return [
+            Week(name.decode(), dt.datetime.strptime(str(int(score)), "%Y%m%d").date())
+            for name, score in entries
+        ]
+
+    def boards(self, iso_week: str) -> dict[str, str]:
+        """Board slug -> board name for a week, ``overall`` first, then by name."""
+        raw = self.client.hgetall(self.keys.boards(iso_week))
+        names = {k.decode(): v.decode() for k, v in raw.items()}
+        return dict(sorted(names.items(), key=lambda kv: (kv[0] != OVERALL, kv[1])))
+
+    def board(self, iso_week: str, board_slug: str, top: int) -> pd.DataFrame:
+        """The top of a board: ``rank, handle, home_location, visits, user_id`` in rank order,
+        with the members' display data from their ``P:member:<id>`` hashes."""
+        entries = self.client.zrevrange(self.keys.board(iso_week, board_slug), 0, top - 1, True)
+        users = [member.decode() for member, _ in entries]
+        pipe = self.client.pipeline(transaction=False)
+        for user_id in users:
+            pipe.hmget(self.keys.member(user_id), "handle", "home_location")
+        details = pipe.execute() if users else []
+        return pd.DataFrame(
+            {
+                "rank": range(1, len(users) + 1),
+                "handle": [
+                    _text(d[0]) or user_id for d, user_id in zip(details, users, strict=True)
+                ],
+                "home_location": [_text(d[1]) for d in details],
+                "visits": [visits_of(score) for _, score in entries],
+                "user_id": users,
+            }
+        )
+
+    def size(self, iso_week: str, board_slug: str) -> int:
+        return int(self.client.zcard(self.keys.board(iso_week, board_slug)))
+
+    def winners(self, weeks: list[Week]) -> pd.DataFrame:
+        """Each week's first place on the overall board."""
+        pipe = self.client.pipeline(transaction=False)
+        for week in weeks:
+            pipe.zrevrange(self.keys.board(week.iso_week, OVERALL), 0, 0, withscores=True)
+        tops = pipe.execute() if weeks else []
+        rows = []
+        for week, top in zip(weeks, tops, strict=True):
+            if not top:
+                continue
+            user_id, score = top[0][0].decode(), top[0][1]
+            handle, home = self.client.hmget(self.keys.member(user_id), "handle", "home_location")
+            rows.append(
+                {
+                    "week_start": pd.Timestamp(week.week_start),
+                    "iso_week": week.iso_week,
+                    "handle": _text(handle) or user_id,
+                    "home_location": _text(home),
+                    "visits": visits_of(score),
+                }
+            )
+        columns = ["week_start", "iso_week", "handle", "home_location", "visits"]
+        return pd.DataFrame(rows, columns=columns)
+
+
+def _text(value: bytes | None) -> str | None:
+    return value.decode() if value is not None else None

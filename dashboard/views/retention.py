@@ -1,0 +1,132 @@
+"""Retention: cohort retention by join month, churn and at-risk members over time, and the
+at-risk members to call (handle and masked email only)."""
+
+from __future__ import annotations
+
+import altair as alt
+import streamlit as st
+
+from dashboard import data, fmt, ui
+
+f = ui.filters()
+ui.header("Retention", f)
+
+now = ui.query("churn_status_now", f)
+by_status = now.groupby("churn_status")["members"].sum()
+total = by_status.sum()
+cards = st.columns(3)
+for card, status, label in zip(
+    cards, ("active", "at_risk", "churned"), ("Active", "At risk", "Churned"), strict=True
+):
+    n = by_status.get(status, 0)
+    card.metric(
+        f"{label} today",
+        fmt.count(n),
+        help=f"{fmt.pct(n / total if total else None)} of the chosen gyms' members (mart_churn).",
+        border=True,
+    )
+
+first, last = data.cohort_window(f)
+cohorts = ui.query("cohorts", f)
+st.subheader("Cohort retention")
+st.caption(
+    f"Members who joined in a month (rows, {first:%b %Y} – {last:%b %Y}) and the share of them "
+    "who visited N months later (mart_cohort_retention; every gym, the mart has no location)."
+)
+if cohorts.empty:
+    st.info("No cohort in this window.")
+else:
+    cohorts["cohort"] = cohorts["cohort_month"].dt.strftime("%Y-%m")
+    base = alt.Chart(cohorts).encode(
+        x=alt.X("months_since_join:O", title="Months since joining"),
+        y=alt.Y("cohort:O", title="Joined", sort="descending"),
+    )
+    heat = base.mark_rect().encode(
+        color=alt.Color(
+            "retention_rate:Q",
+            title="Retained",
+            scale=alt.Scale(scheme="greens", domain=[0, 1]),
+            legend=alt.Legend(format=".0%"),
+        ),
+        tooltip=[
+            alt.Tooltip("cohort:O", title="Joined"),
+            alt.Tooltip("months_since_join:O", title="Months since"),
+            alt.Tooltip("retention_rate:Q", title="Retained", format=".1%"),
+            alt.Tooltip("active_members:Q", title="Visited", format=","),
+            alt.Tooltip("cohort_size:Q", title="Cohort", format=","),
+        ],
+    )
+    labels = base.mark_text(fontSize=9).encode(
+        text=alt.Text("retention_rate:Q", format=".0%"),
+        color=alt.condition(alt.datum.retention_rate > 0.6, alt.value("white"), alt.value("black")),
+    )
+    st.altair_chart(
+        heat + labels, width="stretch", height=max(240, 26 * cohorts["cohort"].nunique())
+    )
+
+st.subheader("Churn over time")
+churned = ui.query("churned", f)
+history = ui.query("status_history", f)
+left, right = st.columns(2)
+with left:
+    if churned.empty:
+        st.info("Nobody churned in this period.")
+    else:
+        weekly = (
+            churned.assign(week=churned["churn_day"].dt.to_period("W-SUN").dt.start_time)
+            .groupby(["week", "churn_reason"], as_index=False)["members"]
+            .sum()
+        )
+        st.altair_chart(
+            alt.Chart(weekly, title="Members who churned, per week (by churn date)")
+            .mark_bar()
+            .encode(
+                x=alt.X("yearmonthdate(week):O", title="Week of"),
+                y=alt.Y("members:Q", title=None),
+                color=alt.Color("churn_reason:N", title="Reason"),
+                tooltip=[
+                    alt.Tooltip("week:T", title="Week of"),
+                    alt.Tooltip("churn_reason:N", title="Reason"),
+                    alt.Tooltip("members:Q", title="Members", format=","),
+                ],
+            ),
+            width="stretch",
+        )
+with right:
+    risky = history[history["churn_status"].isin(["at_risk", "churned"])]
+    if risky.empty:
+        st.info("No daily run recorded a status in this period (snap_churn_status).")
+    else:
+        st.altair_chart(
+            alt.Chart(risky, title="At risk and churned at each daily run (snap_churn_status)")
+            .mark_line(point=True, interpolate="step-after")
+            .encode(
+                x=alt.X("as_of:T", title=None),
+                y=alt.Y("members:Q", title=None),
+                color=alt.Color("churn_status:N", title="Status"),
+                tooltip=[
+                    alt.Tooltip("as_of:T", title="Run of"),
+                    alt.Tooltip("churn_status:N", title="Status"),
+                    alt.Tooltip("members:Q", title="Members", format=","),
+                ],
+            ),
+            width="stretch",
+        )
+
+st.subheader("At risk now")
+at_risk = ui.query("at_risk_members", f)
+st.caption(
+    f"The {fmt.count(len(at_risk))} at-risk members with the steepest drop in weekly visits "
+    f"(of {fmt.count(by_status.get('at_risk', 0))}); emails masked."
+)
+ui.table(
+    at_risk,
+    handle="Member",
+    email_masked="Email",
+    home_location="Home gym",
+    at_risk_since=ui.date("At risk since"),
+    last_visit_date=ui.date("Last visit"),
+    days_inactive=ui.count("Days inactive"),
+    baseline_weekly_rate=ui.decimal("Visits/week before"),
+    recent_weekly_rate=ui.decimal("Visits/week lately"),
+)

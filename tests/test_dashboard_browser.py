@@ -1,0 +1,137 @@
+"""End to end in a browser: ``peak dashboard`` serves the app, headless Chromium uses it.
+
+It starts ``peak dashboard --port <free>`` on the session's lake (built by test_dashboard.py's
+``build_lake``), opens the overview, switches to the leaderboard, picks one gym in the sidebar
+and checks the boards follow, saving screenshots to ``test-artifacts/`` (git-ignored).
+Chromium is Debian's (``/usr/bin/chromium``), driven by Playwright.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.redis_server import free_port
+from tests.test_dashboard import ROOT, BuiltLake, build_lake, forget_lake, pipeline_env, sql
+
+pytestmark = [pytest.mark.xdist_group("dashboard"), pytest.mark.slow]
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = ROOT / "test-artifacts"
+# `peak dashboard …` through the same Typer app as the `peak` script; registering is a no-op
+# once peak/cli.py registers the command itself.
+PEAK = [
+    sys.executable,
+    "-c",
+    "from peak.cli import app; from peak import cli_dashboard; "
+    "cli_dashboard.register(app); app(prog_name='peak')",
+]
+START_TIMEOUT_S = 60
+UI_TIMEOUT_MS = 30_000
+
+
+@pytest.fixture(scope="session")
+def lake(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterator[BuiltLake]:
+    built = build_lake(tmp_path_factory, redis_url)
+    yield built
+    forget_lake(built)
+
+
+def wait_healthy(url: str, proc: subprocess.Popen, log: Path) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"peak dashboard exited with {proc.returncode}:\n{log.read_text()}")
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                if response.read().strip() == b"ok":
+                    return
+        except OSError:
+            pass
+        time.sleep(0.25)
+    pytest.fail(f"the dashboard did not answer within {START_TIMEOUT_S} s:\n{log.read_text()}")
+
+
+@pytest.fixture
+def server(lake: BuiltLake, tmp_path: Path) -> Iterator[str]:
+    port = free_port()
+    log = tmp_path / "dashboard.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [*PEAK, "dashboard", "--port", str(port)],
+            env=pipeline_env(lake.env()),
+            cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: nothing outlives the test
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(url, proc, log)
+        yield url
+    finally:
+        proc.terminate()  # `peak dashboard` passes SIGTERM on to Streamlit
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        with contextlib.suppress(ProcessLookupError):  # Streamlit, had it outlived its parent
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed")
+def test_dashboard_in_a_browser(lake: BuiltLake, server: str) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    gyms = [g for (g,) in sql(lake, "select distinct board from mart_leaderboard_weekly")]
+    gym = sorted(g for g in gyms if g != "overall")[0]
+    other = sorted(g for g in gyms if g != "overall")[1]
+    ARTIFACTS.mkdir(exist_ok=True)
+    args = ["--no-sandbox"] if os.geteuid() == 0 else []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=args)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.set_default_timeout(UI_TIMEOUT_MS)
+            # Given the app's front page: the overview's figures
+            page.goto(server)
+            expect(page.get_by_text("Active members")).to_be_visible()
+            expect(page.get_by_text("Churn rate")).to_be_visible()
+            expect(page.get_by_test_id("stVegaLiteChart").first).to_be_visible()
+            page.screenshot(path=str(ARTIFACTS / "dashboard-overview.png"), full_page=True)
+
+            # When the leaderboard page is opened from the navigation
+            page.get_by_test_id("stSidebarNav").get_by_text("Leaderboard").click()
+            expect(page.get_by_text("Live from Redis")).to_be_visible()
+            expect(page.get_by_role("tab", name=other)).to_be_visible()
+
+            # And one gym is picked in the sidebar's filter
+            picker = page.get_by_test_id("stSidebar").get_by_test_id("stMultiSelect")
+            picker.click()
+            page.get_by_role("option", name=gym).click()
+            page.keyboard.press("Escape")
+
+            # Then only the overall board and that gym's are shown
+            expect(page.get_by_role("tab", name=gym)).to_be_visible()
+            expect(page.get_by_role("tab", name=other)).to_have_count(0)
+            expect(page.get_by_role("tab", name="Overall")).to_be_visible()
+            page.screenshot(path=str(ARTIFACTS / "dashboard-leaderboard.png"), full_page=True)
+
+            # And the filter holds on the next page
+            page.get_by_test_id("stSidebarNav").get_by_text("Locations").click()
+            expect(page.get_by_role("heading", name="Per gym")).to_be_visible()
+            expect(page.get_by_text(f"· {gym} ·")).to_be_visible()
+            page.screenshot(path=str(ARTIFACTS / "dashboard-locations.png"), full_page=True)
+        finally:
+            browser.close()
+    assert (ARTIFACTS / "dashboard-leaderboard.png").stat().st_size > 10_000
