@@ -7,7 +7,9 @@ expires ``PEAK_LEADERBOARD_TTL_SECONDS`` (7 days) after the run that last wrote 
   ``encode_score(visits, rank)``; ``<board-slug>`` is ``overall`` or :func:`slug` of the gym;
 - ``P:<iso_week>:boards``: hash, board slug -> board name (``peak-camden`` -> ``Peak Camden``);
 - ``P:weeks``: sorted set of the ``iso_week``s published, scored ``YYYYMMDD`` of their Monday;
-- ``P:member:<user_id>``: hash, ``handle`` and ``home_location`` (never an email);
+- ``P:members:handle`` and ``P:members:home_location``: hashes, ``user_id`` -> the member's
+  display handle and home gym (never an email), for every member on a published board
+  (:func:`member_details` reads them);
 - ``P:meta``: hash, ``<iso_week>:<board-slug>`` -> content hash of the board last written.
 
 *Which weeks.* The newest ``week_start`` in the mart is the current week (not today's date: a
@@ -32,9 +34,10 @@ equal the mart's, read again from the warehouse by ``rank``; otherwise the run f
 the board, and that board's hash is forgotten so the next run rewrites it.
 
 *Fast.* The bulk writes are packed as RESP here and streamed on one pooled connection, one
-reply per command (``ZADD`` with ``BATCH`` members, member hashes by :data:`MEMBER_SCRIPT`,
-``MEMBER_BATCH`` per ``EVAL``): redis-py's ``Pipeline`` packs and parses every argument in
-Python, several times slower (README.md, ``bench/leaderboard.py``). Single Redis node (or
+reply per command (``ZADD`` and ``HSET`` with ``BATCH`` members each; the two member hashes
+are rebuilt under temporary keys and renamed in the same ``MULTI`` as the boards): redis-py's
+``Pipeline`` packs and parses every argument in Python, several times slower (README.md,
+``bench/leaderboard.py``). Single Redis node (or
 ElastiCache without cluster mode) only.
 """
 
@@ -62,9 +65,8 @@ from peak.lake import outbox_prefix
 from peak.warehouse import Warehouse
 
 MART = "mart_leaderboard_weekly"
-#: Members per ZADD, member hashes per EVAL: a few hundred KB per command.
+#: Members per ZADD or HSET: a few hundred KB per command.
 BATCH = 10_000
-MEMBER_BATCH = 5_000
 #: Board entries compared with the mart after each run.
 VERIFY_TOP = 10
 #: The score's low bits hold the rank; visits above them must keep the score below 2**53.
@@ -74,15 +76,8 @@ MAX_VISITS = (1 << (53 - RANK_BITS)) - 1
 #: Slugs the key layout uses for itself within a week.
 RESERVED_SLUGS = frozenset({"boards"})
 
-# Writes the member hashes of one batch: KEYS[i] gets handle ARGV[2i], home_location ARGV[2i+1].
-MEMBER_SCRIPT = b"""
-local call, ttl = redis.call, ARGV[1]
-for i = 1, #KEYS do
-  call('HSET', KEYS[i], 'handle', ARGV[2 * i], 'home_location', ARGV[2 * i + 1])
-  call('EXPIRE', KEYS[i], ttl)
-end
-return #KEYS
-"""
+#: The members' display fields, each one hash ``P:members:<field>`` of user_id -> value.
+MEMBER_FIELDS = ("handle", "home_location")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -134,8 +129,12 @@ class Keys:
     def boards(self, iso_week: str) -> str:
         return f"{self.prefix}:{iso_week}:boards"
 
-    def member(self, user_id: str) -> str:
-        return f"{self.prefix}:member:{user_id}"
+    def members(self, field: str) -> str:
+        """The hash of one display field (``handle``, ``home_location``) for every member."""
+        return f"{self.prefix}:members:{field}"
+
+    def members_temporary(self, field: str, run_id: str) -> str:
+        return f"{self.members(field)}:tmp:{run_id}"
 
     @property
     def weeks(self) -> str:
@@ -382,24 +381,36 @@ def _board_commands(board: Board, key: str, ttl: int) -> Iterator[bytes]:
     yield _command(b"EXPIRE", name, b"%d" % ttl)
 
 
-def _member_commands(keys: Keys, members: Members, ttl: int) -> Iterator[bytes]:
-    """Write every member's display hash, ``MEMBER_BATCH`` per EVAL of :data:`MEMBER_SCRIPT`."""
-    prefix = keys.member("").encode()
+def _member_commands(keys: Keys, members: Members, run_id: str) -> Iterator[bytes]:
+    """Fill the temporary member hashes, ``BATCH`` members per ``HSET``."""
     everyone = list(members)
-    for start in range(0, len(everyone), MEMBER_BATCH):
-        batch = everyone[start : start + MEMBER_BATCH]
-        names, values = [], []
-        for user_id, handle, home in batch:
-            key, handle_arg, home_arg = prefix + user_id.encode(), handle.encode(), home.encode()
-            names.append(_BULK % (len(key), key))
-            values.append(_TWO_BULKS % (len(handle_arg), handle_arg, len(home_arg), home_arg))
-        yield _command(
-            b"EVAL",
-            MEMBER_SCRIPT,
-            b"%d" % len(batch),
-            body=b"".join(names) + _bulk(b"%d" % ttl) + b"".join(values),
-            body_args=3 * len(batch) + 1,
-        )
+    for position, field in enumerate(MEMBER_FIELDS, start=1):
+        name = keys.members_temporary(field, run_id).encode()
+        yield _command(b"DEL", name)
+        for start in range(0, len(everyone), BATCH):
+            batch = everyone[start : start + BATCH]
+            pairs = []
+            for row in batch:
+                user_id, value = row[0].encode(), row[position].encode()
+                pairs.append(_TWO_BULKS % (len(user_id), user_id, len(value), value))
+            yield _command(b"HSET", name, body=b"".join(pairs), body_args=2 * len(batch))
+
+
+def member_details(
+    client: redis.Redis, keys: Keys, user_ids: Sequence[str]
+) -> list[tuple[str | None, str | None]]:
+    """Each member's (handle, home_location) from Redis, None where unknown."""
+    if not user_ids:
+        return []
+    pipe = client.pipeline(transaction=False)
+    for field in MEMBER_FIELDS:
+        pipe.hmget(keys.members(field), list(user_ids))
+    handles, homes = pipe.execute()
+
+    def text(value: Any) -> str | None:
+        return value.decode() if isinstance(value, bytes) else value
+
+    return [(text(h), text(m)) for h, m in zip(handles, homes, strict=True)]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -488,7 +499,7 @@ class LeaderboardSink:
 
     def _member_records(self, plan: Plan) -> Iterator[dict[str, Any]]:
         for user_id, handle, home in plan.members:
-            yield {"key": self.keys.member(user_id), "handle": handle, "home_location": home}
+            yield {"user_id": user_id, "handle": handle, "home_location": home}
 
     def _index_records(self, plan: Plan) -> Iterator[dict[str, Any]]:
         yield {"key": self.keys.weeks, "members": _week_scores(plan)}
@@ -547,7 +558,7 @@ class LeaderboardSink:
         for board in changed:
             key = self.keys.temporary(board, run_id)
             yield from _board_commands(board, key, self.ttl)
-        yield from _member_commands(self.keys, plan.members, self.ttl)
+        yield from _member_commands(self.keys, plan.members, run_id)
 
     def _commit(
         self,
@@ -567,6 +578,10 @@ class LeaderboardSink:
             )
         for board in plan.boards:
             pipe.expire(keys.live(board), ttl)
+        for field in MEMBER_FIELDS:
+            if plan.members:
+                pipe.rename(keys.members_temporary(field, run_id), keys.members(field))
+                pipe.expire(keys.members(field), ttl)
         pipe.hset(keys.meta, mapping={b.field: b.digest for b in plan.boards})
         stale = stored_fields - {b.field for b in plan.boards}
         if stale:

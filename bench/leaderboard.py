@@ -46,7 +46,7 @@ import redis  # noqa: E402
 
 from activation.base import SinkContext  # noqa: E402
 from activation.config import ActivationSettings  # noqa: E402
-from activation.leaderboard import MART, Keys, LeaderboardSink  # noqa: E402
+from activation.leaderboard import MART, MEMBER_FIELDS, Keys, LeaderboardSink  # noqa: E402
 from peak.lake import Lake  # noqa: E402
 from peak.report import new_run_id  # noqa: E402
 from peak.warehouse import DuckDBWarehouse, serving_path  # noqa: E402
@@ -134,9 +134,8 @@ def naive(lake: Lake, client: redis.Redis, members: int, ttl: int) -> float:
         for e in entries:
             board = keys.board(e["iso_week"], e["board"])
             pipe.zadd(board, {user_id: (e["visits"] << 32) | ((1 << 32) - e["rank"])})
-        member = keys.member(user_id)
-        pipe.hset(member, mapping={"handle": e["handle"], "home_location": e["home_location"]})
-        pipe.expire(member, ttl)
+        for field in MEMBER_FIELDS:
+            pipe.hset(keys.members(field), user_id, e[field])
         pipe.execute()
     seconds = time.perf_counter() - start
     delete_prefix(client, NAIVE_PREFIX)

@@ -16,7 +16,7 @@ import redis
 
 from activation.base import SinkError
 from activation.config import ActivationSettings
-from activation.leaderboard import Keys, visits_of
+from activation.leaderboard import Keys, member_details, visits_of
 from activation.leaderboard import connect as connect_sink
 
 #: Seconds to wait for Redis to connect or answer.
@@ -66,13 +66,10 @@ class LiveLeaderboard:
 
     def board(self, iso_week: str, board_slug: str, top: int) -> pd.DataFrame:
         """The top of a board: ``rank, handle, home_location, visits, user_id`` in rank order,
-        with the members' display data from their ``P:member:<id>`` hashes."""
+        with the members' display data from the ``P:members:<field>`` hashes."""
         entries = self.client.zrevrange(self.keys.board(iso_week, board_slug), 0, top - 1, True)
         users = [member.decode() for member, _ in entries]
-        pipe = self.client.pipeline(transaction=False)
-        for user_id in users:
-            pipe.hmget(self.keys.member(user_id), "handle", "home_location")
-        details = pipe.execute() if users else []
+        details = member_details(self.client, self.keys, users)
         return pd.DataFrame(
             {
                 "rank": range(1, len(users) + 1),
@@ -99,7 +96,7 @@ class LiveLeaderboard:
             if not top:
                 continue
             user_id, score = top[0][0].decode(), top[0][1]
-            handle, home = self.client.hmget(self.keys.member(user_id), "handle", "home_location")
+            ((handle, home),) = member_details(self.client, self.keys, [user_id])
             rows.append(
                 {
                     "week_start": pd.Timestamp(week.week_start),
@@ -114,4 +111,4 @@ class LiveLeaderboard:
 
 
 def _text(value: bytes | None) -> str | None:
-    return value.decode() if value is not None else None
+    return value.decode() if isinstance(value, bytes) else value

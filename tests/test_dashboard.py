@@ -288,7 +288,7 @@ def test_leaderboard_shows_what_redis_holds(env: BuiltLake) -> None:
         assert at.selectbox(key="leaderboard_week").value.iso_week == newest
         names = client.hgetall(keys.boards(newest))
         top = client.zrevrange(keys.board(newest, "overall"), 0, 19, withscores=True)
-        handles = [client.hget(keys.member(user), "handle") for user, _ in top]
+        handles = [client.hget(keys.members("handle"), user) for user, _ in top]
     finally:
         client.close()
     assert [t.label for t in at.tabs] == [
