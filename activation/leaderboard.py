@@ -323,7 +323,6 @@ def _check_slugs(boards: Sequence[Board]) -> None:
 # ---------------------------------------------------------------------------------------------
 
 _BULK = b"$%d\r\n%s\r\n"
-_TWO_BULKS = _BULK + _BULK
 
 
 def _bulk(arg: bytes) -> bytes:
@@ -335,13 +334,21 @@ def _command(*args: bytes, body: bytes = b"", body_args: int = 0) -> bytes:
     return b"*%d\r\n" % (len(args) + body_args) + b"".join(map(_bulk, args)) + body
 
 
-def _pairs(scores: Sequence[int], members: Sequence[str]) -> bytes:
-    """``score member`` pairs of a ZADD, packed."""
-    out = []
-    for score, member in zip(scores, members, strict=True):
-        score_arg, member_arg = b"%d" % score, member.encode()
-        out.append(_TWO_BULKS % (len(score_arg), score_arg, len(member_arg), member_arg))
-    return b"".join(out)
+def _pairs(first: Any, second: Any) -> bytes:
+    """Pairs of RESP bulk strings (``score member`` of a ZADD, ``field value`` of an HSET),
+    packed back to back by Arrow's string kernels: no Python loop per element."""
+    packed = []
+    for values in (first, second):
+        array = values if isinstance(values, pa.Array) else pa.array(values)
+        text = pc.cast(array, pa.string())
+        size = pc.cast(pc.binary_length(text), pa.string())
+        packed.append(pc.binary_join_element_wise("$", size, "\r\n", text, "\r\n", ""))
+    joined = pc.binary_join_element_wise(packed[0], packed[1], "")
+    if len(joined) == 0:
+        return b""
+    offsets = np.frombuffer(joined.buffers()[1], dtype=np.int32)
+    start, end = offsets[joined.offset], offsets[joined.offset + len(joined)]
+    return memoryview(joined.buffers()[2])[start:end].tobytes()
 
 
 def _stream(client: redis.Redis, commands: Iterable[bytes]) -> int:
@@ -372,7 +379,7 @@ def _stream(client: redis.Redis, commands: Iterable[bytes]) -> int:
 def _board_commands(board: Board, key: str, ttl: int) -> Iterator[bytes]:
     """Fill ``key`` (a temporary key) with the board, ``BATCH`` members per ZADD."""
     name = key.encode()
-    scores = board.scores.tolist()
+    scores = board.scores
     yield _command(b"DEL", name)
     for start in range(0, len(board), BATCH):
         end = min(start + BATCH, len(board))
@@ -383,17 +390,14 @@ def _board_commands(board: Board, key: str, ttl: int) -> Iterator[bytes]:
 
 def _member_commands(keys: Keys, members: Members, run_id: str) -> Iterator[bytes]:
     """Fill the temporary member hashes, ``BATCH`` members per ``HSET``."""
-    everyone = list(members)
-    for position, field in enumerate(MEMBER_FIELDS, start=1):
+    columns = {"handle": members.handles, "home_location": members.home_locations}
+    for field in MEMBER_FIELDS:
         name = keys.members_temporary(field, run_id).encode()
         yield _command(b"DEL", name)
-        for start in range(0, len(everyone), BATCH):
-            batch = everyone[start : start + BATCH]
-            pairs = []
-            for row in batch:
-                user_id, value = row[0].encode(), row[position].encode()
-                pairs.append(_TWO_BULKS % (len(user_id), user_id, len(value), value))
-            yield _command(b"HSET", name, body=b"".join(pairs), body_args=2 * len(batch))
+        for start in range(0, len(members), BATCH):
+            end = min(start + BATCH, len(members))
+            body = _pairs(members.user_ids[start:end], columns[field][start:end])
+            yield _command(b"HSET", name, body=body, body_args=2 * (end - start))
 
 
 def member_details(
