@@ -12,7 +12,7 @@ export GX_ANALYTICS_ENABLED := false
 export PEAK_PROGRESS ?= 1
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test test-fast lint format bench clean dashboard
+.PHONY: help install demo test test-fast lint format bench clean dashboard package
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -32,6 +32,9 @@ demo: install ## Generate a year of sample exports (~5,000 members) and run the 
 	$(BIN)/peak generate --out $(DEMO_DIR) --members $(DEMO_MEMBERS) --days $(DEMO_DAYS) --dirty-rate 0.002
 	$(BIN)/peak run --input $(DEMO_DIR)
 	@echo "lake: $(PEAK_LAKE)  (run reports in $(PEAK_LAKE)/_runs, Data Docs in $(PEAK_LAKE)/quality/data_docs)"
+
+package: install ## Build the AWS artefacts and the rendered CloudFormation template into dist/
+	$(BIN)/peak deploy package
 
 DASHBOARD_PORT ?= 8501
 dashboard: install ## Start the Streamlit dashboard on the lake (DASHBOARD_PORT=8501)
@@ -62,6 +65,7 @@ bench: install ## Every stage's benchmark, each against a reference measured in 
 	$(BIN)/python bench/hubspot_sync.py --window 1
 	$(BIN)/python bench/email_send.py
 	$(BIN)/python bench/dashboard.py
+	$(BIN)/python bench/prune.py
 
 clean: ## Remove the demo data, the local lake and caches
 	rm -rf $(DEMO_DIR) $(PEAK_LAKE) .pytest_cache .ruff_cache bench/out

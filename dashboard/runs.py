@@ -24,11 +24,12 @@ from typing import Any
 import pandas as pd
 
 from dashboard.fmt import mask_emails
-from peak.lake import QUALITY_PREFIX, Lake, quality_docs_prefix, run_report_key
+from peak.lake import QUALITY_PREFIX, Lake, quality_docs_prefix
+from peak.report import report_keys as newest_report_keys
+from peak.report import run_id_of
 
 #: Run reports read (the newest).
 RUNS_READ = 60
-RUNS_PREFIX = run_report_key("x").rsplit("/", 1)[0] + "/"
 #: Where the transform writes its quality summaries (``quality_result_key``'s folder) and where
 #: glue/quality.py keeps Great Expectations' results (``RESULTS_FOLDER`` beside the docs).
 RESULTS_PREFIX = f"{QUALITY_PREFIX}results/"
@@ -36,28 +37,9 @@ VALIDATIONS_PREFIX = f"{QUALITY_PREFIX}validations/"
 SINKS_SHOWN = ("hubspot", "email", "leaderboard")
 
 
-def run_id_of(key: str) -> str:
-    return key.rsplit("/", 1)[-1].removesuffix(".json")
-
-
 def report_keys(lake: Lake, limit: int = RUNS_READ) -> list[str]:
     """The newest run reports' keys, oldest first."""
-    keys = [k for k in lake.list(RUNS_PREFIX) if k.endswith(".json")]
-    return keys[-limit:]
-
-
-def load_reports(lake: Lake, keys: Iterable[str]) -> list[dict[str, Any]]:
-    """The reports (unreadable ones are skipped: a report being written is never listed)."""
-    out = []
-    for key in keys:
-        try:
-            report = json.loads(lake.read_bytes(key))
-        except (OSError, ValueError):
-            continue
-        if isinstance(report, dict):
-            report.setdefault("run_id", run_id_of(key))
-            out.append(report)
-    return out
+    return newest_report_keys(lake, limit=limit)
 
 
 def _time(value: Any) -> pd.Timestamp | None:

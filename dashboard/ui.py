@@ -27,6 +27,7 @@ from activation.config import ActivationSettings, redacted_url
 from dashboard import data, fmt, live, runs
 from dashboard.data import Bounds, Filters
 from peak.lake import Lake
+from peak.report import load_reports
 from peak.settings import Settings
 from peak.warehouse import DuckDBWarehouse, Warehouse, WarehouseError, open_warehouse
 
@@ -119,7 +120,7 @@ def query(name: str, *args: Any) -> Any:
 
 @st.cache_data(ttl=LAKE_TTL_S, show_spinner=False)
 def _reports(root: str, keys: tuple[str, ...], _lake: Lake) -> list[dict[str, Any]]:
-    return runs.load_reports(_lake, keys)
+    return load_reports(_lake, keys)
 
 
 def reports() -> list[dict[str, Any]]:

@@ -223,3 +223,7 @@ def _save(report: Any, lake: Any) -> None:
             raise
         return
     log.info("transform %s: %s; run report at %s", report.run_id, report.status, lake.uri(key))
+
+
+if __name__ == "__main__":
+    main()

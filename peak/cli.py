@@ -441,9 +441,10 @@ def run(
         _strict_exit(report, strict)
 
 
-# The model, activation and dashboard commands live in their own modules.
-from peak import cli_activate, cli_dashboard, cli_model  # noqa: E402
+# The model, activation, dashboard and operations commands live in their own modules.
+from peak import cli_activate, cli_dashboard, cli_model, cli_ops  # noqa: E402
 
 cli_model.register(app)
 cli_activate.register(app)
 cli_dashboard.register(app)
+cli_ops.register(app)

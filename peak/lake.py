@@ -73,8 +73,12 @@ def transform_ledger_key(dataset: str) -> str:
     return f"_state/transform/{dataset}.json"
 
 
+#: Every command's JSON run report.
+RUNS_PREFIX = "_runs/"
+
+
 def run_report_key(run_id: str) -> str:
-    return f"_runs/{run_id}.json"
+    return f"{RUNS_PREFIX}{run_id}.json"
 
 
 def staging_prefix(run_id: str) -> str:

@@ -8,12 +8,14 @@ rejected whole are not countable and are reported as ``rejected_files`` instead.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import secrets
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from peak.lake import Lake, run_report_key
+from peak.lake import RUNS_PREFIX, Lake, run_report_key
 
 
 def new_run_id(now: dt.datetime | None = None) -> str:
@@ -98,3 +100,48 @@ class RunReport:
         key = run_report_key(self.run_id)
         lake.write_json(key, self.to_dict())
         return key
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading reports back (the dashboard, `peak cost`)
+# ---------------------------------------------------------------------------------------------
+
+#: Run ids begin with their UTC start time (see :func:`new_run_id`).
+_RUN_ID_TIME = "%Y%m%dT%H%M%SZ"
+
+
+def run_id_of(key: str) -> str:
+    return key.rsplit("/", 1)[-1].removesuffix(".json")
+
+
+def report_keys(
+    lake: Lake, since: dt.datetime | None = None, limit: int | None = None
+) -> list[str]:
+    """Run report keys, oldest first: those started since ``since`` (naive UTC), the newest
+    ``limit`` of them."""
+    keys = sorted(k for k in lake.list(RUNS_PREFIX) if k.endswith(".json"))
+    if since is not None:
+        keys = [k for k in keys if _started(k) is None or _started(k) >= since]
+    return keys[-limit:] if limit else keys
+
+
+def _started(key: str) -> dt.datetime | None:
+    try:
+        return dt.datetime.strptime(run_id_of(key).split("-", 1)[0], _RUN_ID_TIME)
+    except ValueError:
+        return None
+
+
+def load_reports(lake: Lake, keys: Iterable[str]) -> list[dict[str, Any]]:
+    """The reports as dicts (unreadable ones are skipped: a report being written is never
+    listed), each with its ``run_id``."""
+    out = []
+    for key in keys:
+        try:
+            report = json.loads(lake.read_bytes(key))
+        except (OSError, ValueError):
+            continue
+        if isinstance(report, dict):
+            report.setdefault("run_id", run_id_of(key))
+            out.append(report)
+    return out

@@ -128,3 +128,20 @@ def read_zone(lake: Lake, prefix: str, order: str = "1") -> list[dict]:
         f"ORDER BY {order}"
     )
     return con.sql(sql).to_arrow_table().to_pylist()
+
+
+def pip_install_wheel(wheel: Path, target: Path) -> Path:
+    """Install a built wheel into ``target`` with pip, offline and without dependencies (what
+    Glue's --additional-python-modules does with our wheel)."""
+    import subprocess
+    import sys
+
+    install = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index",
+         "--target", str(target), str(wheel)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )  # fmt: skip
+    assert install.returncode == 0, install.stderr
+    return target
