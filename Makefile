@@ -30,8 +30,12 @@ install: $(BIN)/peak ## Create .venv and install the project with its dev extras
 
 demo: install ## Generate a year of sample exports (~5,000 members) and run the pipeline on them
 	$(BIN)/peak generate --out $(DEMO_DIR) --members $(DEMO_MEMBERS) --days $(DEMO_DAYS) --dirty-rate 0.002
+	@$(BIN)/python -c "import os, redis; redis.Redis.from_url(os.environ.get('REDIS_URL', 'redis://localhost:6379/0')).ping()" 2>/dev/null || \
+	  { command -v redis-server >/dev/null && redis-server --port 6379 --save '' --appendonly no --daemonize yes >/dev/null && \
+	    echo "started redis-server on :6379 for the leaderboard"; } || \
+	  echo "warning: no Redis answers and redis-server is not installed: the leaderboard sink will fail (set REDIS_URL)"
 	$(BIN)/peak run --input $(DEMO_DIR)
-	@echo "lake: $(PEAK_LAKE)  (run reports in $(PEAK_LAKE)/_runs, Data Docs in $(PEAK_LAKE)/quality/data_docs)"
+	@echo "lake: $(PEAK_LAKE)  (run reports in $(PEAK_LAKE)/_runs, Data Docs in $(PEAK_LAKE)/quality/data_docs); next: make dashboard"
 
 package: install ## Build the AWS artefacts and the rendered CloudFormation template into dist/
 	$(BIN)/peak deploy package
