@@ -11,6 +11,8 @@ successfully) lives in the lake under ``_state/activation/<sink>/`` and is writt
 from __future__ import annotations
 
 import json
+import logging
+import random
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
@@ -57,6 +59,26 @@ class SinkResult:
     def balanced(self) -> bool:
         return self.records == self.sent + self.unchanged + self.failed
 
+    def fail_records(self, errors: Iterable[RecordError]) -> None:
+        """Count each record failed, with its reason."""
+        for error in errors:
+            self.failed += 1
+            self.errors.append(error)
+
+    def log(self, logger: logging.Logger) -> None:
+        """One log line with the counts (never a record's data)."""
+        logger.info(
+            "%s: %d records, %d sent, %d unchanged, %d failed, %d calls (%d repeated)%s",
+            self.sink,
+            self.records,
+            self.sent,
+            self.unchanged,
+            self.failed,
+            self.api_calls,
+            self.retried,
+            " [dry run]" if self.dry_run else "",
+        )
+
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["errors"] = out["errors"][:100]  # the report stays readable; the state has them all
@@ -68,6 +90,24 @@ class Sink(Protocol):
     name: str
 
     def run(self, ctx: SinkContext) -> SinkResult: ...
+
+
+def normalise_email(value: Any) -> str:
+    """An email as the sinks key it: trimmed, lower case ("" for none)."""
+    return str(value or "").strip().lower()
+
+
+def short_text(text: Any, limit: int = 300) -> str:
+    """A service's message on one line, at most ``limit`` characters."""
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def backoff_seconds(attempt: int, base_s: float, max_s: float) -> float:
+    """Exponential backoff with jitter: between half and all of ``base * 2^(attempt-1)``,
+    capped at ``max_s``."""
+    ceiling = min(max_s, base_s * 2 ** (attempt - 1))
+    return ceiling / 2 + random.uniform(0, ceiling / 2)
 
 
 def write_outbox(ctx: SinkContext, sink: str, name: str, records: Iterable[Any]) -> str:

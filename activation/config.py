@@ -8,10 +8,16 @@ HubSpot token is a ``SecretStr``: it prints as ``**********`` and is never logge
 
 from __future__ import annotations
 
+from typing import TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+#: HubSpot's API root, and its private-app limit (Professional/Enterprise: 190 calls per 10 s).
+HUBSPOT_BASE_URL = "https://api.hubapi.com"
+HUBSPOT_RATE_LIMIT = 190
+HUBSPOT_RATE_WINDOW_S = 10.0
 
 #: Every leaderboard key lives this long after its last write (the design's "Redis, 7 days").
 LEADERBOARD_TTL_SECONDS = 7 * 24 * 3600
@@ -62,12 +68,12 @@ class ActivationSettings(BaseSettings):
         description="HubSpot private app token (never logged).",
     )
     hubspot_base_url: str = Field(
-        "https://api.hubapi.com",
+        HUBSPOT_BASE_URL,
         validation_alias="HUBSPOT_BASE_URL",
         description="HubSpot API root (tests point it at a local fake).",
     )
     hubspot_rate_limit: int = Field(
-        190,
+        HUBSPOT_RATE_LIMIT,
         gt=0,
         validation_alias="PEAK_HUBSPOT_RATE_LIMIT",
         description="HubSpot requests per 10 seconds (private apps get 190 or more).",
@@ -75,13 +81,21 @@ class ActivationSettings(BaseSettings):
 
     @classmethod
     def from_env(cls) -> ActivationSettings:
-        """The environment's settings, or a ``ValueError`` naming the first bad variable."""
-        try:
-            return cls()
-        except ValidationError as exc:
-            error = exc.errors()[0]
-            where = ".".join(str(part) for part in error["loc"])
-            raise ValueError(f"{where}: {error['msg']}") from None
+        return read_settings(cls)
+
+
+S = TypeVar("S", bound=BaseSettings)
+
+
+def read_settings(cls: type[S]) -> S:
+    """A settings class read from the environment, or a ``ValueError`` naming the first bad
+    variable (one line, fit for the CLI)."""
+    try:
+        return cls()
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = ".".join(str(part) for part in error["loc"])
+        raise ValueError(f"{where}: {error['msg']}") from None
 
 
 def redacted_url(url: str) -> str:

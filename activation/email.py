@@ -91,7 +91,6 @@ import html
 import json
 import logging
 import math
-import random
 import re
 import time
 from collections import Counter
@@ -101,7 +100,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from activation.base import (
@@ -109,10 +108,14 @@ from activation.base import (
     SinkContext,
     SinkError,
     SinkResult,
+    backoff_seconds,
     load_state,
+    normalise_email,
     save_state,
+    short_text,
     write_outbox,
 )
+from activation.config import read_settings
 from peak.failpoints import failpoint
 from peak.lake import Lake, activation_state_key, outbox_prefix
 
@@ -272,13 +275,7 @@ class EmailSettings(BaseSettings):
 
     @classmethod
     def from_env(cls) -> EmailSettings:
-        """The environment's settings, or a ``ValueError`` naming the first bad variable."""
-        try:
-            return cls()
-        except ValidationError as exc:
-            error = exc.errors()[0]
-            where = ".".join(str(part) for part in error["loc"])
-            raise ValueError(f"{where}: {error['msg']}") from None
+        return read_settings(cls)
 
     @property
     def secret(self) -> str:
@@ -574,10 +571,6 @@ def load_templates(campaigns: Sequence[Campaign], directory: Path) -> dict[str, 
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 _EMAIL = re.compile(r"^[^@\s<>\",;]+@[^@\s<>\",;]+\.[^@\s<>\",;]+$")
-
-
-def normalise_email(value: Any) -> str:
-    return str(value or "").strip().lower()
 
 
 def format_value(value: Any) -> str:
@@ -902,12 +895,7 @@ def _error_parts(exc: Any) -> tuple[str, str, int | None]:
     response = getattr(exc, "response", None) or {}
     error = response.get("Error") or {}
     status = (response.get("ResponseMetadata") or {}).get("HTTPStatusCode")
-    return str(error.get("Code") or ""), _one_line(error.get("Message") or str(exc)), status
-
-
-def _one_line(text: str, limit: int = 300) -> str:
-    text = " ".join(str(text).split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    return str(error.get("Code") or ""), short_text(error.get("Message") or str(exc)), status
 
 
 def _is_daily_quota(code: str, message: str) -> bool:
@@ -1048,7 +1036,7 @@ class EmailSink:
                 NoCredentialsError,
                 PartialCredentialsError,
             ) as exc:  # raised before anything left the process
-                raise SesError(f"{what}: {_one_line(str(exc))}", fatal=True) from None
+                raise SesError(f"{what}: {short_text(str(exc))}", fatal=True) from None
             except (EndpointConnectionError, ConnectTimeoutError) as exc:
                 detail = f"cannot reach SES: {type(exc).__name__}"
                 if attempt >= self.config.max_attempts:
@@ -1056,7 +1044,7 @@ class EmailSink:
                         f"{what}: {detail} after {attempt} attempts", reason="unreachable"
                     ) from None
             except BotoCoreError as exc:  # a read timeout, a dropped connection, …
-                detail = f"{type(exc).__name__}: {_one_line(str(exc))}"
+                detail = f"{type(exc).__name__}: {short_text(str(exc))}"
                 if send:
                     raise InDoubt(f"{what}: no answer from SES ({detail})") from None
                 if attempt >= self.config.max_attempts:
@@ -1070,9 +1058,7 @@ class EmailSink:
             self.sleep(delay)
 
     def _backoff(self, attempt: int) -> float:
-        """Between half and all of ``base * 2^(attempt-1)`` (capped)."""
-        ceiling = min(self.config.backoff_max_s, self.config.backoff_base_s * 2 ** (attempt - 1))
-        return ceiling / 2 + random.uniform(0, ceiling / 2)
+        return backoff_seconds(attempt, self.config.backoff_base_s, self.config.backoff_max_s)
 
     # -- templates ------------------------------------------------------------------------------
 
@@ -1185,7 +1171,7 @@ class EmailSink:
             try:
                 table = ctx.warehouse.read(MART)
             except Exception as exc:  # the warehouse reader's errors, DuckDB's, Athena's
-                result.status, result.error = "failed", _one_line(f"cannot read {MART}: {exc}")
+                result.status, result.error = "failed", short_text(f"cannot read {MART}: {exc}")
                 return result
             columns = list(table.column_names)
             rows = table.to_pylist()
@@ -1199,7 +1185,7 @@ class EmailSink:
                 result.status, result.error = "failed", str(exc)
                 result.records = len(rows)
                 reason = f"not sent: {exc}"
-                self._fail(result, (RecordError(_row_key(r), reason) for r in rows))
+                result.fail_records(RecordError(_row_key(r), reason) for r in rows)
                 return result
 
             ledger = Ledger.load(ctx.lake)
@@ -1214,7 +1200,7 @@ class EmailSink:
                 opted_out=opted_out,
             )
             result.records = todo.records
-            self._fail(result, todo.failed)
+            result.fail_records(todo.failed)
             result.details.update(
                 {
                     "today": run.today.isoformat(),
@@ -1260,23 +1246,8 @@ class EmailSink:
             result.details["retry_wait_s"] = round(run.retry_wait_s, 3)
             result.details["throttled_responses"] = run.throttled
             result.details["seconds"] = round(self.clock() - started, 3)
-        log.info(
-            "email: %d records, %d sent, %d unchanged, %d failed, %d calls (%d repeated)%s",
-            result.records,
-            result.sent,
-            result.unchanged,
-            result.failed,
-            result.api_calls,
-            result.retried,
-            " [dry run]" if dry else "",
-        )
+        result.log(log)
         return result
-
-    @staticmethod
-    def _fail(result: SinkResult, errors: Iterable[RecordError]) -> None:
-        for error in errors:
-            result.failed += 1
-            result.errors.append(error)
 
     def _opted_out(self, ctx: SinkContext, columns: list[str], rows: list[dict]) -> set[str]:
         """Members not opted in to marketing: the mart's own ``marketing_opt_in`` if it has one,
@@ -1289,7 +1260,7 @@ class EmailSink:
         try:
             users = ctx.warehouse.read("dim_users", columns=["user_id", "marketing_opt_in"])
         except Exception as exc:
-            note = _one_line(f"skipped: dim_users is not readable ({exc})", 200)
+            note = short_text(f"skipped: dim_users is not readable ({exc})", 200)
             log.warning("email: opt-in double-check %s", note)
             if result is not None:
                 result.details["opt_in_check"] = note
@@ -1415,7 +1386,7 @@ class EmailSink:
 
         def give_up(message: str, targets: Iterable[Target]) -> None:
             result.status, result.error = "failed", message
-            self._fail(result, (RecordError(t.user_id, f"not sent: {message}") for t in targets))
+            result.fail_records(RecordError(t.user_id, f"not sent: {message}") for t in targets)
 
         problem = self._preflight()
         if problem:
@@ -1462,7 +1433,7 @@ class EmailSink:
             give_up(str(exc), due)
             return None
         except BotoCoreError as exc:  # no region, a bad profile, …: the clients cannot be built
-            give_up(f"cannot use SES: {_one_line(str(exc))}", due)
+            give_up(f"cannot use SES: {short_text(str(exc))}", due)
             return None
 
         account_rate = float(quota.get("MaxSendRate") or 1.0)
@@ -1525,16 +1496,16 @@ class EmailSink:
                 result.status = "failed"
                 result.error = f"{exc}; batch {batch_id} ({len(batch)} members) is in doubt"
                 reason = f"in doubt (treated as sent this period): {exc}"
-                self._fail(result, (RecordError(t.user_id, reason) for t in batch))
-                self._fail(result, _not_sent(pending, f"deferred: stopped after {exc}"))
+                result.fail_records(RecordError(t.user_id, reason) for t in batch)
+                result.fail_records(_not_sent(pending, f"deferred: stopped after {exc}"))
                 return pacer
             except SesError as exc:
                 failed_in_a_row += 1
                 ledger.record({t.key: _failed(start, stamp, str(exc)) for t in batch})
-                self._fail(result, (RecordError(t.user_id, str(exc)) for t in batch))
+                result.fail_records(RecordError(t.user_id, str(exc)) for t in batch)
                 result.status, result.error = "failed", str(exc)
                 if exc.fatal or failed_in_a_row >= self.config.max_failed_batches:
-                    self._fail(result, _not_sent(pending, f"stopped after: {exc}"))
+                    result.fail_records(_not_sent(pending, f"stopped after: {exc}"))
                     ledger.record(last_stop=_stop_record(run, "failed", str(exc), pending, seq))
                     return pacer
                 continue
@@ -1547,7 +1518,7 @@ class EmailSink:
                 status = statuses[i] if i < len(statuses) else None
                 if status is None:  # no word on it: SES may have sent it
                     entries[target.key] = {"p": start, "s": SENDING, "b": batch_id, "at": stamp}
-                    self._fail(result, [RecordError(target.user_id, "in doubt: no status")])
+                    result.fail_records([RecordError(target.user_id, "in doubt: no status")])
                     continue
                 state = status.get("Status") or ("Success" if status.get("MessageId") else "")
                 if state == "Success":
@@ -1562,9 +1533,9 @@ class EmailSink:
                 else:
                     why = f"rejected by SES: {state or 'no status'}"
                     if status.get("Error"):
-                        why += f": {_one_line(status['Error'])}"
+                        why += f": {short_text(status['Error'])}"
                     entries[target.key] = _failed(start, stamp, why)
-                    self._fail(result, [RecordError(target.user_id, why)])
+                    result.fail_records([RecordError(target.user_id, why)])
                     daily_quota_hit = daily_quota_hit or state == "AccountDailyQuotaExceeded"
             ledger.record(entries)
             remaining -= len(batch)
@@ -1587,12 +1558,12 @@ class EmailSink:
         run.result.details["stopped"] = record
         run.result.status = "failed"
         run.result.error = f"stopped: {message}; {left} left for the next run"
-        self._fail(run.result, _not_sent(pending, f"deferred: {message}; next run continues"))
+        run.result.fail_records(_not_sent(pending, f"deferred: {message}; next run continues"))
         log.warning("email: %s", run.result.error)
 
 
 def _failed(start: str, stamp: str, error: str) -> dict[str, Any]:
-    return {"p": start, "s": FAILED, "e": _one_line(error), "at": stamp}
+    return {"p": start, "s": FAILED, "e": short_text(error), "at": stamp}
 
 
 def _not_sent(pending: Iterable[list[Target]], reason: str) -> Iterator[RecordError]:
@@ -1608,7 +1579,7 @@ def _stop_record(
     return {
         "run_id": run.ctx.run_id if run.ctx else None,
         "reason": reason,
-        "message": _one_line(message),
+        "message": short_text(message),
         "batches_sent": batches_sent,
         "sent": run.result.sent,
         "left": sum(len(b) for b in pending),

@@ -48,8 +48,6 @@ import hashlib
 import json
 import logging
 import math
-import os
-import random
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -63,9 +61,18 @@ from activation.base import (
     SinkContext,
     SinkError,
     SinkResult,
+    backoff_seconds,
     load_state,
+    normalise_email,
     save_state,
+    short_text,
     write_outbox,
+)
+from activation.config import (
+    HUBSPOT_BASE_URL,
+    HUBSPOT_RATE_LIMIT,
+    HUBSPOT_RATE_WINDOW_S,
+    ActivationSettings,
 )
 from peak.failpoints import failpoint
 from peak.lake import Lake, activation_state_key, outbox_prefix
@@ -77,9 +84,9 @@ MART = "mart_hubspot_contacts"
 OBJECT_TYPE = "contacts"
 CONTACTS_OBJECT_TYPE_ID = "0-1"  # the Lists API names object types by id
 BATCH_LIMIT = 100  # HubSpot's cap on inputs per batch call
-DEFAULT_BASE_URL = "https://api.hubapi.com"
-DEFAULT_RATE_LIMIT = 190  # private apps on Professional/Enterprise: 190 calls per 10 s
-DEFAULT_RATE_WINDOW_S = 10.0
+DEFAULT_BASE_URL = HUBSPOT_BASE_URL
+DEFAULT_RATE_LIMIT = HUBSPOT_RATE_LIMIT
+DEFAULT_RATE_WINDOW_S = HUBSPOT_RATE_WINDOW_S
 
 GROUP_NAME = "peak_fitness"
 GROUP = {"name": GROUP_NAME, "label": "Peak Fitness", "displayOrder": -1}
@@ -325,7 +332,7 @@ def filter_signature(branch: Mapping[str, Any] | None) -> Any:
 
 @dataclass(frozen=True)
 class HubSpotConfig:
-    """The sink's settings. ``from_env`` reads the same variables as ``activation.config``."""
+    """The sink's settings, from ``activation.config.ActivationSettings`` plus tuning knobs."""
 
     access_token: SecretStr | None = None
     base_url: str = DEFAULT_BASE_URL
@@ -358,22 +365,9 @@ class HubSpotConfig:
             raise ValueError("max_attempts must be at least 1")
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> HubSpotConfig:
-        env = os.environ if environ is None else environ
-        values: dict[str, Any] = {
-            "access_token": env.get("HUBSPOT_ACCESS_TOKEN") or None,
-            "base_url": env.get("HUBSPOT_BASE_URL") or DEFAULT_BASE_URL,
-        }
-        rate = env.get("PEAK_HUBSPOT_RATE_LIMIT")
-        if rate:
-            try:
-                values["rate_limit"] = int(rate)
-            except ValueError:
-                raise ValueError(
-                    f"PEAK_HUBSPOT_RATE_LIMIT={rate!r} is not a whole number"
-                ) from None
-        values.update(overrides)
-        return cls(**values)
+    def from_env(cls, **overrides: Any) -> HubSpotConfig:
+        """From the environment, through :class:`activation.config.ActivationSettings`."""
+        return cls.from_settings(ActivationSettings.from_env(), **overrides)
 
     @classmethod
     def from_settings(cls, settings: Any, **overrides: Any) -> HubSpotConfig:
@@ -490,21 +484,16 @@ def _retry_after(headers: Mapping[str, str] | None, now: float | None = None) ->
     return max(0.0, when.timestamp() - (now if now is not None else time.time()))
 
 
-def _one_line(text: str, limit: int = 300) -> str:
-    text = " ".join(str(text).split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
 def _error_text(body: Any) -> str:
     """HubSpot's error JSON (or whatever came back) as one short line."""
     if not isinstance(body, Mapping):
-        return _one_line(str(body))
+        return short_text(str(body))
     category = body.get("category") or body.get("errorType") or ""
     message = body.get("message") or body.get("error") or ""
     text = ": ".join(str(p) for p in (category, message) if p) or "no details"
     if body.get("correlationId"):
         text += f" (correlationId {body['correlationId']})"
-    return _one_line(text)
+    return short_text(text)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -609,10 +598,6 @@ class Plan:
     forget: list[str] = field(default_factory=list)  # emails to drop from the state, unsent
 
 
-def normalise_email(value: Any) -> str:
-    return str(value or "").strip().lower()
-
-
 def plan(rows: Iterable[Mapping[str, Any]], state: SyncState) -> Plan:
     out = Plan()
     seen: dict[str, str] = {}  # email -> user_id that claimed it
@@ -635,7 +620,7 @@ def plan(rows: Iterable[Mapping[str, Any]], state: SyncState) -> Plan:
         try:
             props = contact_properties(row)
         except (TypeError, ValueError) as exc:
-            out.failed.append(RecordError(key, f"invalid value: {_one_line(str(exc))}"))
+            out.failed.append(RecordError(key, f"invalid value: {short_text(str(exc))}"))
             continue
         if props[LOCATION_PROPERTY]:
             out.locations.add(props[LOCATION_PROPERTY])
@@ -806,9 +791,7 @@ class HubSpotSink:
             self.sleep(delay)
 
     def _backoff(self, attempt: int) -> float:
-        """Exponential backoff with jitter: between half and all of base * 2^(attempt-1)."""
-        ceiling = min(self.config.backoff_max_s, self.config.backoff_base_s * 2 ** (attempt - 1))
-        return ceiling / 2 + random.uniform(0, ceiling / 2)
+        return backoff_seconds(attempt, self.config.backoff_base_s, self.config.backoff_max_s)
 
     def _scrub(self, text: str) -> str:
         token = self.config.token
@@ -828,13 +811,13 @@ class HubSpotSink:
             try:
                 rows = ctx.warehouse.read(MART, columns=list(MART_COLUMNS)).to_pylist()
             except Exception as exc:  # the warehouse reader's errors, DuckDB's, Athena's
-                result.status, result.error = "failed", _one_line(f"cannot read {MART}: {exc}")
+                result.status, result.error = "failed", short_text(f"cannot read {MART}: {exc}")
                 return result
             state = SyncState.load(ctx.lake)
             todo = plan(rows, state)
             result.records = todo.records
             result.unchanged = todo.unchanged
-            self._fail(result, todo.failed)
+            result.fail_records(todo.failed)
             result.details.update(
                 {
                     "returned_to_active": todo.returning,
@@ -856,25 +839,11 @@ class HubSpotSink:
             result.details["retry_wait_s"] = round(self._retry_wait_s, 3)
             result.details["rate_limited_responses"] = self._rate_limited
             result.details["seconds"] = round(self.clock() - started, 3)
-        log.info(
-            "hubspot: %d records, %d sent, %d unchanged, %d failed, %d calls (%d repeated)%s",
-            result.records,
-            result.sent,
-            result.unchanged,
-            result.failed,
-            result.api_calls,
-            result.retried,
-            " [dry run]" if dry else "",
-        )
+        result.log(log)
         return result
 
-    def _fail(self, result: SinkResult, errors: Iterable[RecordError]) -> None:
-        for error in errors:
-            result.failed += 1
-            result.errors.append(error)
-
     def _fail_upserts(self, result: SinkResult, upserts: Iterable[Upsert], reason: str) -> None:
-        self._fail(result, (RecordError(u.user_id or u.email, reason) for u in upserts))
+        result.fail_records(RecordError(u.user_id or u.email, reason) for u in upserts)
 
     def _dry_run(self, ctx: SinkContext, todo: Plan, result: SinkResult) -> None:
         bodies = [
@@ -933,7 +902,7 @@ class HubSpotSink:
                 }
             )
             result.sent += len(synced)
-            self._fail(result, rejected)
+            result.fail_records(rejected)
 
         try:
             result.details.update(self._ensure_lists(todo.locations, state))

@@ -64,7 +64,7 @@ from activation.leaderboard import LeaderboardSink  # noqa: E402
 from peak.lake import Lake  # noqa: E402
 from peak.report import new_run_id  # noqa: E402
 from peak.warehouse import DuckDBWarehouse, serving_path  # noqa: E402
-from tests.redis_server import delete_prefix, free_port, start_server, stop_server  # noqa: E402
+from tests.redis_server import delete_prefix, free_port, private_server  # noqa: E402
 
 APP = ROOT / "dashboard" / "app.py"
 PAGES = ("overview", "leaderboard", "locations", "classes", "retention", "quality", "activation")
@@ -113,19 +113,6 @@ def check_ins(lake: Path) -> int:
         return con.execute("select count(*) from fct_attendance").fetchone()[0]
     finally:
         con.close()
-
-
-@contextmanager
-def private_redis(url: str | None) -> Iterator[str]:
-    if url:
-        yield url
-        return
-    port = free_port()
-    proc = start_server(port)
-    try:
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        stop_server(proc)
 
 
 def publish_leaderboard(lake: Path, url: str, prefix: str) -> None:
@@ -348,7 +335,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.prepare:
         return 0
     results: dict[str, Any] = {}
-    with private_redis(args.redis_url) as url:
+    with private_server(args.redis_url) as url:
         floor = streamlit_floor(args.repeat)
         for size, lake in lakes.items():
             results[size] = measure(size, lake, url, args.repeat)

@@ -33,8 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -50,7 +49,7 @@ from activation.leaderboard import MART, MEMBER_FIELDS, Keys, LeaderboardSink  #
 from peak.lake import Lake  # noqa: E402
 from peak.report import new_run_id  # noqa: E402
 from peak.warehouse import DuckDBWarehouse, serving_path  # noqa: E402
-from tests.redis_server import delete_prefix, free_port, start_server, stop_server  # noqa: E402
+from tests.redis_server import delete_prefix, private_server  # noqa: E402
 from tests.test_leaderboard import create_mart  # noqa: E402
 
 PREFIX = "peak:bench:leaderboard"
@@ -77,20 +76,6 @@ select date '2026-11-23', home_location, user_id, handle, home_location,
        visits, streak_weeks, first_check_in_at
 from members
 """
-
-
-@contextmanager
-def redis_server(url: str | None) -> Iterator[str]:
-    """The given Redis, or a private redis-server for the length of the benchmark."""
-    if url:
-        yield url
-        return
-    port = free_port()
-    proc = start_server(port)
-    try:
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        stop_server(proc)
 
 
 def timed(fn: Callable[[], object]) -> float:
@@ -173,7 +158,7 @@ def main() -> None:
 
     with (
         tempfile.TemporaryDirectory(prefix="peak-bench-") as tmp,
-        redis_server(args.redis_url) as url,
+        private_server(args.redis_url) as url,
     ):
         lake = Lake.from_uri(tmp)
         gyms = "[" + ", ".join(f"'{g}'" for g in GYMS) + "]"

@@ -324,17 +324,15 @@ def location_summary(daily: pd.DataFrame, members: pd.DataFrame) -> pd.DataFrame
 # Classes and instructors
 # ---------------------------------------------------------------------------------------------
 
-# The definition of mart_class_utilisation (check-ins over sessions held times capacity), for
-# the chosen period and gyms; a session is a class on a local day with at least one check-in.
+# mart_class_utilisation's definition (check-ins over sessions held times capacity) for the
+# chosen period and gyms, from the sessions dbt computes (mart_class_sessions).
 CLASS_PERIOD_SQL = """
 with sessions as (
-    select class_id, local_date, count(*) as attendees
-    from fct_attendance
+    select class_id, session_date, attendees
+    from mart_class_sessions
     where
-        is_known_class
-        and local_date between cast(? as date) and cast(? as date)
+        session_date between cast(? as date) and cast(? as date)
         and {att_locations}
-    group by class_id, local_date
 ),
 
 per_class as (

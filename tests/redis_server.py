@@ -20,6 +20,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 import redis
@@ -72,6 +73,20 @@ def stop_server(proc: subprocess.Popen[bytes]) -> None:
         proc.wait()
 
 
+@contextmanager
+def private_server(url: str | None = None) -> Iterator[str]:
+    """``url`` when given, else a throwaway redis-server on a free port for the block."""
+    if url:
+        yield url
+        return
+    port = free_port()
+    proc = start_server(port)
+    try:
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        stop_server(proc)
+
+
 @pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:
     env = os.environ.get("REDIS_URL")
@@ -83,12 +98,8 @@ def redis_url() -> Iterator[str]:
         return
     if shutil.which("redis-server") is None:
         pytest.fail(NOT_FOUND, pytrace=False)
-    port = free_port()
-    proc = start_server(port)
-    try:
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        stop_server(proc)
+    with private_server() as url:
+        yield url
 
 
 def delete_prefix(client: redis.Redis, prefix: str) -> int:

@@ -2,11 +2,9 @@
 with sessions as (
     select
         class_id,
-        local_date,
-        count(*) as attendees
-    from {{ ref('fct_attendance') }}
-    where is_known_class
-    group by class_id, local_date
+        session_date as local_date,
+        attendees
+    from {{ ref('mart_class_sessions') }}
 ),
 
 per_class as (
