@@ -185,6 +185,16 @@ class Contract(BaseModel):
         return tuple(c.name for c in self.columns)
 
     @property
+    def file_columns(self) -> tuple[str, ...]:
+        """A processed Parquet file's columns, in order: the contract's, then the lineage kept."""
+        return (*self.column_names, *PROCESSED_LINEAGE)
+
+    @property
+    def processed_columns(self) -> tuple[str, ...]:
+        """The processed zone's columns: the file's, then the ``dt`` partition, kept last."""
+        return (*self.file_columns, PARTITION_COLUMN)
+
+    @property
     def required_columns(self) -> tuple[str, ...]:
         return tuple(c.name for c in self.columns if c.required)
 

@@ -60,7 +60,7 @@ class DuckDBEngine:
             con.execute("CREATE VIEW valid_new AS " + rules.valid_sql(contract, dialect=d))
             if job.existing_files:
                 existing = ", ".join(rules.lit(str(p)) for p in job.existing_files)
-                cols = ", ".join(rules.q(c) for c in rules.processed_columns(contract)[:-1])
+                cols = ", ".join(rules.q(c) for c in contract.file_columns)
                 con.execute(
                     f"CREATE VIEW existing AS SELECT {cols}, CAST(dt AS DATE) AS dt "
                     f"FROM read_parquet([{existing}], hive_partitioning = true)"

@@ -260,7 +260,7 @@ class SparkEngine:
         frame = spark.read.option("basePath", _base_path(files)).parquet(*files)
         types = {f.name: f.dataType for f in valid_new.schema.fields}
         frame.select(
-            *(frame[c].cast(types[c]).alias(c) for c in rules.processed_columns(contract))
+            *(frame[c].cast(types[c]).alias(c) for c in contract.processed_columns)
         ).createOrReplaceTempView("existing")
 
     def _write(self, frame: DataFrame, path: str, partition: str, order: list[str]) -> None:

@@ -237,7 +237,7 @@ def suite_name(contract: Contract) -> str:
 
 
 def _expected_columns(contract: Contract) -> list[str]:
-    return [*contract.column_names, *contracts.PROCESSED_LINEAGE]
+    return list(contract.file_columns)
 
 
 def _bound(col: contracts.Column, value: float | str | None) -> Any:

@@ -269,11 +269,6 @@ def quarantine_sql(contract: Contract, *, dialect: Dialect, source: str = "valid
     return render(f"SELECT {cols} FROM {source} WHERE {q(contracts.REASONS)} <> ''", dialect)
 
 
-def processed_columns(contract: Contract) -> list[str]:
-    """The processed zone's columns, in order (``dt`` is the partition, kept last)."""
-    return [*contract.column_names, *contracts.PROCESSED_LINEAGE, contracts.PARTITION_COLUMN]
-
-
 def valid_sql(contract: Contract, *, dialect: Dialect, source: str = "validated") -> str:
     """Valid rows, typed, with the processed zone's columns."""
     cols = [f"{q(c.name + TYPED)} AS {q(c.name)}" for c in contract.columns]
@@ -391,7 +386,7 @@ def final_sql(
     affected: str = "affected",
 ) -> str:
     """The complete new content of every affected partition."""
-    cols = ", ".join(q(c) for c in processed_columns(contract))
+    cols = ", ".join(q(c) for c in contract.processed_columns)
     dt = q(contracts.PARTITION_COLUMN)
     batch = ", ".join(lit(r) for r in batch_raw_ids) or "''"
     sql = f"""

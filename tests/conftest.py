@@ -145,3 +145,34 @@ def pip_install_wheel(wheel: Path, target: Path) -> Path:
     )  # fmt: skip
     assert install.returncode == 0, install.stderr
     return target
+
+
+#: Never passed on to a `peak` the tests start: a failpoint meant for this process, a real token.
+PRIVATE_ENV = ("PEAK_FAILPOINT", "HUBSPOT_ACCESS_TOKEN")
+
+
+def run_peak(
+    lake: Path | str,
+    *args: str,
+    check: bool = False,
+    cwd: Path | None = None,
+    timeout: float = 900,
+    **env: str,
+):
+    """``python -m peak ARGS`` on ``lake`` in a child process; with ``check``, it must exit 0."""
+    import subprocess
+    import sys
+
+    environ = {k: v for k, v in os.environ.items() if k not in PRIVATE_ENV}
+    environ.update({"PEAK_LAKE": str(lake), **env})
+    result = subprocess.run(
+        [sys.executable, "-m", "peak", *args],
+        env=environ,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    if check:
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result

@@ -3,29 +3,17 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import CHECKIN, MEMBER, csv_bytes
+from tests.conftest import CHECKIN, MEMBER, csv_bytes, run_peak
 
 COMMANDS = ["generate", "ingest", "transform", "run"]
 
 
 def peak(*args: str, lake: Path | str, cwd: Path | None = None, **env: str):
-    environ = {**os.environ, "PEAK_LAKE": str(lake), **env}
-    environ.pop("PEAK_FAILPOINT", None)
-    return subprocess.run(
-        [sys.executable, "-m", "peak", *args],
-        env=environ,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    return run_peak(lake, *args, cwd=cwd, timeout=600, **env)
 
 
 def reports(lake: Path) -> list[dict]:

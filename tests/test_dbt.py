@@ -24,7 +24,7 @@ import contracts
 from peak import dbt
 from peak.generate import generate
 from peak.lake import SERVING_WAREHOUSE_KEY, WAREHOUSE_KEY, Lake
-from tests.conftest import csv_bytes
+from tests.conftest import csv_bytes, run_peak
 
 END = dt.date(2026, 11, 24)
 AS_OF = END.isoformat()
@@ -32,18 +32,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("dbt")]
 
 
 def peak(lake: Path, *args: str, ok: bool = True, **env: str) -> subprocess.CompletedProcess:
-    environ = {**os.environ, "PEAK_LAKE": str(lake), **env}
-    environ.pop("PEAK_FAILPOINT", None)
-    result = subprocess.run(
-        [sys.executable, "-m", "peak", *args],
-        env=environ,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    if ok:
-        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return result
+    return run_peak(lake, *args, check=ok, **env)
 
 
 def last_report(lake: Path, command: str) -> dict:

@@ -13,33 +13,20 @@ import datetime as dt
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from peak.generate import generate
 from peak.lake import Lake
-from tests.conftest import read_zone
+from tests.conftest import read_zone, run_peak
 
 END = dt.date(2026, 11, 24)
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("e2e")]
 
 
 def peak(lake: Path, *args: str, **extra: str) -> subprocess.CompletedProcess:
-    env = {
-        k: v for k, v in os.environ.items() if k not in ("PEAK_FAILPOINT", "HUBSPOT_ACCESS_TOKEN")
-    }
-    env.update({"PEAK_LAKE": str(lake), **extra})
-    result = subprocess.run(
-        [sys.executable, "-m", "peak", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert result.returncode == 0, result.stderr
-    return result
+    return run_peak(lake, *args, check=True, **extra)
 
 
 def reports(lake: Path) -> list[dict]:
