@@ -84,9 +84,6 @@ MART = "mart_hubspot_contacts"
 OBJECT_TYPE = "contacts"
 CONTACTS_OBJECT_TYPE_ID = "0-1"  # the Lists API names object types by id
 BATCH_LIMIT = 100  # HubSpot's cap on inputs per batch call
-DEFAULT_BASE_URL = HUBSPOT_BASE_URL
-DEFAULT_RATE_LIMIT = HUBSPOT_RATE_LIMIT
-DEFAULT_RATE_WINDOW_S = HUBSPOT_RATE_WINDOW_S
 
 GROUP_NAME = "peak_fitness"
 GROUP = {"name": GROUP_NAME, "label": "Peak Fitness", "displayOrder": -1}
@@ -335,9 +332,9 @@ class HubSpotConfig:
     """The sink's settings, from ``activation.config.ActivationSettings`` plus tuning knobs."""
 
     access_token: SecretStr | None = None
-    base_url: str = DEFAULT_BASE_URL
-    rate_limit: int = DEFAULT_RATE_LIMIT  # calls per rate_window_s
-    rate_window_s: float = DEFAULT_RATE_WINDOW_S
+    base_url: str = HUBSPOT_BASE_URL
+    rate_limit: int = HUBSPOT_RATE_LIMIT  # calls per rate_window_s
+    rate_window_s: float = HUBSPOT_RATE_WINDOW_S
     max_attempts: int = 6  # tries per call (1 + 5 retries)
     backoff_base_s: float = 0.5
     backoff_max_s: float = 30.0
@@ -354,7 +351,7 @@ class HubSpotConfig:
         if token is not None and not token.get_secret_value().strip():
             token = None
         object.__setattr__(self, "access_token", token)
-        object.__setattr__(self, "base_url", (self.base_url or DEFAULT_BASE_URL).rstrip("/"))
+        object.__setattr__(self, "base_url", (self.base_url or HUBSPOT_BASE_URL).rstrip("/"))
         if self.rate_limit < 1:
             raise ValueError("PEAK_HUBSPOT_RATE_LIMIT must be at least 1")
         if self.rate_window_s <= 0:

@@ -99,9 +99,10 @@ def run_build(
         report.stages["build"] = {"target": target, "skipped": reason, "success": False}
         cli.console.print(f"[yellow]dbt build skipped:[/] {reason}")
         return False
-    if target == "local" and not _has_relations(lake):
-        # dbt unit tests of incremental models read the model's columns from the warehouse: on
-        # a fresh one, create every model empty first (what dbt's docs advise).
+    if target == "local" and _missing_models(lake):
+        # dbt unit tests of incremental models read the model's columns from the warehouse:
+        # when models are missing (a first build, a new model), create them empty first (what
+        # dbt's docs advise).
         with cli.console.status("first build: creating empty models"):
             empty = dbt.invoke(
                 lake,
@@ -157,21 +158,26 @@ def _print_freshness(rows: list[dict[str, Any]]) -> None:
     _cli().out.print(table)
 
 
-def _has_relations(lake: Any) -> bool:
-    """Whether the local warehouse already holds the models (not a first build)."""
+def _missing_models(lake: Any) -> set[str]:
+    """The project's models (one per SQL file) the local warehouse does not hold yet."""
     import duckdb
 
+    from peak.dbt import PROJECT_DIR
     from peak.warehouse import build_path
 
+    models = {path.stem for path in (PROJECT_DIR / "models").rglob("*.sql")}
     path = build_path(lake)
     if not path.exists():
-        return False
+        return models
     con = duckdb.connect(str(path), read_only=True)
     try:
-        sql = "select count(*) from information_schema.tables where table_name = 'int_member_weeks'"
-        return con.execute(sql).fetchall()[0][0] > 0
+        tables = {
+            row[0]
+            for row in con.execute("select table_name from information_schema.tables").fetchall()
+        }
     finally:
         con.close()
+    return models - tables
 
 
 def register(app: typer.Typer) -> None:

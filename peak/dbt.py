@@ -34,7 +34,6 @@ PROFILES_EXAMPLE = REPO_ROOT / "profiles.yml.example"
 SOURCE_NAME = "processed"
 #: dbt's own state for one lake (target/ and logs/).
 DBT_STATE_PREFIX = "_dbt/"
-TARGETS = ("local", "athena")
 
 # ---------------------------------------------------------------------------------------------
 # Sources, generated from the contracts
@@ -173,9 +172,6 @@ class DbtResult:
     success: bool
     nodes: list[NodeResult] = field(default_factory=list)
     error: str | None = None
-
-    def count(self, *statuses: str) -> int:
-        return sum(1 for n in self.nodes if n.status in statuses)
 
     @property
     def failed(self) -> list[NodeResult]:

@@ -78,10 +78,6 @@ class DuckDBWarehouse:
     def read(self, relation: str, columns: Sequence[str] | None = None) -> pa.Table:
         return self.query(f"select {_columns(columns)} from {self.schema}.{_relation(relation)}")
 
-    def relations(self) -> set[str]:
-        sql = "select table_name from information_schema.tables where table_schema = ?"
-        return set(self.query(sql, [self.schema]).column(0).to_pylist())
-
 
 @dataclass
 class AthenaWarehouse:
