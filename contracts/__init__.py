@@ -79,8 +79,8 @@ def parse_timestamp(text: str) -> datetime.datetime | None:
     except ValueError:
         return None
     if value.tzinfo is None:
-        value = value.replace(tzinfo=datetime.UTC)
-    return value.astimezone(datetime.UTC)
+        value = value.replace(tzinfo=datetime.timezone.utc)
+    return value.astimezone(datetime.timezone.utc)
 
 
 #: A date in an export's file name (members_2026-11-24.csv, attendance-20261124.json).

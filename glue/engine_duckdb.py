@@ -50,7 +50,7 @@ class DuckDBEngine:
             reasons = {}
             if quarantined:
                 row = con.execute(reason_counts_sql(contract, d)).fetchone()
-                reasons = {rule.code: n for rule, n in zip(contract.rules(), row, strict=True) if n}
+                reasons = {rule.code: n for rule, n in zip(contract.rules(), row) if n}
                 con.execute(
                     f"COPY (SELECT *, {rules.q('_raw_id')} AS {QUARANTINE_PART} FROM "
                     f"({rules.quarantine_sql(contract, dialect=d)})) "

@@ -196,6 +196,14 @@ def _gx() -> Any:
     return great_expectations
 
 
+def preload() -> None:
+    """Import GX and the parts of it this module uses (about 3 s): call it from a background
+    thread while the engine works, so validation does not wait for the import."""
+    _gx()
+    import great_expectations.data_context.types.base
+    import great_expectations.render.renderer  # noqa: F401
+
+
 def _new_context(docs_dir: Path) -> Any:
     """An in-memory GX context whose only Data Docs site is ``docs_dir``."""
     gx_ = _gx()
@@ -603,7 +611,7 @@ def _failure(config: Any, res: dict) -> dict:
         observed["observed_value"] = result["observed_value"]
         details = result.get("details") or {}
         for k, v in details.items():
-            if isinstance(v, int | float | str) and k not in ("unexpected_rows", "seconds"):
+            if isinstance(v, (int, float, str)) and k not in ("unexpected_rows", "seconds"):
                 observed[k] = v
     exc = res.get("exception_info") or {}
     if exc.get("raised_exception"):
@@ -683,7 +691,7 @@ def _prepare(table: pa.Table) -> pa.Table:
     """
     columns = []
     changed = False
-    for fld, col in zip(table.schema, table.columns, strict=True):
+    for fld, col in zip(table.schema, table.columns):
         t = fld.type
         if pa.types.is_date(t) or (pa.types.is_timestamp(t) and t.unit != "ns"):
             tz = getattr(t, "tz", None)
@@ -707,8 +715,7 @@ def _to_pandas(table: pa.Table) -> Any:
 
     mapper = None
     if any(
-        pa.types.is_integer(f.type) and c.null_count
-        for f, c in zip(table.schema, table.columns, strict=True)
+        pa.types.is_integer(f.type) and c.null_count for f, c in zip(table.schema, table.columns)
     ):
         mapper = {t: pd.Int64Dtype() for t in (pa.int8(), pa.int16(), pa.int32(), pa.int64())}.get
     return table.to_pandas(types_mapper=mapper)
@@ -937,7 +944,7 @@ def validate_partitions(
     if not _RUN_ID.match(run_id):
         raise ValueError(f"run_id {run_id!r} must be a plain name (letters, digits, ._:+-)")
     started = time.perf_counter()
-    started_at = dt.datetime.now(dt.UTC)
+    started_at = dt.datetime.now(dt.timezone.utc)
     files = _partition_list(partition_files)
     columns = _union_columns([p for _, p in files])
     timings: dict[str, float] = {}

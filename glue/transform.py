@@ -14,8 +14,10 @@ partitions with Great Expectations, then publishes:
 
 from __future__ import annotations
 
+import datetime as dt
 import fcntl
 import importlib
+import json
 import shutil
 import tempfile
 import threading
@@ -198,20 +200,32 @@ def _check_quality(lake, contract, partitions, report, options) -> None:
 
 def prefetch_quality() -> None:
     """Import Great Expectations (~3 s) in the background while the engine works."""
-    threading.Thread(target=importlib.import_module, args=("glue.quality",), daemon=True).start()
+
+    def load() -> None:
+        importlib.import_module("glue.quality").preload()
+
+    threading.Thread(target=load, daemon=True).start()
+
+
+#: The S3 lake's transform lock, and when a lock is a killed run's (the Glue jobs time out at
+#: 60 minutes: a lock twice that old has no live owner).
+LOCK_KEY = "_state/transform.lock"
+STALE_LOCK = dt.timedelta(minutes=120)
 
 
 @contextmanager
 def exclusive(lake: Lake, run_id: str) -> Iterator[None]:
-    """One transform at a time per local lake; staging left by a killed run is removed.
+    """One transform at a time per lake; staging left by a killed run is removed.
 
-    On S3 the staging lives in a local temporary folder and the schedule (one Glue job run at a
-    time: ``MaxConcurrentRuns: 1``) gives the same guarantee.
+    Locally: an ``flock`` (released by the kernel when a run dies). On S3 (the Spark and the
+    Python-shell Glue job may both be started on one lake): a lock object created with a
+    conditional PUT; a lock older than :data:`STALE_LOCK` is a killed run's and is taken over.
     """
     if not lake.is_local:
-        yield
+        with _s3_lock(lake, run_id):
+            yield
         return
-    lock_path = lake.path("_state/transform.lock")
+    lock_path = lake.path(LOCK_KEY)
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     with open(lock_path, "w") as lock:
         try:
@@ -230,6 +244,32 @@ def exclusive(lake: Lake, run_id: str) -> Iterator[None]:
             with suppress(OSError):
                 staging_root.rmdir()  # only when empty
             fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+@contextmanager
+def _s3_lock(lake: Lake, run_id: str) -> Iterator[None]:
+    now = dt.datetime.now(dt.timezone.utc)
+    body = json.dumps({"run_id": run_id, "since": now.isoformat()}).encode()
+    if not lake.create(LOCK_KEY, body):
+        held = lake.read_json(LOCK_KEY, default={}) or {}
+        try:
+            since = dt.datetime.fromisoformat(held["since"])
+        except (KeyError, TypeError, ValueError):
+            since = None
+        if since is None or now - since < STALE_LOCK:
+            raise TransformError(
+                f"another transform ({held.get('run_id', '?')}, since {held.get('since', '?')})"
+                f" is running on {lake.root}; a lock older than {STALE_LOCK} is taken over"
+            )
+        lake.delete(LOCK_KEY)  # a killed run's: whoever creates it next wins
+        if not lake.create(LOCK_KEY, body):
+            raise TransformError(f"another transform took over the stale lock on {lake.root}")
+    try:
+        yield
+    finally:
+        held = lake.read_json(LOCK_KEY, default={}) or {}
+        if held.get("run_id") == run_id:
+            lake.delete(LOCK_KEY)
 
 
 def transform(

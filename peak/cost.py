@@ -5,12 +5,12 @@ run reports under ``_runs/`` of the last ``days`` days. Per service:
 
 - **S3 storage**: bytes per zone x the Standard price. The lake's own retention
   (``peak/prune.py``) bounds it.
-- **Glue**: every transform run report (the Glue job's, or a local ``peak transform``/``peak run``
+- **Glue**: every transform run report (the Glue jobs', or a local ``peak transform``/``peak run``
   as a proxy when there is none yet): duration -> DPU-hours. Spark runs use the template's
-  workers (``--workers``/``--worker-type``); DuckDB runs use 2 x G.1X, the smallest Glue 5.0
-  job, because the code needs Python 3.11 and Glue's Python-shell jobs offer 3.9 at most
-  (docs/adr/0005). Each run is billed at least a minute, plus the job's start (installing the
-  wheel's requirements), estimated. FLEX or STANDARD prices per ``--execution-class``.
+  workers (``--workers``/``--worker-type``) at FLEX or STANDARD prices per
+  ``--execution-class``; DuckDB runs are the Python-shell job's, 1 DPU at the Python-shell
+  price (it has no FLEX class). Each run is billed at least a minute, plus the job's start
+  (installing the wheel's requirements), estimated.
 - **Athena**: bytes scanned recorded in run reports (``athena_bytes_scanned`` in a stage), else
   *estimated*: every build reads the whole processed zone once (an upper bound: Parquet lets
   Athena read only the columns and days it needs) and each query is billed at least 10 MB.
@@ -55,6 +55,9 @@ PRICES: dict[str, Price] = {
     "s3_gb_month": Price(0.023, "GB-month, S3 Standard", "aws.amazon.com/s3/pricing"),
     "glue_dpu_hour": Price(0.44, "DPU-hour, Glue ETL standard", "aws.amazon.com/glue/pricing"),
     "glue_flex_dpu_hour": Price(0.29, "DPU-hour, Glue ETL flex", "aws.amazon.com/glue/pricing"),
+    "glue_pyshell_dpu_hour": Price(
+        0.44, "DPU-hour, Glue Python shell", "aws.amazon.com/glue/pricing"
+    ),
     "athena_tb": Price(5.00, "TB scanned (10 MB minimum a query)", "aws.amazon.com/athena/pricing"),
     "codebuild_minute": Price(
         0.005, "build minute, general1.small Linux", "aws.amazon.com/codebuild/pricing"
@@ -227,11 +230,13 @@ class Estimate:
         }
 
 
-def _glue_dpu(engine: str, workers: int, worker_type: str) -> float:
+def _glue_usd_per_hour(engine: str, workers: int, worker_type: str, execution_class: str) -> float:
+    """What an hour of a transform run costs: the Spark job's workers at the execution class's
+    price, or the Python-shell job's capacity (DuckDB) at its own price."""
     if engine == "spark":
-        return workers * deploy.GLUE_DPU_PER_WORKER[worker_type]
-    dpu = deploy.GLUE_DPU_PER_WORKER[deploy.GLUE_DUCKDB_WORKER_TYPE]
-    return deploy.GLUE_DUCKDB_WORKERS * dpu
+        rate = "glue_flex_dpu_hour" if execution_class.upper() == "FLEX" else "glue_dpu_hour"
+        return workers * deploy.GLUE_DPU_PER_WORKER[worker_type] * PRICES[rate].usd
+    return deploy.PYSHELL_MAX_CAPACITY * PRICES["glue_pyshell_dpu_hour"].usd
 
 
 def estimate(
@@ -274,32 +279,30 @@ def estimate(
         )
 
     # -- Glue ---------------------------------------------------------------------------------
-    rate_key = "glue_flex_dpu_hour" if execution_class.upper() == "FLEX" else "glue_dpu_hour"
-    rate = PRICES[rate_key].usd
     transforms = [r for r in reports if _engine(r)]
     on_glue = [r for r in transforms if (r.get("options") or {}).get("job_name")]
     measured = on_glue or transforms
-    dpu_hours = 0.0
+    usd = 0.0
     by_engine: dict[str, int] = {}
     for report in measured:
         engine = _engine(report) or "duckdb"
         by_engine[engine] = by_engine.get(engine, 0) + 1
         billed = max(GLUE_MIN_BILLED_SECONDS, _seconds(report) + GLUE_START_SECONDS)
-        dpu_hours += _glue_dpu(engine, workers, worker_type) * billed / 3600
+        usd += _glue_usd_per_hour(engine, workers, worker_type, execution_class) * billed / 3600
     if measured:
         runs = ", ".join(f"{n} {e}" for e, n in sorted(by_engine.items()))
         basis = "measured" if on_glue else "estimated"
         note = "Glue job run reports" if on_glue else "local run durations as a proxy"
-        monthly_dpu = dpu_hours * scale
+        usd *= scale
     else:
         runs, basis, note = "no transform reports", "assumed", "one DuckDB run a day"
         billed = GLUE_MIN_BILLED_SECONDS + GLUE_START_SECONDS
-        monthly_dpu = _glue_dpu("duckdb", workers, worker_type) * billed / 3600 * MONTH_DAYS
-    usd = monthly_dpu * rate
+        per_hour = _glue_usd_per_hour("duckdb", workers, worker_type, execution_class)
+        usd = per_hour * billed / 3600 * MONTH_DAYS
     lines.append(
         Line(
             "Glue",
-            f"{monthly_dpu:,.2f} DPU-hours ({runs}; {execution_class.upper()})",
+            f"{runs}; Spark {execution_class.upper()}, DuckDB on the Python shell",
             basis,
             usd,
             usd,

@@ -86,8 +86,9 @@ GLUE_PACKAGES: dict[str, tuple[str, ...]] = {
     "contracts": ("*.yml",),
 }
 GLUE_WHEEL_NAME = "peak_glue"
-#: Pinned in the wheel's Requires-Dist (Glue 5.0 lacks them or ships other versions).
-#: pyspark, pyarrow, pandas, numpy and boto3 are Glue 5.0's own and are left alone.
+#: Pinned in the wheel's Requires-Dist for the Spark job (Glue 5.0, Python 3.11), at the
+#: versions installed here: Glue 5.0 lacks them or ships other versions. pyspark, pyarrow,
+#: pandas, numpy and boto3 are Glue 5.0's own and are left alone.
 GLUE_REQUIRES = (
     "sqlglot",
     "duckdb",
@@ -96,6 +97,10 @@ GLUE_REQUIRES = (
     "pydantic-settings",
     "pyyaml",
 )
+
+#: The Python-shell job's (Python 3.9) pins: it brings every dependency itself.
+PYSHELL_REQUIREMENTS = REPO_ROOT / "glue" / "requirements-pyshell.txt"
+PYSHELL_PYTHON = "3.9"
 
 #: The CodeBuild source: these paths of the repository, and a pinned requirements file.
 SOURCE_PATHS = (
@@ -135,12 +140,11 @@ CODEBUILD_REQUIREMENTS = "requirements-codebuild.txt"
 ATHENA_RESULTS_PREFIX = "results/"
 DBT_DATA_PREFIX = "dbt/"
 
-#: The template's Spark defaults and the DuckDB runs' fixed size (the state machine's
-#: ``NumberOfWorkers``/``WorkerType`` for ``--engine duckdb``), read by ``peak cost``.
+#: The template's Spark defaults and the Python-shell (DuckDB) job's ``MaxCapacity`` (1 DPU:
+#: 4 vCPU, 16 GB; the other choice, 1/16 DPU, has 1 GB), read by ``peak cost``.
 GLUE_DEFAULT_WORKER_TYPE = "G.1X"
 GLUE_DEFAULT_WORKERS = 2
-GLUE_DUCKDB_WORKER_TYPE = "G.1X"
-GLUE_DUCKDB_WORKERS = 2
+PYSHELL_MAX_CAPACITY = 1.0
 GLUE_DPU_PER_WORKER = {"G.1X": 1.0, "G.2X": 2.0, "G.4X": 4.0, "G.8X": 8.0}
 LAMBDA_MEMORY_MB = 1024
 
@@ -486,18 +490,37 @@ def project_version() -> str:
         return tomllib.load(fh)["project"]["version"]
 
 
+def pyshell_requirements() -> list[str]:
+    """The Python-shell job's pins (``name==version``), from ``glue/requirements-pyshell.txt``."""
+    lines = PYSHELL_REQUIREMENTS.read_text(encoding="utf-8").splitlines()
+    pins = [line.split("#", 1)[0].strip() for line in lines]
+    pins = [p for p in pins if p]
+    for pin in pins:
+        if not re.fullmatch(r"[A-Za-z0-9._-]+==[A-Za-z0-9.+!-]+", pin):
+            raise ValueError(f"{PYSHELL_REQUIREMENTS.name}: {pin!r} is not name==version")
+    return pins
+
+
+def glue_wheel_requires() -> list[str]:
+    """Requires-Dist of the Glue wheel: one wheel serves both Glue jobs, the Spark job on
+    Python 3.11 (Glue 5.0) and the Python-shell job on Python 3.9, told apart by markers."""
+    spark = [f'{r}; python_version >= "3.11"' for r in _pinned(GLUE_REQUIRES)]
+    shell = [f'{r}; python_version < "3.11"' for r in pyshell_requirements()]
+    return spark + shell
+
+
 def build_glue_wheel(out: Path) -> Artefact:
     files = [f for pkg, data in GLUE_PACKAGES.items() for f in _package_files(pkg, data)]
     digest = _sha(_zip_bytes(files))[:12]
     version = f"{project_version()}+g{digest}"
     info = f"{GLUE_WHEEL_NAME}-{version}.dist-info"
-    requires = "".join(f"Requires-Dist: {r}\n" for r in _pinned(GLUE_REQUIRES))
+    requires = "".join(f"Requires-Dist: {r}\n" for r in glue_wheel_requires())
     meta = (
         "Metadata-Version: 2.1\n"
         f"Name: {GLUE_WHEEL_NAME.replace('_', '-')}\n"
         f"Version: {version}\n"
         "Summary: Peak Fitness transform for AWS Glue (glue, peak, contracts)\n"
-        "Requires-Python: >=3.11,<3.12\n"
+        f"Requires-Python: >={PYSHELL_PYTHON},<3.12\n"
         f"{requires}"
     )
     wheel = (
@@ -511,7 +534,7 @@ def build_glue_wheel(out: Path) -> Artefact:
     entries.append((f"{info}/RECORD", record.encode()))
     blob = _zip_bytes(entries)
     key = f"glue/{GLUE_WHEEL_NAME}-{version}-py3-none-any.whl"
-    return _write(out, key, blob, "Glue wheel", [*GLUE_PACKAGES, *_pinned(GLUE_REQUIRES)])
+    return _write(out, key, blob, "Glue wheel", [*GLUE_PACKAGES, *glue_wheel_requires()])
 
 
 def build_glue_script(out: Path) -> Artefact:

@@ -255,6 +255,32 @@ class Lake:
         else:
             self._s3().put_object(Bucket=self.bucket, Key=self.prefix + key, Body=data)
 
+    def create(self, key: str, data: bytes) -> bool:
+        """Write ``key`` only if it does not exist: False when it does (an atomic test-and-set:
+        ``O_EXCL`` locally, a conditional PUT with ``If-None-Match: *`` on S3)."""
+        if self.is_local:
+            target = self.path(key)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            except FileExistsError:
+                return False
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+            return True
+        from botocore.exceptions import ClientError
+
+        try:
+            self._s3().put_object(
+                Bucket=self.bucket, Key=self.prefix + key, Body=data, IfNoneMatch="*"
+            )
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code")
+            if code in ("PreconditionFailed", "ConditionalRequestConflict", "412", "409"):
+                return False
+            raise
+        return True
+
     def write_json(self, key: str, value: Any) -> None:
         self.write_bytes(key, json.dumps(value, indent=2, sort_keys=True, default=str).encode())
 

@@ -10,12 +10,14 @@ import ast
 import base64
 import copy
 import datetime as dt
+import fcntl
 import fnmatch
 import hashlib
 import json
 import os
 import re
 import secrets
+import shutil
 import socket
 import subprocess
 import sys
@@ -337,21 +339,32 @@ def test_the_pipeline_runs_transform_then_dbt_then_activation(template, resolve)
     assert json.loads(schedule["Targets"][0]["Input"]) == {"engine": "duckdb"}
 
 
-def test_the_glue_job_is_glue_5_with_its_own_ledger(template):
-    job = template["Resources"]["TransformJob"]["Properties"]
-    assert job["GlueVersion"] == "5.0" and job["Command"]["Name"] == "glueetl"
-    assert job["DefaultArguments"]["--job-bookmark-option"] == "job-bookmark-disable"
-    assert job["ExecutionProperty"]["MaxConcurrentRuns"] == 1  # one transform at a time
-    assert job["WorkerType"] == {"Ref": "GlueWorkerType"}
-    assert job["NumberOfWorkers"] == {"Ref": "GlueNumberOfWorkers"}
-    duckdb = template["Resources"]["Pipeline"]["Properties"]["Definition"]["States"][
-        "TransformDuckDB"
-    ]["Parameters"]
-    assert duckdb["Arguments"] == {"--engine": "duckdb"}
-    assert (duckdb["WorkerType"], duckdb["NumberOfWorkers"]) == (
-        deploy.GLUE_DUCKDB_WORKER_TYPE,
-        deploy.GLUE_DUCKDB_WORKERS,
-    )
+def test_the_glue_jobs_spark_on_glue_5_and_duckdb_on_the_python_shell(template):
+    """Two jobs, one script and one wheel: Spark on Glue 5.0 for large days, DuckDB on a
+    Python-shell job (Python 3.9) for the daily runs; both keep their own ledger."""
+    resources = template["Resources"]
+    spark = resources["TransformJob"]["Properties"]
+    assert spark["GlueVersion"] == "5.0" and spark["Command"]["Name"] == "glueetl"
+    assert spark["DefaultArguments"]["--engine"] == "spark"
+    assert spark["DefaultArguments"]["--job-bookmark-option"] == "job-bookmark-disable"
+    assert spark["WorkerType"] == {"Ref": "GlueWorkerType"}
+    assert spark["NumberOfWorkers"] == {"Ref": "GlueNumberOfWorkers"}
+    shell = resources["ShellTransformJob"]["Properties"]
+    assert shell["Command"]["Name"] == "pythonshell"
+    assert shell["Command"]["PythonVersion"] == deploy.PYSHELL_PYTHON
+    assert shell["MaxCapacity"] == deploy.PYSHELL_MAX_CAPACITY
+    assert shell["DefaultArguments"]["--engine"] == "duckdb"
+    for job in (spark, shell):
+        assert job["ExecutionProperty"]["MaxConcurrentRuns"] == 1  # one transform at a time
+        assert job["Role"] == {"Fn::GetAtt": ["TransformRole", "Arn"]}
+    assert shell["Command"]["ScriptLocation"] == spark["Command"]["ScriptLocation"]
+    for arg in ("--lake", "--gym_timezone", "--reprocess", "--quality"):
+        assert shell["DefaultArguments"][arg] == spark["DefaultArguments"][arg], arg
+    wheel = "--additional-python-modules"
+    assert shell["DefaultArguments"][wheel] == spark["DefaultArguments"][wheel]
+    states = resources["Pipeline"]["Properties"]["Definition"]["States"]
+    assert states["TransformDuckDB"]["Parameters"] == {"JobName": "${ShellTransformJob}"}
+    assert states["TransformSpark"]["Parameters"]["JobName"] == "${TransformJob}"
 
 
 def test_athena_enforces_the_bytes_scanned_cutoff(template):
@@ -719,6 +732,7 @@ def test_the_stack_deploys_into_moto(stack):
     assert all(r["ResourceStatus"] == "CREATE_COMPLETE" for r in stack["resources"].values())
     assert stack["outputs"]["LakeUri"] == LAKE_URI
     assert stack["outputs"]["TransformJobName"] == "peak-test-transform"
+    assert stack["outputs"]["ShellTransformJobName"] == "peak-test-transform-shell"
 
 
 def test_the_deployed_pieces_are_wired_as_the_template_says(stack):
@@ -735,11 +749,15 @@ def test_the_deployed_pieces_are_wired_as_the_template_says(stack):
         stateMachineArn=stack["outputs"]["PipelineArn"]
     )
     definition = json.loads(machine["definition"])
-    assert definition["States"]["TransformDuckDB"]["Parameters"]["JobName"] == "peak-test-transform"
+    states = definition["States"]
+    assert states["TransformDuckDB"]["Parameters"]["JobName"] == "peak-test-transform-shell"
+    assert states["TransformSpark"]["Parameters"]["JobName"] == "peak-test-transform"
     assert definition["States"]["DbtBuild"]["Parameters"]["ProjectName"] == "peak-test-dbt"
-    job = client(endpoint, "glue").get_job(JobName="peak-test-transform")["Job"]
-    assert job["DefaultArguments"]["--lake"] == LAKE_URI
-    assert job["Role"] == f"arn:aws:iam::{ACCOUNT}:role/peak-test-transform"
+    for name, command in (("transform", "glueetl"), ("transform-shell", "pythonshell")):
+        job = client(endpoint, "glue").get_job(JobName=f"peak-test-{name}")["Job"]
+        assert job["Command"]["Name"] == command
+        assert job["DefaultArguments"]["--lake"] == LAKE_URI
+        assert job["Role"] == f"arn:aws:iam::{ACCOUNT}:role/peak-test-transform"
     group = client(endpoint, "athena").get_work_group(WorkGroup="peak-test")["WorkGroup"]
     assert group["Configuration"]["BytesScannedCutoffPerQuery"] == 1073741824
     assert group["Configuration"]["EnforceWorkGroupConfiguration"] is True
@@ -996,10 +1014,12 @@ def glue_site(packaged, tmp_path_factory) -> Path:
     return pip_install_wheel(wheel, tmp_path_factory.mktemp("glue-site"))
 
 
-def job_arguments(template, resolve, lake_root: str, run_arguments: dict[str, str]) -> list[str]:
+def job_arguments(
+    template, resolve, lake_root: str, run_arguments: dict[str, str], job_id: str = "TransformJob"
+) -> list[str]:
     """What Glue passes the script: --JOB_NAME, the job's DefaultArguments, a run's Arguments
     (a run's replace the defaults), with the lake swapped for a local one."""
-    job = resolve(template["Resources"]["TransformJob"]["Properties"])
+    job = resolve(template["Resources"][job_id]["Properties"])
     arguments = {**job["DefaultArguments"], **run_arguments}
     assert arguments["--lake"] == LAKE_URI
     arguments["--lake"] = lake_root
@@ -1067,11 +1087,11 @@ def transform_report(lake: Lake) -> dict[str, Any]:
     return next(r for r in reports if r["command"] == "transform")
 
 
-def check_transformed(lake: Lake, engine: str) -> None:
+def check_transformed(lake: Lake, engine: str, job_name: str = "peak-test-transform") -> None:
     report = transform_report(lake)
     assert report["status"] == "ok", report.get("error")
     assert report["options"]["engine"] == engine
-    assert report["options"]["job_name"] == "peak-test-transform"
+    assert report["options"]["job_name"] == job_name
     assert report["options"]["quality"] is True
     assert report["datasets"]["attendance"]["rows_valid"] == 2
     assert lake.list(layout.processed_prefix("attendance")) == [
@@ -1080,17 +1100,99 @@ def check_transformed(lake: Lake, engine: str) -> None:
     assert lake.list(layout.quality_docs_prefix())  # Great Expectations ran
 
 
-def test_the_glue_script_runs_the_daily_duckdb_run(packaged, glue_site, resolve, tmp_path):
-    """The scheduled run: the job's DefaultArguments plus the state machine's run Arguments."""
+def python39() -> str | None:
+    """A Python 3.9 interpreter (the Python-shell job's): $PEAK_PYTHON39, one of pyenv's, or
+    python3.9 on PATH (not a pyenv shim, which answers only where 3.9 is the local version)."""
+    if os.environ.get("PEAK_PYTHON39"):
+        return os.environ["PEAK_PYTHON39"]
+    roots = [Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")), Path("/root/.pyenv")]
+    for root in roots:
+        candidates = sorted(root.glob("versions/3.9*/bin/python3.9"))
+        if candidates:
+            return str(candidates[-1])
+    found = shutil.which("python3.9")
+    return found if found and "shims" not in Path(found).parts else None
+
+
+@pytest.fixture(scope="module")
+def pyshell_python(packaged) -> Path:
+    """A Python 3.9 environment into which pip installed the packaged Glue wheel, resolving its
+    Requires-Dist for Python 3.9 from the package index: what the Python-shell job's
+    ``--additional-python-modules`` does. The environment is kept between runs (keyed by the
+    pins, under $PEAK_TEST_CACHE or ~/.cache/peak-tests) so only the first run downloads."""
+    interpreter = python39()
+    if interpreter is None:
+        pytest.skip("no Python 3.9 interpreter (set PEAK_PYTHON39): the Python-shell job's")
+    pins = "\n".join(deploy.pyshell_requirements())
+    key = hashlib.sha256(f"{interpreter}\n{pins}".encode()).hexdigest()[:12]
+    cache = Path(os.environ.get("PEAK_TEST_CACHE", Path.home() / ".cache" / "peak-tests"))
+    env_dir = cache / f"pyshell-{key}"
+    python = env_dir / "bin" / "python"
+    cache.mkdir(parents=True, exist_ok=True)
+    out, _ = packaged
+    wheel = next((out / "artifacts" / "glue").glob("peak_glue-*.whl"))
+    with open(cache / f"pyshell-{key}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # one installer at a time (parallel test runs)
+        if not (env_dir / ".ready").exists():
+            shutil.rmtree(env_dir, ignore_errors=True)
+            subprocess.run([interpreter, "-m", "venv", str(env_dir)], check=True, timeout=300)
+            (env_dir / ".ready").touch()
+        install = subprocess.run(
+            [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+             str(wheel)],
+            capture_output=True,
+            text=True,
+            timeout=1200,
+        )  # fmt: skip
+    assert install.returncode == 0, install.stderr[-3000:]
+    return python
+
+
+def test_the_glue_wheel_serves_both_pythons():
+    """The Spark job's pins (what the tests run with) for 3.11, the shell job's for 3.9."""
+    requires = deploy.glue_wheel_requires()
+    shell = [r for r in requires if r.endswith('python_version < "3.11"')]
+    spark = [r for r in requires if r.endswith('python_version >= "3.11"')]
+    assert len(shell) + len(spark) == len(requires)
+    assert [r.split(";")[0] for r in shell] == deploy.pyshell_requirements()
+    assert any(r.startswith("duckdb==") for r in shell)
+    assert any(r.startswith("great_expectations==") for r in shell)
+
+
+def test_the_python_shell_job_runs_its_script_on_python_3_9(
+    packaged, pyshell_python, resolve, tmp_path
+):
+    """The daily run: the state machine starts the Python-shell job with its DefaultArguments;
+    the packaged script runs on Python 3.9 from the pip-installed wheel and transforms the lake
+    with DuckDB, Great Expectations included."""
     template = packaged[1]
-    daily = template["Resources"]["Pipeline"]["Properties"]["Definition"]["States"][
-        "TransformDuckDB"
-    ]["Parameters"]["Arguments"]
+    out, _ = packaged
+    states = template["Resources"]["Pipeline"]["Properties"]["Definition"]["States"]
+    assert "Arguments" not in states["TransformDuckDB"]["Parameters"]
     lake = small_local_lake(tmp_path)
-    argv = job_arguments(template, resolve, lake.root, daily)
-    run = run_glue_script(packaged, glue_site, argv, tmp_path)
+    argv = job_arguments(template, resolve, lake.root, {}, job_id="ShellTransformJob")
+    assert argv[argv.index("--engine") + 1] == "duckdb"
+    script = next((out / "artifacts" / "glue").glob("peak_transform-*.py"))
+    environ = {
+        "PATH": os.environ["PATH"],
+        "HOME": str(tmp_path),
+        "DO_NOT_TRACK": "1",
+        "GX_ANALYTICS_ENABLED": "false",
+    }
+    which = subprocess.run(
+        [str(pyshell_python), "-c",
+         "import sys, glue, duckdb; print(sys.version_info[:2], glue.__file__)"],
+        env=environ, cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert which.returncode == 0, which.stderr
+    assert which.stdout.startswith("(3, 9) ")
+    assert "site-packages" in which.stdout  # the installed wheel, not the repository
+    run = subprocess.run(
+        [str(pyshell_python), str(script), *argv],
+        env=environ, cwd=tmp_path, capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
     assert run.returncode == 0, run.stderr[-3000:]
-    check_transformed(lake, "duckdb")
+    check_transformed(lake, "duckdb", job_name="peak-test-transform-shell")
 
 
 @pytest.mark.spark

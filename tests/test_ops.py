@@ -302,17 +302,21 @@ def test_glue_cost_from_transform_run_reports(lake):
     save_report(lake, "transform", NOW - dt.timedelta(hours=1), 5, options={"engine": "duckdb"})
     result = cost.estimate(lake, days=30, now=NOW, workers=4, worker_type="G.2X")
     glue = next(line for line in result.lines if line.service == "Glue")
-    duckdb_dpu_h = 30 * 2 * (120 + cost.GLUE_START_SECONDS) / 3600
+    # DuckDB runs: the Python-shell job, 1 DPU at its price (no FLEX); Spark: 4 x G.2X.
+    duckdb_dpu_h = 30 * 1 * (120 + cost.GLUE_START_SECONDS) / 3600
     spark_dpu_h = 4 * 2 * (1800 + cost.GLUE_START_SECONDS) / 3600
-    expected = (duckdb_dpu_h + spark_dpu_h) * 30 / result.observed_days
+    scale = 30 / result.observed_days
+    shell_usd = duckdb_dpu_h * cost.PRICES["glue_pyshell_dpu_hour"].usd
+    expected = (shell_usd + spark_dpu_h * cost.PRICES["glue_flex_dpu_hour"].usd) * scale
     assert glue.basis == "measured"  # the local run without a job name is not counted
-    assert glue.billed_usd == pytest.approx(expected * cost.PRICES["glue_flex_dpu_hour"].usd)
+    assert glue.billed_usd == pytest.approx(expected)
     assert "30 duckdb" in glue.usage and "1 spark" in glue.usage
     standard = cost.estimate(
         lake, days=30, now=NOW, workers=4, worker_type="G.2X", execution_class="STANDARD"
     )
     glue_std = next(line for line in standard.lines if line.service == "Glue")
-    assert glue_std.billed_usd == pytest.approx(expected * cost.PRICES["glue_dpu_hour"].usd)
+    expected_std = (shell_usd + spark_dpu_h * cost.PRICES["glue_dpu_hour"].usd) * scale
+    assert glue_std.billed_usd == pytest.approx(expected_std)
     assert glue_std.budget_usd == 1.20
     assert glue_std.status == ("within budget" if glue_std.billed_usd <= 1.2 else "over budget")
 

@@ -107,7 +107,12 @@ def test_values_are_normalised_and_typed(change, typed):
     assert out["_reasons"] == ""
     for name, value in typed.items():
         assert out[name + rules.TYPED] == value
-    assert out[next(iter(change))] == next(iter(change.values()))  # the original is kept
+    # A valid row carries no original text (only its typed values move on)...
+    assert out[next(iter(change))] is None
+    # ...a rejected row keeps the original of every column, for the quarantine.
+    rejected = validate("members", [{**change, "user_id": ""}])[0]
+    assert rejected["_reasons"] != ""
+    assert rejected[next(iter(change))] == next(iter(change.values()))
 
 
 def test_weekday_is_canonicalised_case_insensitively():

@@ -317,3 +317,49 @@ def test_an_s3_lake_keeps_quality_results_and_docs_in_s3(s3_lake, write_export):
     assert f"quality/validations/{report.run_id}/members.json" in keys
     index = s3_lake.read_bytes("quality/data_docs/index.html").decode()
     assert "attendance_processed" in index and "members_processed" in index
+
+
+# -- one transform at a time ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("where", ["local", "s3"])
+def test_lake_create_is_a_test_and_set(where, lake, s3_lake):
+    target = lake if where == "local" else s3_lake
+    assert target.create("_state/x.lock", b"first") is True
+    assert target.create("_state/x.lock", b"second") is False
+    assert target.read_bytes("_state/x.lock") == b"first"
+
+
+def test_an_s3_lake_runs_one_transform_at_a_time(s3_lake, write_export):
+    """The Spark and the Python-shell job may both be started on one lake: the second waits
+    for nothing and fails, naming the run that holds the lock; the lock goes with the run."""
+    import json
+
+    from glue.transform import LOCK_KEY, TransformError, exclusive
+
+    land(s3_lake, write_export("attendance_2026-11-23.csv", checkins(("A1", "2026-11-23T07:00Z"))))
+    with exclusive(s3_lake, "run-a"):
+        assert json.loads(s3_lake.read_bytes(LOCK_KEY))["run_id"] == "run-a"
+        with pytest.raises(TransformError, match=r"another transform \(run-a"):
+            run_transform(s3_lake)
+        assert s3_lake.list("processed/") == []  # the refused run did nothing
+    assert not s3_lake.exists(LOCK_KEY)
+    report = run_transform(s3_lake)  # free again
+    assert report.datasets["attendance"].rows_valid == 1
+    assert not s3_lake.exists(LOCK_KEY)
+
+
+def test_a_killed_runs_stale_s3_lock_is_taken_over(s3_lake, write_export):
+    from glue.transform import LOCK_KEY, STALE_LOCK, TransformError
+
+    land(s3_lake, write_export("attendance_2026-11-23.csv", checkins(("A1", "2026-11-23T07:00Z"))))
+    now = dt.datetime.now(dt.UTC)
+    fresh = {"run_id": "killed", "since": (now - STALE_LOCK / 2).isoformat()}
+    s3_lake.write_json(LOCK_KEY, fresh)
+    with pytest.raises(TransformError, match="killed"):
+        run_transform(s3_lake)
+    stale = {"run_id": "killed", "since": (now - STALE_LOCK * 1.1).isoformat()}
+    s3_lake.write_json(LOCK_KEY, stale)
+    report = run_transform(s3_lake)
+    assert report.datasets["attendance"].rows_valid == 1
+    assert not s3_lake.exists(LOCK_KEY)
