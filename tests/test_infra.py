@@ -31,6 +31,7 @@ from typing import Any
 import pytest
 
 import contracts
+from glue import transform
 from ingestion.land import land_many
 from peak import catalog, deploy, prune
 from peak import lake as layout
@@ -357,6 +358,8 @@ def test_the_glue_jobs_spark_on_glue_5_and_duckdb_on_the_python_shell(template):
     for job in (spark, shell):
         assert job["ExecutionProperty"]["MaxConcurrentRuns"] == 1  # one transform at a time
         assert job["Role"] == {"Fn::GetAtt": ["TransformRole", "Arn"]}
+        # across the two jobs, the lake's lock: only a killed run's lock may look stale
+        assert dt.timedelta(minutes=2 * job["Timeout"]) <= transform.STALE_LOCK
     assert shell["Command"]["ScriptLocation"] == spark["Command"]["ScriptLocation"]
     for arg in ("--lake", "--gym_timezone", "--reprocess", "--quality"):
         assert shell["DefaultArguments"][arg] == spark["DefaultArguments"][arg], arg
