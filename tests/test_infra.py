@@ -1032,8 +1032,9 @@ def job_arguments(
     return argv
 
 
-def small_local_lake(root: Path) -> Lake:
-    lake = Lake.from_uri(str(root / "lake"))
+def small_local_lake(root: Path, uri: str | None = None) -> Lake:
+    """Three small exports landed into a lake (a local folder under ``root`` by default)."""
+    lake = Lake.from_uri(uri or str(root / "lake"))
     inbox = root / "inbox"
     inbox.mkdir(parents=True)
     files = {
@@ -1162,6 +1163,30 @@ def test_the_glue_wheel_serves_both_pythons():
     assert any(r.startswith("great_expectations==") for r in shell)
 
 
+def run_shell_job(packaged, python: Path, argv: list[str], cwd: Path, **env: str):
+    """The packaged script on the Python-shell job's Python, from the pip-installed wheel."""
+    out, _ = packaged
+    script = next((out / "artifacts" / "glue").glob("peak_transform-*.py"))
+    environ = {
+        "PATH": os.environ["PATH"],
+        "HOME": str(cwd),
+        "DO_NOT_TRACK": "1",
+        "GX_ANALYTICS_ENABLED": "false",
+        **env,
+    }
+    which = subprocess.run(
+        [str(python), "-c", "import sys, glue; print(sys.version_info[:2], glue.__file__)"],
+        env=environ, cwd=cwd, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert which.returncode == 0, which.stderr
+    assert which.stdout.startswith("(3, 9) ")
+    assert "site-packages" in which.stdout  # the installed wheel, not the repository
+    return subprocess.run(
+        [str(python), str(script), *argv],
+        env=environ, cwd=cwd, capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+
+
 def test_the_python_shell_job_runs_its_script_on_python_3_9(
     packaged, pyshell_python, resolve, tmp_path
 ):
@@ -1169,33 +1194,35 @@ def test_the_python_shell_job_runs_its_script_on_python_3_9(
     the packaged script runs on Python 3.9 from the pip-installed wheel and transforms the lake
     with DuckDB, Great Expectations included."""
     template = packaged[1]
-    out, _ = packaged
     states = template["Resources"]["Pipeline"]["Properties"]["Definition"]["States"]
     assert "Arguments" not in states["TransformDuckDB"]["Parameters"]
     lake = small_local_lake(tmp_path)
     argv = job_arguments(template, resolve, lake.root, {}, job_id="ShellTransformJob")
     assert argv[argv.index("--engine") + 1] == "duckdb"
-    script = next((out / "artifacts" / "glue").glob("peak_transform-*.py"))
-    environ = {
-        "PATH": os.environ["PATH"],
-        "HOME": str(tmp_path),
-        "DO_NOT_TRACK": "1",
-        "GX_ANALYTICS_ENABLED": "false",
-    }
-    which = subprocess.run(
-        [str(pyshell_python), "-c",
-         "import sys, glue, duckdb; print(sys.version_info[:2], glue.__file__)"],
-        env=environ, cwd=tmp_path, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
-    assert which.returncode == 0, which.stderr
-    assert which.stdout.startswith("(3, 9) ")
-    assert "site-packages" in which.stdout  # the installed wheel, not the repository
-    run = subprocess.run(
-        [str(pyshell_python), str(script), *argv],
-        env=environ, cwd=tmp_path, capture_output=True, text=True, timeout=900,
-    )  # fmt: skip
+    run = run_shell_job(packaged, pyshell_python, argv, tmp_path)
     assert run.returncode == 0, run.stderr[-3000:]
     check_transformed(lake, "duckdb", job_name="peak-test-transform-shell")
+
+
+def test_the_python_shell_job_transforms_an_s3_lake(
+    packaged, pyshell_python, resolve, moto_endpoint, tmp_path, monkeypatch
+):
+    """The same on an S3 lake (moto's server), as in AWS: staging through /tmp, the lake's
+    lock taken by conditional PUT and released, everything on Python 3.9's boto3."""
+    from glue.transform import LOCK_KEY
+
+    for key, value in aws_env(moto_endpoint).items():
+        monkeypatch.setenv(key, value)
+    bucket = "peak-shell-lake"
+    client(moto_endpoint, "s3").create_bucket(
+        Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION}
+    )
+    lake = small_local_lake(tmp_path, f"s3://{bucket}/lake")
+    argv = job_arguments(packaged[1], resolve, lake.root, {}, job_id="ShellTransformJob")
+    run = run_shell_job(packaged, pyshell_python, argv, tmp_path, **aws_env(moto_endpoint))
+    assert run.returncode == 0, run.stderr[-3000:]
+    check_transformed(lake, "duckdb", job_name="peak-test-transform-shell")
+    assert not lake.exists(LOCK_KEY)
 
 
 @pytest.mark.spark
