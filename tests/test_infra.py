@@ -351,7 +351,7 @@ def test_the_glue_jobs_spark_on_glue_5_and_duckdb_on_the_python_shell(template):
     assert spark["WorkerType"] == {"Ref": "GlueWorkerType"}
     assert spark["NumberOfWorkers"] == {"Ref": "GlueNumberOfWorkers"}
     shell = resources["ShellTransformJob"]["Properties"]
-    assert shell["Command"]["Name"] == "pythonshell"
+    assert shell["Command"]["Name"] == "pythonshell" and shell["GlueVersion"] == "3.0"
     assert shell["Command"]["PythonVersion"] == deploy.PYSHELL_PYTHON
     assert shell["MaxCapacity"] == deploy.PYSHELL_MAX_CAPACITY
     assert shell["DefaultArguments"]["--engine"] == "duckdb"
