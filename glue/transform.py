@@ -250,8 +250,12 @@ def exclusive(lake: Lake, run_id: str) -> Iterator[None]:
 def _s3_lock(lake: Lake, run_id: str) -> Iterator[None]:
     now = dt.datetime.now(dt.timezone.utc)
     body = json.dumps({"run_id": run_id, "since": now.isoformat()}).encode()
+    held: dict = {"run_id": run_id}
     if not lake.create(LOCK_KEY, body):
         held = lake.read_json(LOCK_KEY, default={}) or {}
+        if not held and lake.create(LOCK_KEY, body):  # released in between
+            held = {"run_id": run_id}
+    if held.get("run_id") != run_id:
         try:
             since = dt.datetime.fromisoformat(held["since"])
         except (KeyError, TypeError, ValueError):
