@@ -439,10 +439,26 @@ def with_utilisation(teachers: pd.DataFrame, classes: pd.DataFrame) -> pd.DataFr
 # ---------------------------------------------------------------------------------------------
 
 COHORTS_SQL = """
-select cohort_month, months_since_join, cohort_size, active_members, retention_rate
-from mart_cohort_retention
-where cohort_month between cast(? as date) and cast(? as date)
-order by cohort_month, months_since_join
+with chosen as (
+    select cohort_month, months_since_join, cohort_size, active_members
+    from mart_cohort_retention
+    where cohort_month between cast(? as date) and cast(? as date) and {locations}
+), sizes as (
+    select cohort_month, cast(sum(cohort_size) as bigint) as cohort_size
+    from chosen
+    where months_since_join = 0
+    group by cohort_month
+)
+select
+    c.cohort_month,
+    c.months_since_join,
+    s.cohort_size,
+    cast(sum(c.active_members) as bigint) as active_members,
+    cast(sum(c.active_members) as double) / s.cohort_size as retention_rate
+from chosen as c
+inner join sizes as s on c.cohort_month = s.cohort_month
+group by c.cohort_month, c.months_since_join, s.cohort_size
+order by c.cohort_month, c.months_since_join
 """
 
 #: Cohorts shown: at least this many join months, ending with the period's last.
@@ -459,10 +475,11 @@ def cohort_window(filters: Filters) -> tuple[dt.date, dt.date]:
 
 
 def cohorts(warehouse: Warehouse, filters: Filters) -> pd.DataFrame:
-    """mart_cohort_retention for the join months of :func:`cohort_window` (every gym: the mart
-    has no location)."""
+    """mart_cohort_retention for the join months of :func:`cohort_window` and the chosen gyms
+    (members by home gym): cohorts of several gyms add up (sizes from the month-0 rows)."""
     first, last = cohort_window(filters)
-    return _run(warehouse, COHORTS_SQL, [_iso(first), _iso(last)])
+    where, locs = _in("home_location", filters.locations)
+    return _run(warehouse, COHORTS_SQL.format(locations=where), [_iso(first), _iso(last), *locs])
 
 
 CHURNED_SQL = """

@@ -301,6 +301,56 @@ def test_leaderboard_shows_what_redis_holds(env: BuiltLake) -> None:
     assert list(board["rank"]) == list(range(1, len(top) + 1))
 
 
+def test_cohorts_follow_the_gym_filter(env: BuiltLake) -> None:
+    """Cohort retention for the chosen gyms equals the members of those gyms counted by hand
+    (join month, months with a visit), and the gyms' cohorts add up."""
+    warehouse = DuckDBWarehouse(env.warehouse)
+    bounds = data.bounds(warehouse)
+    gyms = tuple(sorted(bounds.locations)[:2])
+    end = bounds.last
+    f = Filters(end - dt.timedelta(days=27), end, gyms)
+    first, last = data.cohort_window(f)
+    hand = sql(
+        env,
+        f"""
+        with members as (
+            select user_id, cast(date_trunc('month', join_date) as date) as cohort_month
+            from dim_users
+            where home_location in ({", ".join("?" for _ in gyms)})
+              and join_date >= cast(? as date) and join_date < cast(? as date) + interval 1 month
+        ), sizes as (
+            select cohort_month, count(*) as n from members group by cohort_month
+        ), active as (
+            select m.cohort_month, date_diff('month', m.cohort_month, a.activity_month) as k,
+                   count(*) as n
+            from members as m join int_member_months as a on a.user_id = m.user_id
+            where a.activity_month >= m.cohort_month
+            group by 1, 2
+        )
+        select s.cohort_month, a.k, s.n, a.n from sizes as s join active as a using (cohort_month)
+        order by 1, 2
+        """,
+        [*gyms, first.isoformat(), last.isoformat()],
+    )
+    got = data.cohorts(warehouse, f)
+    shown = [
+        (r.cohort_month.date(), r.months_since_join, r.cohort_size, r.active_members)
+        for r in got.itertuples()
+        if r.active_members
+    ]
+    assert shown == [tuple(row) for row in hand]
+    assert len(shown) > 12  # several join months, several months each
+    for r in got.itertuples():
+        assert r.retention_rate == pytest.approx(r.active_members / r.cohort_size)
+    # the two gyms' cohorts are the sum of each gym's
+    one, two = (data.cohorts(warehouse, Filters(f.start, f.end, (g,))) for g in gyms)
+    month0 = [d[d.months_since_join == 0].set_index("cohort_month").cohort_size for d in (one, two)]
+    both = got[got.months_since_join == 0].set_index("cohort_month").cohort_size
+    assert both.to_dict() == month0[0].add(month0[1], fill_value=0).astype(int).to_dict()
+    everyone = data.cohorts(warehouse, Filters(f.start, f.end, ()))
+    assert everyone.cohort_size.max() > got.cohort_size.max()
+
+
 def test_leaderboard_gym_filter_and_previous_weeks(env: BuiltLake) -> None:
     at = open_page("leaderboard")
     gym = at.sidebar.multiselect(key="locations").options[0]

@@ -31,7 +31,7 @@ cohorts = ui.query("cohorts", f)
 st.subheader("Cohort retention")
 st.caption(
     f"Members who joined in a month (rows, {first:%b %Y} – {last:%b %Y}) and the share of them "
-    "who visited N months later (mart_cohort_retention; every gym, the mart has no location)."
+    "who visited N months later, by home gym (mart_cohort_retention)."
 )
 if cohorts.empty:
     st.info("No cohort in this window.")
