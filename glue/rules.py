@@ -2,9 +2,10 @@
 
 Every rule is written once, here, as a SQL predicate built from the contract (DuckDB's dialect is
 the source text); sqlglot parses it and writes it out for the engine that runs it (``duckdb`` for
-the local default and the Glue Python-shell job, ``spark`` for the Glue Spark job). One operation
-has no common spelling across the dialects and is lowered per dialect below (reading a
-wall-clock time in a time zone); everything else is plain transpiled SQL. Both engines run
+the local default and the Glue Python-shell job, ``spark`` for the Glue Spark job). Two operations
+are lowered per dialect below (reading a wall-clock time in a time zone, and an instant's UTC wall
+clock, which DuckDB computes faster without its ICU cast); everything else is plain transpiled
+SQL. Both engines run
 exactly the statements these functions return, which is what the parity test relies on.
 
 The statements read and write these relations (views or tables the engine provides):
@@ -48,10 +49,11 @@ def lit(value: str) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-# Per-dialect lowering of the one non-portable operation.
+# Per-dialect lowering of the non-portable operations.
 # ---------------------------------------------------------------------------------------------
 
 ZONE_TO_UTC = "PEAK_ZONE_TO_UTC"  # PEAK_ZONE_TO_UTC(ts, 'Europe/London') -> UTC wall clock
+UTC_WALL = "PEAK_UTC_WALL"  # PEAK_UTC_WALL(instant) -> its UTC wall clock, a naive timestamp
 
 
 def _lower(node: exp.Expression, dialect: Dialect) -> exp.Expression:
@@ -62,6 +64,15 @@ def _lower(node: exp.Expression, dialect: Dialect) -> exp.Expression:
         return node
     name = node.name.upper()
     args = node.expressions
+    if name == UTC_WALL:
+        (instant,) = (a.sql(dialect) for a in args)
+        if dialect == "duckdb":
+            # microseconds since the epoch, made a naive timestamp: the same value as a cast in
+            # a UTC session, without ICU's calendar (0.3 s per 10M rows)
+            text = f"MAKE_TIMESTAMP(EPOCH_US({instant}))"
+        else:
+            text = f"CAST({instant} AS TIMESTAMP_NTZ)"
+        return sqlglot.parse_one(text, read=dialect)
     if name == ZONE_TO_UTC:
         ts, zone = (a.sql(dialect) for a in args)
         if dialect == "duckdb":
@@ -143,7 +154,7 @@ def _timestamp_expr(norm: str, timezone: str) -> str:
         f"(CASE WHEN SUBSTR({upper}, 17, 1) = ':' THEN {upper} "
         f"ELSE SUBSTR({upper}, 1, 16) || ':00' || SUBSTR({upper}, 17) END)"
     )
-    zoned = f"CAST(TRY_CAST({canonical} AS TIMESTAMPTZ) AS TIMESTAMP)"
+    zoned = f"{UTC_WALL}(TRY_CAST({canonical} AS TIMESTAMPTZ))"
     shape = f"REGEXP_MATCHES({upper}, {lit(contracts.TIMESTAMP_PATTERN)})"
     if timezone == "UTC":  # the sessions run in UTC: a naive value casts straight to UTC too
         return f"CASE WHEN {shape} THEN {zoned} END"
