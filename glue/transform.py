@@ -207,9 +207,8 @@ def prefetch_quality() -> None:
     threading.Thread(target=load, daemon=True).start()
 
 
-#: The S3 lake's transform lock, and when a lock is a killed run's (the Glue jobs time out at
-#: 60 minutes: a lock twice that old has no live owner).
-LOCK_KEY = "_state/transform.lock"
+#: When an S3 transform lock is a killed run's: the Glue jobs time out at 60 minutes, so a lock
+#: twice that old has no live owner.
 STALE_LOCK = dt.timedelta(minutes=120)
 
 
@@ -225,7 +224,7 @@ def exclusive(lake: Lake, run_id: str) -> Iterator[None]:
         with _s3_lock(lake, run_id):
             yield
         return
-    lock_path = lake.path(LOCK_KEY)
+    lock_path = lake.path(layout.TRANSFORM_LOCK_KEY)
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     with open(lock_path, "w") as lock:
         try:
@@ -248,32 +247,36 @@ def exclusive(lake: Lake, run_id: str) -> Iterator[None]:
 
 @contextmanager
 def _s3_lock(lake: Lake, run_id: str) -> Iterator[None]:
-    now = dt.datetime.now(dt.timezone.utc)
-    body = json.dumps({"run_id": run_id, "since": now.isoformat()}).encode()
-    held: dict = {"run_id": run_id}
-    if not lake.create(LOCK_KEY, body):
-        held = lake.read_json(LOCK_KEY, default={}) or {}
-        if not held and lake.create(LOCK_KEY, body):  # released in between
-            held = {"run_id": run_id}
-    if held.get("run_id") != run_id:
-        try:
-            since = dt.datetime.fromisoformat(held["since"])
-        except (KeyError, TypeError, ValueError):
-            since = None
-        if since is None or now - since < STALE_LOCK:
-            raise TransformError(
-                f"another transform ({held.get('run_id', '?')}, since {held.get('since', '?')})"
-                f" is running on {lake.root}; a lock older than {STALE_LOCK} is taken over"
-            )
-        lake.delete(LOCK_KEY)  # a killed run's: whoever creates it next wins
-        if not lake.create(LOCK_KEY, body):
-            raise TransformError(f"another transform took over the stale lock on {lake.root}")
+    _take_s3_lock(lake, run_id)
     try:
         yield
     finally:
-        held = lake.read_json(LOCK_KEY, default={}) or {}
+        held = lake.read_json(layout.TRANSFORM_LOCK_KEY, default={}) or {}
         if held.get("run_id") == run_id:
-            lake.delete(LOCK_KEY)
+            lake.delete(layout.TRANSFORM_LOCK_KEY)
+
+
+def _take_s3_lock(lake: Lake, run_id: str) -> None:
+    key = layout.TRANSFORM_LOCK_KEY
+    now = dt.datetime.now(dt.timezone.utc)
+    body = json.dumps({"run_id": run_id, "since": now.isoformat()}).encode()
+    if lake.create(key, body):
+        return
+    held = lake.read_json(key, default={}) or {}
+    if not held and lake.create(key, body):  # released in between
+        return
+    try:
+        since = dt.datetime.fromisoformat(held["since"])
+    except (KeyError, TypeError, ValueError):
+        since = None
+    if since is None or now - since < STALE_LOCK:
+        raise TransformError(
+            f"another transform ({held.get('run_id', '?')}, since {held.get('since', '?')})"
+            f" is running on {lake.root}; a lock older than {STALE_LOCK} is taken over"
+        )
+    lake.delete(key)  # a killed run's: whoever creates it next wins
+    if not lake.create(key, body):
+        raise TransformError(f"another transform took over the stale lock on {lake.root}")
 
 
 def transform(

@@ -230,13 +230,19 @@ class Estimate:
         }
 
 
-def _glue_usd_per_hour(engine: str, workers: int, worker_type: str, execution_class: str) -> float:
-    """What an hour of a transform run costs: the Spark job's workers at the execution class's
-    price, or the Python-shell job's capacity (DuckDB) at its own price."""
+def _glue_dpu(engine: str, workers: int, worker_type: str) -> float:
+    """DPUs of a transform run: the Spark job's workers, or the Python-shell job's capacity."""
     if engine == "spark":
-        rate = "glue_flex_dpu_hour" if execution_class.upper() == "FLEX" else "glue_dpu_hour"
-        return workers * deploy.GLUE_DPU_PER_WORKER[worker_type] * PRICES[rate].usd
-    return deploy.PYSHELL_MAX_CAPACITY * PRICES["glue_pyshell_dpu_hour"].usd
+        return workers * deploy.GLUE_DPU_PER_WORKER[worker_type]
+    return deploy.PYSHELL_MAX_CAPACITY
+
+
+def _glue_rate(engine: str, execution_class: str) -> float:
+    """USD per DPU-hour: the Spark job's execution class, or the Python shell's (no FLEX)."""
+    if engine != "spark":
+        return PRICES["glue_pyshell_dpu_hour"].usd
+    key = "glue_flex_dpu_hour" if execution_class.upper() == "FLEX" else "glue_dpu_hour"
+    return PRICES[key].usd
 
 
 def estimate(
@@ -282,27 +288,30 @@ def estimate(
     transforms = [r for r in reports if _engine(r)]
     on_glue = [r for r in transforms if (r.get("options") or {}).get("job_name")]
     measured = on_glue or transforms
-    usd = 0.0
+    dpu_hours = usd = 0.0
     by_engine: dict[str, int] = {}
     for report in measured:
         engine = _engine(report) or "duckdb"
         by_engine[engine] = by_engine.get(engine, 0) + 1
         billed = max(GLUE_MIN_BILLED_SECONDS, _seconds(report) + GLUE_START_SECONDS)
-        usd += _glue_usd_per_hour(engine, workers, worker_type, execution_class) * billed / 3600
+        run_dpu_hours = _glue_dpu(engine, workers, worker_type) * billed / 3600
+        dpu_hours += run_dpu_hours
+        usd += run_dpu_hours * _glue_rate(engine, execution_class)
     if measured:
         runs = ", ".join(f"{n} {e}" for e, n in sorted(by_engine.items()))
         basis = "measured" if on_glue else "estimated"
         note = "Glue job run reports" if on_glue else "local run durations as a proxy"
-        usd *= scale
+        dpu_hours, usd = dpu_hours * scale, usd * scale
     else:
         runs, basis, note = "no transform reports", "assumed", "one DuckDB run a day"
         billed = GLUE_MIN_BILLED_SECONDS + GLUE_START_SECONDS
-        per_hour = _glue_usd_per_hour("duckdb", workers, worker_type, execution_class)
-        usd = per_hour * billed / 3600 * MONTH_DAYS
+        dpu_hours = _glue_dpu("duckdb", workers, worker_type) * billed / 3600 * MONTH_DAYS
+        usd = dpu_hours * _glue_rate("duckdb", execution_class)
     lines.append(
         Line(
             "Glue",
-            f"{runs}; Spark {execution_class.upper()}, DuckDB on the Python shell",
+            f"{dpu_hours:,.2f} DPU-hours ({runs}; Spark {execution_class.upper()}, "
+            "DuckDB on the Python shell)",
             basis,
             usd,
             usd,

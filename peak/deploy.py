@@ -101,6 +101,8 @@ GLUE_REQUIRES = (
 #: The Python-shell job's (Python 3.9) pins: it brings every dependency itself.
 PYSHELL_REQUIREMENTS = REPO_ROOT / "glue" / "requirements-pyshell.txt"
 PYSHELL_PYTHON = "3.9"
+#: Lambda's and Glue 5.0's Python: what the project runs and is packaged with.
+RUNTIME_PYTHON = "3.11"
 
 #: The CodeBuild source: these paths of the repository, and a pinned requirements file.
 SOURCE_PATHS = (
@@ -504,8 +506,8 @@ def pyshell_requirements() -> list[str]:
 def glue_wheel_requires() -> list[str]:
     """Requires-Dist of the Glue wheel: one wheel serves both Glue jobs, the Spark job on
     Python 3.11 (Glue 5.0) and the Python-shell job on Python 3.9, told apart by markers."""
-    spark = [f'{r}; python_version >= "3.11"' for r in _pinned(GLUE_REQUIRES)]
-    shell = [f'{r}; python_version < "3.11"' for r in pyshell_requirements()]
+    spark = [f'{r}; python_version >= "{RUNTIME_PYTHON}"' for r in _pinned(GLUE_REQUIRES)]
+    shell = [f'{r}; python_version < "{RUNTIME_PYTHON}"' for r in pyshell_requirements()]
     return spark + shell
 
 
@@ -681,8 +683,8 @@ class PackageResult:
 
 def package(lake: Lake, out: Path = DEFAULT_OUT) -> PackageResult:
     """Build every artefact into ``out/artifacts/`` and render ``out/template.json``."""
-    if sys.version_info[:2] != (3, 11):
-        raise RuntimeError("package with Python 3.11 (Lambda's and Glue 5.0's Python)")
+    if f"{sys.version_info[0]}.{sys.version_info[1]}" != RUNTIME_PYTHON:
+        raise RuntimeError(f"package with Python {RUNTIME_PYTHON} (Lambda's and Glue 5.0's Python)")
     if lake.is_local:
         render_template(lake, {})  # raises the explanatory error
     artefacts_dir = out / "artifacts"

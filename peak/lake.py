@@ -73,6 +73,9 @@ def transform_ledger_key(dataset: str) -> str:
     return f"_state/transform/{dataset}.json"
 
 
+#: One transform at a time per lake: an ``flock`` on it locally, a lock object on S3.
+TRANSFORM_LOCK_KEY = "_state/transform.lock"
+
 #: Every command's JSON run report.
 RUNS_PREFIX = "_runs/"
 

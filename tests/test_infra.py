@@ -1050,40 +1050,38 @@ def small_local_lake(root: Path, uri: str | None = None) -> Lake:
     return lake
 
 
-def run_glue_script(packaged, glue_site: Path, argv: list[str], cwd: Path, **env: str):
+def run_glue_script(
+    packaged, argv: list[str], cwd: Path, *, site: Path | None = None, python: Path | None = None,
+    **env: str,
+):  # fmt: skip
+    """The packaged script as a Glue job runs it: the wheel installed by pip, either into
+    ``site`` (on PYTHONPATH of this Python 3.11, the Spark job's) or into ``python``'s own
+    environment (the Python-shell job's 3.9). Our packages must come from there, not the
+    repository."""
     out, _ = packaged
     script = next((out / "artifacts" / "glue").glob("peak_transform-*.py"))
+    interpreter = str(python or sys.executable)
     environ = {
         "PATH": os.environ["PATH"],
         "HOME": str(cwd),
-        "PYTHONPATH": str(glue_site),
         "JAVA_HOME": os.environ.get("JAVA_HOME", ""),
         "DO_NOT_TRACK": "1",
         "GX_ANALYTICS_ENABLED": "false",
+        **({"PYTHONPATH": str(site)} if site else {}),
         **env,
     }
+    installed = str(site) if site else str(Path(interpreter).parent.parent)
     which = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "import glue, peak, contracts; print(glue.__file__, peak.__file__, contracts.__file__)",
-        ],
-        env=environ,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+        [interpreter, "-c",
+         "import glue, peak, contracts; print(glue.__file__, peak.__file__, contracts.__file__)"],
+        env=environ, cwd=cwd, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
     assert which.returncode == 0, which.stderr
-    assert all(path.startswith(str(glue_site)) for path in which.stdout.split()), which.stdout
+    assert all(path.startswith(installed) for path in which.stdout.split()), which.stdout
     return subprocess.run(
-        [sys.executable, str(script), *argv],
-        env=environ,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
+        [interpreter, str(script), *argv],
+        env=environ, cwd=cwd, capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
 
 
 def transform_report(lake: Lake) -> dict[str, Any]:
@@ -1149,6 +1147,11 @@ def pyshell_python(packaged) -> Path:
             timeout=1200,
         )  # fmt: skip
     assert install.returncode == 0, install.stderr[-3000:]
+    version = subprocess.run(
+        [str(python), "-c", "import sys; print(sys.version_info[:2])"],
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    assert version.stdout.strip() == "(3, 9)"
     return python
 
 
@@ -1163,30 +1166,6 @@ def test_the_glue_wheel_serves_both_pythons():
     assert any(r.startswith("great_expectations==") for r in shell)
 
 
-def run_shell_job(packaged, python: Path, argv: list[str], cwd: Path, **env: str):
-    """The packaged script on the Python-shell job's Python, from the pip-installed wheel."""
-    out, _ = packaged
-    script = next((out / "artifacts" / "glue").glob("peak_transform-*.py"))
-    environ = {
-        "PATH": os.environ["PATH"],
-        "HOME": str(cwd),
-        "DO_NOT_TRACK": "1",
-        "GX_ANALYTICS_ENABLED": "false",
-        **env,
-    }
-    which = subprocess.run(
-        [str(python), "-c", "import sys, glue; print(sys.version_info[:2], glue.__file__)"],
-        env=environ, cwd=cwd, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
-    assert which.returncode == 0, which.stderr
-    assert which.stdout.startswith("(3, 9) ")
-    assert "site-packages" in which.stdout  # the installed wheel, not the repository
-    return subprocess.run(
-        [str(python), str(script), *argv],
-        env=environ, cwd=cwd, capture_output=True, text=True, timeout=900,
-    )  # fmt: skip
-
-
 def test_the_python_shell_job_runs_its_script_on_python_3_9(
     packaged, pyshell_python, resolve, tmp_path
 ):
@@ -1199,7 +1178,7 @@ def test_the_python_shell_job_runs_its_script_on_python_3_9(
     lake = small_local_lake(tmp_path)
     argv = job_arguments(template, resolve, lake.root, {}, job_id="ShellTransformJob")
     assert argv[argv.index("--engine") + 1] == "duckdb"
-    run = run_shell_job(packaged, pyshell_python, argv, tmp_path)
+    run = run_glue_script(packaged, argv, tmp_path, python=pyshell_python)
     assert run.returncode == 0, run.stderr[-3000:]
     check_transformed(lake, "duckdb", job_name="peak-test-transform-shell")
 
@@ -1209,8 +1188,6 @@ def test_the_python_shell_job_transforms_an_s3_lake(
 ):
     """The same on an S3 lake (moto's server), as in AWS: staging through /tmp, the lake's
     lock taken by conditional PUT and released, everything on Python 3.9's boto3."""
-    from glue.transform import LOCK_KEY
-
     for key, value in aws_env(moto_endpoint).items():
         monkeypatch.setenv(key, value)
     bucket = "peak-shell-lake"
@@ -1219,10 +1196,10 @@ def test_the_python_shell_job_transforms_an_s3_lake(
     )
     lake = small_local_lake(tmp_path, f"s3://{bucket}/lake")
     argv = job_arguments(packaged[1], resolve, lake.root, {}, job_id="ShellTransformJob")
-    run = run_shell_job(packaged, pyshell_python, argv, tmp_path, **aws_env(moto_endpoint))
+    run = run_glue_script(packaged, argv, tmp_path, python=pyshell_python, **aws_env(moto_endpoint))
     assert run.returncode == 0, run.stderr[-3000:]
     check_transformed(lake, "duckdb", job_name="peak-test-transform-shell")
-    assert not lake.exists(LOCK_KEY)
+    assert not lake.exists(layout.TRANSFORM_LOCK_KEY)
 
 
 @pytest.mark.spark
@@ -1233,9 +1210,9 @@ def test_the_glue_script_runs_spark_with_the_jobs_arguments(packaged, glue_site,
     assert argv[argv.index("--engine") + 1] == "spark"
     run = run_glue_script(
         packaged,
-        glue_site,
         argv,
         tmp_path,
+        site=glue_site,
         PEAK_SPARK_DRIVER_MEMORY="1g",
         PEAK_SPARK_SHUFFLE_PARTITIONS="2",
     )

@@ -335,7 +335,8 @@ def test_an_s3_lake_runs_one_transform_at_a_time(s3_lake, write_export):
     for nothing and fails, naming the run that holds the lock; the lock goes with the run."""
     import json
 
-    from glue.transform import LOCK_KEY, TransformError, exclusive
+    from glue.transform import TransformError, exclusive
+    from peak.lake import TRANSFORM_LOCK_KEY as LOCK_KEY
 
     land(s3_lake, write_export("attendance_2026-11-23.csv", checkins(("A1", "2026-11-23T07:00Z"))))
     with exclusive(s3_lake, "run-a"):
@@ -350,7 +351,8 @@ def test_an_s3_lake_runs_one_transform_at_a_time(s3_lake, write_export):
 
 
 def test_a_killed_runs_stale_s3_lock_is_taken_over(s3_lake, write_export):
-    from glue.transform import LOCK_KEY, STALE_LOCK, TransformError
+    from glue.transform import STALE_LOCK, TransformError
+    from peak.lake import TRANSFORM_LOCK_KEY as LOCK_KEY
 
     land(s3_lake, write_export("attendance_2026-11-23.csv", checkins(("A1", "2026-11-23T07:00Z"))))
     now = dt.datetime.now(dt.UTC)
