@@ -4,10 +4,13 @@ caller stages inputs and uploads outputs (DuckDB's httpfs extension is not used)
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import duckdb
 
+import contracts
 from contracts import Contract
 from glue import rules
 from glue.engine import QUARANTINE_PART, EngineJob, EngineResult, reason_counts_sql
@@ -27,9 +30,46 @@ class DuckDBEngine:
         con.execute("SET TimeZone = 'UTC'")
         con.execute(f"SET temp_directory = '{temp_dir}'")
         con.execute("SET preserve_insertion_order = false")
+        # The allocator keeps freed memory up to the cap instead of returning it to the OS and
+        # faulting it back in on the next statement (about 1 s of kernel time per 10M rows).
+        for setting in ("allocator_flush_threshold", "allocator_bulk_deallocation_flush_threshold"):
+            con.execute(f"SET {setting} = {rules.lit(self.memory_limit)}")
         if self.threads:
             con.execute(f"SET threads = {int(self.threads)}")
         return con
+
+    def _write_partitions(
+        self, con: duckdb.DuckDBPyConnection, partitions: list[str], folder: Path
+    ) -> None:
+        """``final``'s rows into ``folder/dt=D/data.parquet``, one file per partition.
+
+        One single-threaded COPY per partition, a few at a time on their own cursors: about a
+        third faster than one ``COPY ... PARTITION_BY (dt)``, whose partitioning step costs
+        more than the writing. A partition left with no row (all superseded) gets no file.
+        """
+        workers = self.threads or os.cpu_count() or 1
+        con.execute("SET threads = 1")  # the parallelism is the cursors'
+        dt = rules.q(contracts.PARTITION_COLUMN)
+
+        def write(chunk: list[str]) -> None:
+            cursor = con.cursor()
+            try:
+                for value in chunk:
+                    target = folder / f"{contracts.PARTITION_COLUMN}={value}" / "data.parquet"
+                    target.parent.mkdir(parents=True)
+                    (written,) = cursor.execute(
+                        f"COPY (SELECT * EXCLUDE ({dt}) FROM final WHERE {dt} = DATE "
+                        f"{rules.lit(value)}) TO {rules.lit(str(target))} "
+                        "(FORMAT parquet, COMPRESSION zstd)"
+                    ).fetchone()
+                    if not written:
+                        target.unlink()
+                        target.parent.rmdir()
+            finally:
+                cursor.close()
+
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="peak-duckdb") as pool:
+            list(pool.map(write, [partitions[i::workers] for i in range(workers)]))
 
     def process(self, contract: Contract, job: EngineJob) -> EngineResult:
         d = self.dialect
@@ -40,7 +80,7 @@ class DuckDBEngine:
             files = ", ".join(rules.lit(str(p)) for p in job.raw_files)
             con.execute(f"CREATE VIEW raw AS SELECT * FROM read_parquet([{files}])")
             con.execute(
-                "CREATE TEMP TABLE validated AS "
+                "CREATE TABLE validated AS "
                 + rules.validate_sql(contract, timezone=job.timezone, dialect=d)
             )
             rows_in, quarantined = con.execute(
@@ -69,21 +109,20 @@ class DuckDBEngine:
                 con.execute("CREATE VIEW existing AS SELECT * FROM valid_new WHERE FALSE")
             ids = job.batch_raw_ids
             con.execute(
-                "CREATE TEMP TABLE ranked AS "
-                + rules.rank_sql(contract, dialect=d, batch_raw_ids=ids)
+                "CREATE TABLE ranked AS " + rules.rank_sql(contract, dialect=d, batch_raw_ids=ids)
             )
             deduplicated, superseded = con.execute(rules.counts_sql(dialect=d)).fetchone()
             con.execute(
-                "CREATE TEMP TABLE affected AS " + rules.affected_sql(dialect=d, batch_raw_ids=ids)
+                "CREATE TABLE affected AS " + rules.affected_sql(dialect=d, batch_raw_ids=ids)
             )
             affected = sorted(str(r[0]) for r in con.execute("SELECT dt FROM affected").fetchall())
             valid_new = con.execute("SELECT COUNT(*) FROM valid_new").fetchone()[0]
             if affected:
                 con.execute(
-                    f"COPY ({rules.final_sql(contract, dialect=d, batch_raw_ids=ids)}) "
-                    f"TO '{staging / 'processed'}' "
-                    "(FORMAT parquet, COMPRESSION zstd, PARTITION_BY (dt), ROW_GROUP_SIZE 1000000)"
+                    "CREATE VIEW final AS "
+                    + rules.final_sql(contract, dialect=d, batch_raw_ids=ids)
                 )
+                self._write_partitions(con, affected, staging / "processed")
         finally:
             con.close()
         return EngineResult(

@@ -83,6 +83,27 @@ def test_an_overlapping_export_adds_no_duplicate_check_in(lake, write_export):
     assert files == ["processed/attendance/dt=2026-11-23/data.parquet"]  # rewritten whole
 
 
+def test_a_partition_whose_every_row_is_superseded_is_removed(lake, write_export):
+    # A resent export landed with an earlier ingestion time than the one already processed
+    # (a clock fix, say): its copy of A1 now comes first and moves the check-in to another day.
+    land(lake, write_export("attendance_2026-11-23.csv", checkins(("A1", "2026-11-23T07:00Z"))))
+    run_transform(lake)
+    earlier = INGESTED_AT - dt.timedelta(hours=1)
+    land(
+        lake,
+        write_export("attendance_2026-11-24.csv", checkins(("A1", "2026-11-24T07:00Z"))),
+        when=earlier,
+    )
+    stats = run_transform(lake).datasets["attendance"]
+    assert (stats.rows_valid, stats.rows_superseded) == (1, 1)
+    assert sorted(stats.partitions_written) == ["2026-11-23", "2026-11-24"]
+    assert lake.list("processed/attendance/") == ["processed/attendance/dt=2026-11-24/data.parquet"]
+    rows = read_zone(lake, "processed/attendance/")
+    assert [(r["attendance_id"], r["_source_file"]) for r in rows] == [
+        ("A1", "attendance_2026-11-24.csv")
+    ]
+
+
 def test_the_newest_member_record_wins_within_an_export_date(lake, write_export):
     old = {**MEMBER, "plan": "basic", "updated_at": "2026-11-20T10:00:00Z"}
     new = {**MEMBER, "plan": "premium", "updated_at": "2026-11-22T10:00:00Z"}
