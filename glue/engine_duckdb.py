@@ -43,12 +43,15 @@ class DuckDBEngine:
     ) -> None:
         """``final``'s rows into ``folder/dt=D/data.parquet``, one file per partition.
 
-        One single-threaded COPY per partition, a few at a time on their own cursors: about a
-        third faster than one ``COPY ... PARTITION_BY (dt)``, whose partitioning step costs
-        more than the writing. A partition left with no row (all superseded) gets no file.
+        One COPY per partition, as many at a time as there are threads, each on its own
+        cursor with the threads shared out (one each on a backfill; all of them for a daily
+        run's one or two partitions): about a third faster than one ``COPY ... PARTITION_BY
+        (dt)``, whose partitioning step costs more than the writing. A partition left with no
+        row (all superseded) gets no file.
         """
-        workers = self.threads or os.cpu_count() or 1
-        con.execute("SET threads = 1")  # the parallelism is the cursors'
+        threads = self.threads or os.cpu_count() or 1
+        workers = max(1, min(threads, len(partitions)))
+        con.execute(f"SET threads = {max(1, threads // workers)}")  # a global setting
         dt = rules.q(contracts.PARTITION_COLUMN)
 
         def write(chunk: list[str]) -> None:
@@ -60,7 +63,7 @@ class DuckDBEngine:
                     (written,) = cursor.execute(
                         f"COPY (SELECT * EXCLUDE ({dt}) FROM final WHERE {dt} = DATE "
                         f"{rules.lit(value)}) TO {rules.lit(str(target))} "
-                        "(FORMAT parquet, COMPRESSION zstd)"
+                        "(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 1000000)"
                     ).fetchone()
                     if not written:
                         target.unlink()
