@@ -68,6 +68,10 @@ How it runs (speed), and the trade-offs taken
     * ``batch_rows``: GX costs about 0.1 s per batch whatever its size. 2M rows per batch
       took the same CPU with a peak of 2.2-2.5 GB; 500k, 20 batches and a 1.3 GB peak.
       1M is the default.
+    * Tried and dropped (2026-12-04): a GX SQL data source on DuckDB (``duckdb-engine``), to
+      let DuckDB compute the metrics. GX reads a query's rows after returning the connection
+      to the pool, by which time DuckDB has discarded the result: every metric fails with an
+      empty result, and DuckDB is not one of GX's SQL dialects.
 
 Results and Data Docs
     The combined result is written as GX JSON to
