@@ -1,3 +1,3 @@
-from peak.cli import app
+from peak.cli import console_script
 
-app(prog_name="peak")
+console_script()
