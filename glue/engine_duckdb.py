@@ -4,7 +4,6 @@ caller stages inputs and uploads outputs (DuckDB's httpfs extension is not used)
 
 from __future__ import annotations
 
-import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -49,7 +48,8 @@ class DuckDBEngine:
         (dt)``, whose partitioning step costs more than the writing. A partition left with no
         row (all superseded) gets no file.
         """
-        threads = self.threads or os.cpu_count() or 1
+        # DuckDB's own count (it reads the container's CPU quota; os.cpu_count() does not)
+        (threads,) = con.execute("SELECT CAST(current_setting('threads') AS BIGINT)").fetchone()
         workers = max(1, min(threads, len(partitions)))
         con.execute(f"SET threads = {max(1, threads // workers)}")  # a global setting
         dt = rules.q(contracts.PARTITION_COLUMN)
