@@ -13,6 +13,7 @@ import contracts
 from contracts import Contract
 from glue import rules
 from glue.engine import QUARANTINE_PART, EngineJob, EngineResult, reason_counts_sql
+from peak.lake import PARTITION_FILE
 
 
 class DuckDBEngine:
@@ -40,7 +41,7 @@ class DuckDBEngine:
     def _write_partitions(
         self, con: duckdb.DuckDBPyConnection, partitions: list[str], folder: Path
     ) -> None:
-        """``final``'s rows into ``folder/dt=D/data.parquet``, one file per partition.
+        """``final``'s rows into ``folder/dt=D/<PARTITION_FILE>``, one file per partition.
 
         One COPY per partition, as many at a time as there are threads, each on its own
         cursor with the threads shared out (one each on a backfill; all of them for a daily
@@ -50,15 +51,15 @@ class DuckDBEngine:
         """
         # DuckDB's own count (it reads the container's CPU quota; os.cpu_count() does not)
         (threads,) = con.execute("SELECT CAST(current_setting('threads') AS BIGINT)").fetchone()
-        workers = max(1, min(threads, len(partitions)))
-        con.execute(f"SET threads = {max(1, threads // workers)}")  # a global setting
+        workers = min(threads, len(partitions))
+        con.execute(f"SET threads = {threads // workers}")  # a global setting
         dt = rules.q(contracts.PARTITION_COLUMN)
 
         def write(chunk: list[str]) -> None:
             cursor = con.cursor()
             try:
                 for value in chunk:
-                    target = folder / f"{contracts.PARTITION_COLUMN}={value}" / "data.parquet"
+                    target = folder / f"{contracts.PARTITION_COLUMN}={value}" / PARTITION_FILE
                     target.parent.mkdir(parents=True)
                     (written,) = cursor.execute(
                         f"COPY (SELECT * EXCLUDE ({dt}) FROM final WHERE {dt} = DATE "
@@ -81,6 +82,8 @@ class DuckDBEngine:
         con = self._connect(staging / "_tmp")
         try:
             files = ", ".join(rules.lit(str(p)) for p in job.raw_files)
+            # Tables and views in the (private, in-memory) database rather than TEMP ones: the
+            # partition writers' cursors share the database, not this connection's temp schema.
             con.execute(f"CREATE VIEW raw AS SELECT * FROM read_parquet([{files}])")
             con.execute(
                 "CREATE TABLE validated AS "

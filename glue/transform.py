@@ -83,13 +83,17 @@ def transform_dataset(
     # In export-date order, a day's rows sit together in what the engine reads, and its
     # per-partition reads skip most of the batch (seconds on a year's backfill). The output
     # does not depend on the order: de-duplication ranks by explicit columns.
-    batch.sort(key=lambda e: (e.get("export_date") or "", e["ingested_at"], e["raw_id"]))
+    batch.sort(key=lambda e: (e["export_date"], e["ingested_at"], e["raw_id"]))
     if not batch:
         say(dataset, "nothing new")
         return None
     batch_ids = [e["raw_id"] for e in batch]
     ingest_date = {e["raw_id"]: e["ingest_date"] for e in batch}
-    live = [k for k in lake.list(layout.processed_prefix(dataset)) if k.endswith("/data.parquet")]
+    live = [
+        k
+        for k in lake.list(layout.processed_prefix(dataset))
+        if k.endswith("/" + layout.PARTITION_FILE)
+    ]
     existing = [] if options.reprocess else live
 
     staging_key = layout.staging_prefix(report.run_id) + dataset + "/"

@@ -40,9 +40,13 @@ def processed_prefix(dataset: str) -> str:
     return f"processed/{dataset}/"
 
 
+#: The one file of a processed partition (the DuckDB engine stages it under the same name).
+PARTITION_FILE = "data.parquet"
+
+
 def processed_key(dataset: str, dt: str) -> str:
     """One partition of the processed zone: exactly one file, replaced whole."""
-    return f"processed/{dataset}/dt={dt}/data.parquet"
+    return f"processed/{dataset}/dt={dt}/{PARTITION_FILE}"
 
 
 def dt_of_processed_key(key: str) -> str:
