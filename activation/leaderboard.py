@@ -26,8 +26,10 @@ both before it writes anything.
 
 *Atomic, idempotent rebuilds.* A board is filled under ``…:tmp:<run_id>`` and then renamed over
 the live key in one ``MULTI`` with the indexes and TTLs, so a reader sees the whole old board
-or the whole new one. A board whose content hash matches ``P:meta`` (and whose key still holds
-that many members) is not rewritten: it counts as ``unchanged`` and only its TTL is renewed.
+or the whole new one. A temporary key gets its TTL right after the write that creates it, so
+one left behind by a run that failed before its commit expires too. A board whose content
+hash matches ``P:meta`` (and whose key still holds that many members) is not rewritten: it
+counts as ``unchanged`` and only its TTL is renewed.
 
 *Checked.* After the commit the top ``VERIFY_TOP`` of every board in Redis (and its size) must
 equal the mart's, read again from the warehouse by ``rank``; otherwise the run fails naming
@@ -376,28 +378,31 @@ def _stream(client: redis.Redis, commands: Iterable[bytes]) -> int:
     return sent
 
 
+def _fill_commands(verb: bytes, name: bytes, first: Any, second: Any, ttl: int) -> Iterator[bytes]:
+    """Fill the temporary key ``name`` afresh, ``BATCH`` pairs per ``verb`` (ZADD, HSET).
+
+    Its TTL is set right after the command that creates it (later ZADDs and HSETs keep it): a
+    run that dies before its commit leaves temporary keys that still expire."""
+    yield _command(b"DEL", name)
+    for start in range(0, len(first), BATCH):
+        end = min(start + BATCH, len(first))
+        body = _pairs(first[start:end], second[start:end])
+        yield _command(verb, name, body=body, body_args=2 * (end - start))
+        if start == 0:
+            yield _command(b"EXPIRE", name, b"%d" % ttl)
+
+
 def _board_commands(board: Board, key: str, ttl: int) -> Iterator[bytes]:
     """Fill ``key`` (a temporary key) with the board, ``BATCH`` members per ZADD."""
-    name = key.encode()
-    scores = board.scores
-    yield _command(b"DEL", name)
-    for start in range(0, len(board), BATCH):
-        end = min(start + BATCH, len(board))
-        body = _pairs(scores[start:end], board.members[start:end])
-        yield _command(b"ZADD", name, body=body, body_args=2 * (end - start))
-    yield _command(b"EXPIRE", name, b"%d" % ttl)
+    yield from _fill_commands(b"ZADD", key.encode(), board.scores, board.members, ttl)
 
 
-def _member_commands(keys: Keys, members: Members, run_id: str) -> Iterator[bytes]:
+def _member_commands(keys: Keys, members: Members, run_id: str, ttl: int) -> Iterator[bytes]:
     """Fill the temporary member hashes, ``BATCH`` members per ``HSET``."""
     columns = {"handle": members.handles, "home_location": members.home_locations}
     for field in MEMBER_FIELDS:
         name = keys.members_temporary(field, run_id).encode()
-        yield _command(b"DEL", name)
-        for start in range(0, len(members), BATCH):
-            end = min(start + BATCH, len(members))
-            body = _pairs(members.user_ids[start:end], columns[field][start:end])
-            yield _command(b"HSET", name, body=body, body_args=2 * (end - start))
+        yield from _fill_commands(b"HSET", name, members.user_ids, columns[field], ttl)
 
 
 def member_details(
@@ -562,7 +567,7 @@ class LeaderboardSink:
         for board in changed:
             key = self.keys.temporary(board, run_id)
             yield from _board_commands(board, key, self.ttl)
-        yield from _member_commands(self.keys, plan.members, run_id)
+        yield from _member_commands(self.keys, plan.members, run_id, self.ttl)
 
     def _commit(
         self,

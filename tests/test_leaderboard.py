@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 import os
 import random
@@ -507,3 +508,38 @@ def test_a_reader_never_sees_a_half_built_board(
     assert polls_while_filling[0] > 10
     assert set(seen) <= {old, new}
     assert seen[-1] == new
+
+
+@pytest.mark.parametrize("fail", ["commit", "stream"])
+def test_a_run_that_fails_midway_leaves_no_key_without_a_ttl(
+    lake, mart, redis_url, redis_client, redis_prefix, monkeypatch, fail
+):
+    ttl = 3600  # the configured TTL, below the 7-day default
+    settings = ActivationSettings(
+        redis_url=redis_url, leaderboard_prefix=redis_prefix, leaderboard_ttl_seconds=ttl
+    )
+    write_mart(mart, weekly_rows(weeks=2))
+    monkeypatch.setattr(leaderboard, "BATCH", 7)  # several ZADDs and HSETs per key
+    stream = leaderboard._stream
+
+    def commit_fails(self, client, *args):
+        raise redis.ConnectionError("connection dropped")
+
+    def stream_cut(client, commands):  # the first board's DEL, first ZADD and a bit more
+        stream(client, itertools.islice(commands, 4))
+        raise redis.ConnectionError("connection dropped")
+
+    if fail == "commit":
+        monkeypatch.setattr(LeaderboardSink, "_commit", commit_fails)
+    else:
+        monkeypatch.setattr(leaderboard, "_stream", stream_cut)
+    result = LeaderboardSink(settings).run(context(lake))
+
+    assert result.status == "failed" and "connection dropped" in result.error
+    keys = list(redis_client.scan_iter(match=f"{redis_prefix}*", count=1000))
+    # Only temporary keys were written: with the commit failing, 2 weeks x 4 boards and the
+    # 2 member hashes; with the stream cut, the first board.
+    assert len(keys) == (10 if fail == "commit" else 1), keys
+    assert all(":tmp:" in k for k in keys), keys
+    ttls = {k: redis_client.ttl(k) for k in keys}
+    assert all(0 < t <= ttl for t in ttls.values()), ttls
