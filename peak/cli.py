@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 import typer
 from rich.console import Console
@@ -252,12 +253,16 @@ def _parse_date(value: str) -> dt.date:
         raise typer.BadParameter(f"{value!r} is not a date (YYYY-MM-DD)") from None
 
 
-def _ingested_at(date: dt.date | None) -> dt.datetime:
-    """Now, or for a backfill of day D the end of that day (so D's rules see D as 'today')."""
+def _ingested_at(date: dt.date | None, timezone: str) -> dt.datetime:
+    """Now (naive UTC), or for a backfill of day D the end of D in the gym's time zone, in UTC
+    and never later than now: D's rules see D as 'today', and a gym west of UTC keeps its
+    evening check-ins, which fall on D + 1 in UTC."""
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
     if date is None or date == now.date():
         return now
-    return dt.datetime.combine(date, dt.time(23, 59, 59))
+    local_end = dt.datetime.combine(date, dt.time(23, 59, 59), tzinfo=ZoneInfo(timezone))
+    end = local_end.astimezone(dt.UTC).replace(tzinfo=None)
+    return min(end, now) if date < now.date() else end
 
 
 def _ingest(
@@ -315,7 +320,9 @@ def ingest(
             report,
             sources,
             dataset=dataset,
-            ingested_at=_ingested_at(_parse_date(date) if date else None),
+            ingested_at=_ingested_at(
+                _parse_date(date) if date else None, state.config.gym_timezone
+            ),
         )
         _summary(report, "ingest")
         _strict_exit(report, strict)
@@ -429,7 +436,12 @@ def run(
     with reported("run", options) as report:
         if input_dir:
             sources = select_for_date(expand_sources([input_dir]), day)
-            _ingest(report, sources, dataset=None, ingested_at=_ingested_at(day))
+            _ingest(
+                report,
+                sources,
+                dataset=None,
+                ingested_at=_ingested_at(day, state.config.gym_timezone),
+            )
         _transform(report, engine=chosen, reprocess=False, quality=True, datasets=None)
         _summary(report, f"run {date or 'today'}")
         written = report.dataset("attendance").partitions_written

@@ -89,3 +89,23 @@ def test_run_takes_the_exports_of_its_day_and_transforms_them(tmp_path):
     # No classes export yet: dbt cannot read an empty source, so the build waits and says why.
     assert report["stages"]["build"]["skipped"] == "the processed zone has no classes yet"
     assert "dbt build skipped" in result.stderr
+
+
+def test_a_backfill_keeps_the_evening_check_ins_of_a_gym_west_of_utc(tmp_path):
+    """Given a New York gym's export of 2026-11-23 with a naive check-in at 19:30 local time
+    (00:30 UTC on the 24th), when it is backfilled with --date 2026-11-23, then the check-in
+    is valid (it is not after its ingestion) and lands in the 24th's UTC partition."""
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    rows = [{**CHECKIN, "attendance_id": "A-evening", "checked_in_at": "2026-11-23 19:30:00"}]
+    (inbox / "attendance_2026-11-23.csv").write_bytes(csv_bytes(rows))
+    lake = tmp_path / "lake"
+    zone = {"PEAK_GYM_TIMEZONE": "America/New_York"}
+    ingest = peak("ingest", str(inbox), "--date", "2026-11-23", lake=lake, **zone)
+    assert ingest.returncode == 0, ingest.stderr
+    transform = peak("transform", "--no-quality", lake=lake, **zone)
+    assert transform.returncode == 0, transform.stderr
+    attendance = reports(lake)[-1]["datasets"]["attendance"]
+    assert attendance["rows_quarantined"] == 0, attendance
+    assert attendance["rows_valid"] == 1
+    assert attendance["partitions_written"] == ["2026-11-24"]
