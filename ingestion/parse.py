@@ -209,7 +209,8 @@ class _Ragged(Exception):
     pass
 
 
-def _read_header(src: Path) -> list[str] | None:
+def _read_header(src: Path) -> tuple[list[str], int] | None:
+    """The header's names, and how many lines (blank ones before it included) it takes up."""
     with open(src, "rb") as fh:
         head = fh.read(1 << 20)
     if not head.strip():
@@ -217,20 +218,24 @@ def _read_header(src: Path) -> list[str] | None:
     try:
         text = codecs.getincrementaldecoder("utf-8-sig")().decode(head, final=False)
     except UnicodeDecodeError as exc:
-        raise FileRejected("file.encoding", f"not UTF-8 (byte {exc.start} of the header)") from exc
-    first = next(csv.reader(io.StringIO(text)), None)
+        offset = exc.start + (len(codecs.BOM_UTF8) if head.startswith(codecs.BOM_UTF8) else 0)
+        line = head.count(b"\n", 0, offset) + 1
+        raise FileRejected("file.encoding", f"not UTF-8 (byte {offset}, line {line})") from exc
+    reader = csv.reader(io.StringIO(text, newline=""))
+    first = next((record for record in reader if record), None)  # blank lines come as []
     if not first:
         return None
-    return [name.strip().lower() for name in first]
+    return [name.strip().lower() for name in first], reader.line_num
 
 
 def _csv(contract: Contract, src: Path, writer: _BatchWriter) -> None:
-    header = _read_header(src)
-    if header is None:
+    found = _read_header(src)
+    if found is None:
         return
+    header, header_lines = found
     writer.columns(header)
     try:
-        _csv_fast(contract, src, header, writer)
+        _csv_fast(contract, src, header, header_lines, writer)
     except _Ragged:
         # A row with the wrong number of fields: redo the file with the exact (slower) reader,
         # which knows every record's number, so the row is kept, numbered and quarantined.
@@ -239,7 +244,9 @@ def _csv(contract: Contract, src: Path, writer: _BatchWriter) -> None:
         _csv_exact(contract, src, header, writer)
 
 
-def _csv_fast(contract: Contract, src: Path, header: list[str], writer: _BatchWriter) -> None:
+def _csv_fast(
+    contract: Contract, src: Path, header: list[str], header_lines: int, writer: _BatchWriter
+) -> None:
     ragged: list[bool] = []
 
     def on_invalid(_row: Any) -> str:
@@ -251,7 +258,11 @@ def _csv_fast(contract: Contract, src: Path, header: list[str], writer: _BatchWr
         reader = pacsv.open_csv(
             src,
             read_options=pacsv.ReadOptions(
-                block_size=CSV_BLOCK_BYTES, column_names=header, skip_rows=1, use_threads=True
+                block_size=CSV_BLOCK_BYTES,
+                column_names=header,
+                # Arrow skips physical lines (blank ones too, quotes ignored), as line_num counts
+                skip_rows=header_lines,
+                use_threads=True,
             ),
             parse_options=pacsv.ParseOptions(
                 newlines_in_values=True, invalid_row_handler=on_invalid
@@ -279,10 +290,12 @@ def _csv_exact(contract: Contract, src: Path, header: list[str], writer: _BatchW
     with open(src, encoding="utf-8-sig", newline="") as fh:
         reader = csv.reader(fh)
         try:
-            next(reader)
+            next(record for record in reader if record)  # the header, after any blank lines
             buf: dict[str, list[str | None]] = {name: [] for name in index}
             errors: list[str | None] = []
             for record in reader:
+                if not record:
+                    continue  # a blank line: skipped, as the fast reader does
                 if len(record) == width:
                     for name, i in index.items():
                         buf[name].append(record[i])
@@ -437,7 +450,8 @@ def _json(contract: Contract, src: Path, writer: _BatchWriter, *, lines: bool) -
                 else:
                     for name in names:
                         buf[name].append(None)
-                    errors.append(f"not a JSON object: {_text(item)[:500]}")
+                    text = "null" if item is None else _text(item)
+                    errors.append(f"not a JSON object: {text[:500]}")
                 if len(errors) >= BATCH_ROWS:
                     writer.write(buf, len(errors), errors)
                     buf = {name: [] for name in names}

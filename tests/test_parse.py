@@ -157,3 +157,62 @@ def test_files_that_cannot_be_read_as_their_format_are_rejected(tmp_path, name, 
         parse(tmp_path, name.split(".")[0], name, data)
     assert caught.value.code == code
     assert not (tmp_path / "out.parquet").exists()  # nothing half-written is left behind
+
+
+@pytest.mark.parametrize(
+    ("name", "data"),
+    [
+        ("attendance.json", json.dumps([CHECKIN, None]).encode()),
+        ("attendance.jsonl", (json.dumps(CHECKIN) + "\nnull\n").encode()),
+    ],
+)
+def test_a_json_null_element_is_a_malformed_row_not_a_crash(tmp_path, name, data):
+    result, out = parse(tmp_path, "attendance", name, data)
+    assert result.rows == 2 and result.malformed_rows == 1
+    assert [r["_source_row"] for r in out] == [1, 2]
+    assert out[0]["_parse_error"] is None
+    assert out[1]["_parse_error"] == "not a JSON object: null"
+
+
+HEADER = b"attendance_id,user_id,class_id,checked_in_at"
+
+
+@pytest.mark.parametrize(
+    ("header", "ragged"),
+    [
+        (HEADER, b""),  # the fast reader
+        (HEADER, b"A9,U9\n"),  # a ragged row: the exact reader
+        (HEADER + b',"note\nline"', b""),  # a header record spanning two lines
+        (HEADER + b',"note\nline"', b"A9,U9\n"),
+    ],
+)
+def test_blank_lines_before_the_csv_header_are_skipped(tmp_path, header, ragged):
+    extra = b",x" if header != HEADER else b""
+    data = b"\n\r\n" + header + b"\n"
+    data += b"A1,U1,C1,2026-11-23T07:00Z" + extra + b"\n" + ragged
+    data += b"A2,U2,C2,2026-11-23T08:00Z" + extra + b"\n"
+    result, out = parse(tmp_path, "attendance", "attendance.csv", data)
+    ids = ["A1", None, "A2"] if ragged else ["A1", "A2"]
+    assert [r["attendance_id"] for r in out] == ids
+    assert [r["_source_row"] for r in out] == list(range(1, len(ids) + 1))  # data rows, from 1
+    assert result.malformed_rows == (1 if ragged else 0)
+
+
+@pytest.mark.parametrize("ragged", [b"", b"A9,U9\n"])
+def test_blank_lines_between_csv_rows_are_skipped_by_both_readers(tmp_path, ragged):
+    data = HEADER + b"\nA1,U1,C1,2026-11-23T07:00Z\n\n" + ragged
+    data += b"\r\nA2,U2,C2,2026-11-23T08:00Z\n\n"
+    result, out = parse(tmp_path, "attendance", "attendance.csv", data)
+    ids = ["A1", None, "A2"] if ragged else ["A1", "A2"]
+    assert [r["attendance_id"] for r in out] == ids
+    assert [r["_source_row"] for r in out] == list(range(1, len(ids) + 1))
+    assert result.rows == len(ids) and result.malformed_rows == (1 if ragged else 0)
+
+
+def test_the_encoding_rejection_says_where_the_bad_byte_is(tmp_path):
+    data = b"\xef\xbb\xbf" + HEADER + b"\nA1,U\xff,C1,x\n"
+    with pytest.raises(FileRejected) as caught:
+        parse(tmp_path, "attendance", "attendance.csv", data)
+    assert caught.value.code == "file.encoding"
+    offset = data.index(b"\xff")  # in the file, counting the BOM
+    assert caught.value.reason == f"not UTF-8 (byte {offset}, line 2)"
