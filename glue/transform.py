@@ -118,6 +118,7 @@ def transform_dataset(
             timezone=options.timezone,
         )
         result = engine.process(contract, job)
+        _check_counts(dataset, result, batch)
         if not addressable:
             for path in sorted(Path(staging).rglob("*.parquet")):
                 lake.put_file(path, staging_key + path.relative_to(staging).as_posix(), move=True)
@@ -162,6 +163,25 @@ def transform_dataset(
             f"{stats.rows_quarantined} + deduplicated {stats.rows_deduplicated}"
         )
     return result
+
+
+def _check_counts(dataset: str, result: EngineResult, batch: list[dict]) -> None:
+    """Nothing lost, checked before anything is published: the engine read every row that
+    ingestion landed for the batch (the ledger's count, made when the file was parsed), and
+    each of them ended valid, quarantined or de-duplicated."""
+    landed = sum(int(entry["rows"]) for entry in batch)
+    if result.rows_in != landed:
+        raise TransformError(
+            f"{dataset}: the engine read {result.rows_in} rows from the batch's {len(batch)} "
+            f"raw file(s), but ingestion landed {landed}; nothing was published"
+        )
+    accounted = result.rows_valid + result.rows_quarantined + result.rows_deduplicated
+    if accounted != result.rows_in:
+        raise TransformError(
+            f"{dataset}: rows_in {result.rows_in} != valid {result.rows_valid} + quarantined "
+            f"{result.rows_quarantined} + deduplicated {result.rows_deduplicated}; "
+            "nothing was published"
+        )
 
 
 def _check_quality(lake, contract, partitions, report, options) -> None:

@@ -386,3 +386,22 @@ def test_a_killed_runs_stale_s3_lock_is_taken_over(s3_lake, write_export):
     report = run_transform(s3_lake)
     assert report.datasets["attendance"].rows_valid == 1
     assert not s3_lake.exists(LOCK_KEY)
+
+
+def test_a_raw_file_that_lost_rows_after_landing_fails_before_publishing(lake, write_export):
+    """Given a landed export whose raw Parquet was later cut short (2 of its 3 rows left),
+    when the transform runs, then it fails naming both counts and publishes nothing: rows_in is
+    checked against the rows ingestion counted, not only against the engine's own sums."""
+    import pyarrow.parquet as pq
+
+    from glue.transform import TransformError
+
+    rows = checkins(("A1", "2026-11-23T07:00Z"), ("A2", "2026-11-23T08:00Z"))
+    rows.append({**CHECKIN, "attendance_id": "A3", "checked_in_at": "2026-11-23T09:00Z"})
+    landed = land(lake, write_export("attendance_2026-11-23.csv", rows))
+    raw = lake.path(landed.parquet_key)
+    pq.write_table(pq.read_table(raw).slice(0, 2), raw)
+    with pytest.raises(TransformError, match=r"read 2 rows .* ingestion landed 3"):
+        run_transform(lake)
+    assert not lake.list("processed/attendance/")
+    assert not lake.list("quarantine/attendance/")
