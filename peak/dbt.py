@@ -164,6 +164,8 @@ class NodeResult:
     #: Source freshness only: the newest loaded_at and its age in seconds.
     max_loaded_at: str | None = None
     age_seconds: float | None = None
+    #: Athena only: the bytes its statement scanned (dbt-athena's adapter response).
+    bytes_scanned: int | None = None
 
 
 @dataclass
@@ -177,11 +179,19 @@ class DbtResult:
     def failed(self) -> list[NodeResult]:
         return [n for n in self.nodes if n.status in ("error", "fail", "runtime error")]
 
+    @property
+    def bytes_scanned(self) -> int | None:
+        """What the nodes' statements scanned on Athena (None on engines that don't say)."""
+        scanned = [n.bytes_scanned for n in self.nodes if n.bytes_scanned is not None]
+        return sum(scanned) if scanned else None
+
     def to_dict(self) -> dict[str, Any]:
         by_status: dict[str, int] = {}
         for node in self.nodes:
             by_status[node.status] = by_status.get(node.status, 0) + 1
+        extra = {} if self.bytes_scanned is None else {"athena_bytes_scanned": self.bytes_scanned}
         return {
+            **extra,
             "command": self.command,
             "success": self.success,
             "error": self.error,
@@ -281,24 +291,29 @@ def invoke(
             else type(outcome.exception).__name__
         )
     for item in getattr(outcome.result, "results", None) or []:
-        node = getattr(item, "node", None)
-        result.nodes.append(
-            NodeResult(
-                name=getattr(node, "name", "?"),
-                resource_type=str(getattr(node, "resource_type", "?")),
-                status=str(getattr(item, "status", "?")),
-                seconds=float(getattr(item, "execution_time", 0.0) or 0.0),
-                message=str(getattr(item, "message", "") or ""),
-                failures=getattr(item, "failures", None),
-                compiled_code=getattr(node, "compiled_code", None),
-                max_loaded_at=_iso(getattr(item, "max_loaded_at", None)),
-                age_seconds=getattr(item, "age", None),
-            )
-        )
+        result.nodes.append(node_result(item))
     if not result.success and result.error is None and result.failed:
         first = result.failed[0]
         result.error = f"{len(result.failed)} failed, first: {first.name}: {first.message}"
     return result
+
+
+def node_result(item: Any) -> NodeResult:
+    """One of dbt's run results (a model, test, seed, snapshot or source freshness)."""
+    node = getattr(item, "node", None)
+    scanned = (getattr(item, "adapter_response", None) or {}).get("data_scanned_in_bytes")
+    return NodeResult(
+        name=getattr(node, "name", "?"),
+        resource_type=str(getattr(node, "resource_type", "?")),
+        status=str(getattr(item, "status", "?")),
+        seconds=float(getattr(item, "execution_time", 0.0) or 0.0),
+        message=str(getattr(item, "message", "") or ""),
+        failures=getattr(item, "failures", None),
+        compiled_code=getattr(node, "compiled_code", None),
+        max_loaded_at=_iso(getattr(item, "max_loaded_at", None)),
+        age_seconds=getattr(item, "age", None),
+        bytes_scanned=int(scanned) if isinstance(scanned, int | float) else None,
+    )
 
 
 # ---------------------------------------------------------------------------------------------

@@ -408,3 +408,40 @@ def test_analysts_can_run_plain_dbt(built, tmp_path):
     unit_tests = yaml.safe_load((dbt.PROJECT_DIR / "models/unit_tests.yml").read_text())
     assert f"PASS={len(unit_tests['unit_tests'])}" in result.stdout
     assert (built / WAREHOUSE_KEY).exists()
+
+
+def test_athena_bytes_scanned_reach_the_build_stage_of_the_run_report():
+    """dbt-athena reports each statement's DataScannedInBytes in its adapter response: the
+    build stage sums them as ``athena_bytes_scanned`` (what `peak cost` bills Athena from);
+    engines that report none (DuckDB) add no such key."""
+    from types import SimpleNamespace
+
+    from dbt.artifacts.schemas.results import RunStatus
+    from dbt.artifacts.schemas.run import RunResult
+
+    def item(name: str, response: dict) -> RunResult:
+        node = SimpleNamespace(name=name, resource_type="model", compiled_code=None)
+        return RunResult(
+            status=RunStatus.Success,
+            timing=[],
+            thread_id="Thread-1",
+            execution_time=1.5,
+            adapter_response=response,
+            message="OK",
+            failures=None,
+            node=node,
+            agate_table=None,
+            batch_results=None,
+        )
+
+    athena = [
+        item("fct_attendance", {"_message": "OK 10", "data_scanned_in_bytes": 1_000}),
+        item("dim_users", {"_message": "OK 5", "data_scanned_in_bytes": 234}),
+        item("not_null_x", {"_message": "OK"}),
+    ]
+    nodes = [dbt.node_result(i) for i in athena]
+    assert [n.bytes_scanned for n in nodes] == [1_000, 234, None]
+    stage = dbt.DbtResult("build", True, nodes).to_dict()
+    assert stage["athena_bytes_scanned"] == 1_234
+    duckdb_nodes = [dbt.node_result(item("fct_attendance", {"_message": "OK"}))]
+    assert "athena_bytes_scanned" not in dbt.DbtResult("build", True, duckdb_nodes).to_dict()
