@@ -121,7 +121,7 @@ def cost_command(
         table.add_column("list", justify="right")
         table.add_column("billed", justify="right", footer=_usd(result.total_usd))
         table.add_column("budget", justify="right", footer=_usd(result.budget_usd))
-        table.add_column("status", footer=result.status)
+        table.add_column("status", footer=f"budgeted {_usd(result.budgeted_usd)}: {result.status}")
         for line in result.lines:
             budget = "" if line.budget_usd is None else _usd(line.budget_usd)
             colour = {"over budget": "red", "within budget": "green"}.get(line.status, "")

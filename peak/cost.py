@@ -205,8 +205,16 @@ class Estimate:
         return sum(BUDGET.values())
 
     @property
+    def budgeted_usd(self) -> float:
+        """The billed cost of the services the design budgets (the budget's like for like)."""
+        return sum(line.billed_usd for line in self.lines if line.budget_usd is not None)
+
+    @property
     def status(self) -> str:
-        return "within budget" if self.total_usd <= self.budget_usd + 1e-9 else "over budget"
+        """Over budget when any budgeted service is; services without a budget line (S3,
+        CodeBuild, the secret...) are in the total but not judged against the budget."""
+        over = any(line.status == "over budget" for line in self.lines)
+        return "over budget" if over else "within budget"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -225,6 +233,7 @@ class Estimate:
                 for line in self.lines
             ],
             "total_usd": round(self.total_usd, 4),
+            "budgeted_usd": round(self.budgeted_usd, 4),
             "budget_usd": round(self.budget_usd, 2),
             "status": self.status,
         }

@@ -429,3 +429,22 @@ def test_the_glue_wheel_installs_with_pip(tmp_path):
     requires = [line for line in meta.read_text().splitlines() if line.startswith("Requires-Dist")]
     assert any(r.startswith("Requires-Dist: sqlglot==") for r in requires)
     assert not any("pyspark" in r for r in requires)  # Glue's own
+
+
+def test_the_overall_status_judges_only_the_budgeted_services():
+    """Given Glue and Athena within their budgets and unbudgeted services (CodeBuild, the
+    secret) that take the total above the budget's sum, the estimate is within budget; one
+    budgeted service over its line makes it over budget."""
+    lines = [
+        cost.Line("Glue", "", "measured", 0.44, 0.44, budget_usd=1.20),
+        cost.Line("Athena", "", "measured", 0.16, 0.16, budget_usd=0.50),
+        cost.Line("CodeBuild", "", "measured", 0.85, 0.85),
+        cost.Line("Secrets Manager", "", "assumed", 0.40, 0.40),
+    ]
+    estimate = cost.Estimate("lake", 30, 30.0, lines=lines)
+    assert estimate.total_usd == pytest.approx(1.85)
+    assert estimate.total_usd > estimate.budget_usd
+    assert estimate.budgeted_usd == pytest.approx(0.60)
+    assert estimate.status == "within budget"
+    lines[1] = cost.Line("Athena", "", "measured", 0.60, 0.60, budget_usd=0.50)
+    assert cost.Estimate("lake", 30, 30.0, lines=lines).status == "over budget"
