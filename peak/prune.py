@@ -35,8 +35,8 @@ as S3's lifecycle rules do not touch them:
   ``docs/deploy.md``, "Retention and the ledgers") instead of silently rebuilding a year of
   partitions from 30 days of files.
 
-On a local lake ``prune`` holds the transform's lock (:func:`glue.transform.exclusive`), so it
-never runs beside a transform.
+``prune`` holds the transform's lock (:func:`glue.transform.exclusive`: an ``flock`` locally, the
+lock object on S3), so it never runs beside a transform.
 """
 
 from __future__ import annotations
@@ -298,15 +298,9 @@ def prune(
     for zone in zones or []:
         if zone not in RETENTION_DAYS:
             raise ValueError(f"unknown zone {zone!r} (known: {', '.join(RETENTION_DAYS)})")
-    if lake.is_local:
-        from glue.transform import exclusive
+    from glue.transform import exclusive
 
-        guard = exclusive(lake, run_id)
-    else:
-        from contextlib import nullcontext
-
-        guard = nullcontext()
-    with guard:
+    with exclusive(lake, run_id):
         result, chosen = candidates(lake, as_of, zones)
         result.dry_run = dry_run
         if not dry_run:

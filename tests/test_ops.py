@@ -231,9 +231,15 @@ def test_prune_on_an_s3_lake(s3_lake):
     d = "2025-01-01"
     key = put(s3_lake, layout.processed_key("attendance", d))
     keep = put(s3_lake, layout.processed_key("attendance", "2026-11-01"))
+    from glue.transform import TransformError, exclusive
+
+    with exclusive(s3_lake, "transform-run"), pytest.raises(TransformError, match="transform-run"):
+        prune.prune(s3_lake, as_of=dt.date(2026, 11, 25))  # never beside a transform
+    assert sorted(s3_lake.list("processed/")) == sorted([key, keep])
     result = prune.prune(s3_lake, as_of=dt.date(2026, 11, 25))
     assert result.keys == [key]
     assert s3_lake.list("processed/") == [keep]
+    assert not s3_lake.exists(layout.TRANSFORM_LOCK_KEY)
 
 
 def test_prune_command_reports_per_zone(peak_cli, lake):
