@@ -15,9 +15,7 @@ partitions with Great Expectations, then publishes:
 from __future__ import annotations
 
 import datetime as dt
-import fcntl
 import importlib
-import json
 import shutil
 import tempfile
 import threading
@@ -32,6 +30,7 @@ from peak import lake as layout
 from peak import ledger
 from peak.failpoints import failpoint
 from peak.lake import Lake
+from peak.locks import lake_lock
 from peak.report import RunReport
 from peak.settings import Settings
 
@@ -242,23 +241,20 @@ STALE_LOCK = dt.timedelta(minutes=120)
 
 @contextmanager
 def exclusive(lake: Lake, run_id: str) -> Iterator[None]:
-    """One transform at a time per lake; staging left by a killed run is removed.
-
-    Locally: an ``flock`` (released by the kernel when a run dies). On S3 (the Spark and the
-    Python-shell Glue job may both be started on one lake): a lock object created with a
-    conditional PUT; a lock older than :data:`STALE_LOCK` is a killed run's and is taken over.
-    """
-    if not lake.is_local:
-        with _s3_lock(lake, run_id):
+    """One transform (or prune) at a time per lake (:func:`peak.locks.lake_lock`); staging
+    left by a killed run is removed. On S3 the Spark and the Python-shell Glue job may both be
+    started on one lake: the second fails naming the first."""
+    with lake_lock(
+        lake,
+        layout.TRANSFORM_LOCK_KEY,
+        run_id,
+        what="transform",
+        stale_after=STALE_LOCK,
+        error=TransformError,
+    ):
+        if not lake.is_local:
             yield
-        return
-    lock_path = lake.path(layout.TRANSFORM_LOCK_KEY)
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock_path, "w") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise TransformError(f"another transform is running on {lake.root}") from None
+            return
         staging_root = lake.path(layout.staging_prefix(run_id)).parent
         if staging_root.exists():
             for stale in staging_root.iterdir():
@@ -270,41 +266,6 @@ def exclusive(lake: Lake, run_id: str) -> Iterator[None]:
             shutil.rmtree(staging_root / run_id, ignore_errors=True)
             with suppress(OSError):
                 staging_root.rmdir()  # only when empty
-            fcntl.flock(lock, fcntl.LOCK_UN)
-
-
-@contextmanager
-def _s3_lock(lake: Lake, run_id: str) -> Iterator[None]:
-    _take_s3_lock(lake, run_id)
-    try:
-        yield
-    finally:
-        held = lake.read_json(layout.TRANSFORM_LOCK_KEY, default={}) or {}
-        if held.get("run_id") == run_id:
-            lake.delete(layout.TRANSFORM_LOCK_KEY)
-
-
-def _take_s3_lock(lake: Lake, run_id: str) -> None:
-    key = layout.TRANSFORM_LOCK_KEY
-    now = dt.datetime.now(dt.timezone.utc)
-    body = json.dumps({"run_id": run_id, "since": now.isoformat()}).encode()
-    if lake.create(key, body):
-        return
-    held = lake.read_json(key, default={}) or {}
-    if not held and lake.create(key, body):  # released in between
-        return
-    try:
-        since = dt.datetime.fromisoformat(held["since"])
-    except (KeyError, TypeError, ValueError):
-        since = None
-    if since is None or now - since < STALE_LOCK:
-        raise TransformError(
-            f"another transform ({held.get('run_id', '?')}, since {held.get('since', '?')})"
-            f" is running on {lake.root}; a lock older than {STALE_LOCK} is taken over"
-        )
-    lake.delete(key)  # a killed run's: whoever creates it next wins
-    if not lake.create(key, body):
-        raise TransformError(f"another transform took over the stale lock on {lake.root}")
 
 
 def transform(
