@@ -13,10 +13,15 @@ Exit codes: ``0`` when no sink failed; otherwise the sum of one bit per failed s
 order of :data:`EXIT_ORDER`: leaderboard ``4``, hubspot ``8``, email ``16`` (``4 << index``; the
 CLI already uses ``1`` for a generic failure and ``3`` for rejected files). A failed sink that is
 not in that order adds ``1``. So ``12`` means leaderboard and hubspot failed.
+
+One activation at a time per lake: ``peak activate`` and ``peak run`` hold the lake's
+activation lock (:func:`peak.locks.lake_lock`) while sinks run, so a scheduled run and a manual
+one never both send the same e-mails or race on a sink's state.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import importlib
 import importlib.util
 import inspect
@@ -28,6 +33,10 @@ from activation.base import Sink, SinkContext, SinkError, SinkResult
 from activation.config import ActivationSettings
 from activation.leaderboard import LeaderboardSink
 from peak.report import RunReport, one_line
+
+#: When an S3 activation lock is a killed run's: the activation CodeBuild project times out at
+#: 45 minutes, so a lock twice that old has no live owner (checked by the infrastructure tests).
+STALE_LOCK = dt.timedelta(minutes=90)
 
 SinkFactory = Callable[[ActivationSettings], Sink]
 

@@ -22,7 +22,7 @@ from peak.report import RunReport
 from peak.settings import Target
 
 if TYPE_CHECKING:  # the sinks pull in pyarrow and redis: imported when a command runs
-    from activation.base import SinkResult
+    from activation.base import SinkContext, SinkResult
 
 COMMAND = "activate"
 #: What ``peak activate`` accepts: a sink's name or ``all``.
@@ -38,28 +38,40 @@ def activate(
     """Run the named sinks (``all`` allowed) against the published marts; record them in the
     report's ``activation`` stage. Prints nothing and never exits: the caller decides."""
     from activation.base import SinkContext
-    from activation.config import ActivationSettings
-    from activation.runner import record, resolve, run_sinks
-    from peak.cli import _progress, state
+    from activation.runner import STALE_LOCK, record, resolve
+    from peak.cli import state
+    from peak.lake import ACTIVATION_LOCK_KEY
+    from peak.locks import lake_lock
     from peak.warehouse import open_warehouse
 
     lake, settings = state.lake, state.config
     chosen = resolve(names)
-    ctx = SinkContext(
-        lake=lake,
-        warehouse=open_warehouse(lake, settings, target),
-        run_id=report.run_id,
-        dry_run=dry_run,
-    )
+    with lake_lock(
+        lake, ACTIVATION_LOCK_KEY, report.run_id, what="activation", stale_after=STALE_LOCK
+    ):
+        ctx = SinkContext(
+            lake=lake,
+            warehouse=open_warehouse(lake, settings, target),
+            run_id=report.run_id,
+            dry_run=dry_run,
+        )
+        results = _run(ctx, chosen)
+    record(report, results)
+    return results
+
+
+def _run(ctx: SinkContext, chosen: list[str]) -> dict[str, SinkResult]:
+    from activation.config import ActivationSettings
+    from activation.runner import run_sinks
+    from peak.cli import _progress
+
     with _progress() as progress:
         task = progress.add_task("activate", total=len(chosen))
 
         def done(name: str, result: SinkResult) -> None:
             progress.update(task, advance=1, description=f"{name}: {result.status}")
 
-        results = run_sinks(ctx, chosen, ActivationSettings.from_env(), on_done=done)
-    record(report, results)
-    return results
+        return run_sinks(ctx, chosen, ActivationSettings.from_env(), on_done=done)
 
 
 def print_summary(results: dict[str, SinkResult], title: str = "activate") -> None:

@@ -122,6 +122,10 @@ def activation_state_key(sink: str, name: str = "state.json") -> str:
     return f"_state/activation/{sink}/{name}"
 
 
+#: One activation at a time per lake (the sinks' state and the e-mail ledger): see peak.locks.
+ACTIVATION_LOCK_KEY = activation_state_key("_lock", "activate.lock")
+
+
 # ---------------------------------------------------------------------------------------------
 # The store.
 # ---------------------------------------------------------------------------------------------

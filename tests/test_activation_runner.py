@@ -236,3 +236,29 @@ def test_peak_activate_email_deploys_the_templates_idempotently(cli, lake, monke
         app, ["--lake", str(root), "activate", "leaderboard", "--deploy-templates"]
     )
     assert refused.exit_code == 1 and "email sink only" in refused.stderr
+
+
+def test_peak_activate_refuses_to_run_beside_another_activation(cli, published):
+    """Given another activation holding the lake's activation lock (a scheduled run, say),
+    when `peak activate` starts, then it fails naming the reason and runs no sink; once the
+    lock is released the same command runs."""
+    from peak.lake import ACTIVATION_LOCK_KEY
+    from peak.locks import lake_lock
+
+    argv = ["--lake", str(published), "activate", "leaderboard", "--dry-run"]
+    held = lake_lock(
+        Lake(str(published)),
+        ACTIVATION_LOCK_KEY,
+        "scheduled-run",
+        what="activation",
+        stale_after=runner.STALE_LOCK,
+    )
+    with held:
+        refused = cli.invoke(app, argv)
+    assert refused.exit_code == 1
+    assert "another activation is running" in refused.stderr
+    assert not (published / "outbox").exists()  # no sink ran
+    assert last_report(published)["status"] == "failed"
+    after = cli.invoke(app, argv)
+    assert after.exit_code == 0, after.output
+    assert (published / "outbox" / "leaderboard").is_dir()

@@ -31,6 +31,7 @@ from typing import Any
 import pytest
 
 import contracts
+from activation import runner as activation_runner
 from glue import transform
 from ingestion.land import land_many
 from peak import catalog, deploy, prune
@@ -360,6 +361,8 @@ def test_the_glue_jobs_spark_on_glue_5_and_duckdb_on_the_python_shell(template):
         assert job["Role"] == {"Fn::GetAtt": ["TransformRole", "Arn"]}
         # across the two jobs, the lake's lock: only a killed run's lock may look stale
         assert dt.timedelta(minutes=2 * job["Timeout"]) <= transform.STALE_LOCK
+    activation = resources["ActivationProject"]["Properties"]
+    assert dt.timedelta(minutes=2 * activation["TimeoutInMinutes"]) <= activation_runner.STALE_LOCK
     assert shell["Command"]["ScriptLocation"] == spark["Command"]["ScriptLocation"]
     for arg in ("--lake", "--gym_timezone", "--reprocess", "--quality"):
         assert shell["DefaultArguments"][arg] == spark["DefaultArguments"][arg], arg
@@ -455,6 +458,7 @@ def zone_samples() -> dict[str, str]:
         "quarantine_rows": layout.quarantine_rows_key("members", "2026-11-24", "ab12"),
         "quarantine_files": layout.quarantine_file_key("members", "2026-11-24", "ab12", "csv"),
         "transform_lock": layout.TRANSFORM_LOCK_KEY,
+        "activation_lock": layout.ACTIVATION_LOCK_KEY,
     }
     return {zone: f"arn:aws:s3:::{LAKE.bucket}/{LAKE.prefix}{key}" for zone, key in keys.items()}
 
@@ -489,6 +493,9 @@ def test_each_role_touches_only_its_own_zones(template, resolve):
     for action in ("s3:PutObject", "s3:GetObject", "s3:DeleteObject"):
         assert allowed(template, resolve, "TransformRole", action, samples["transform_lock"])
     assert not allowed(template, resolve, "IngestRole", "s3:PutObject", samples["transform_lock"])
+    # activation (CodeBuild) holds its own lock the same way
+    for action in ("s3:PutObject", "s3:GetObject", "s3:DeleteObject"):
+        assert allowed(template, resolve, "ActivationRole", action, samples["activation_lock"])
     # nobody deletes raw files: retention is the lifecycle rules' job
     roles = resources_of(template, "AWS::IAM::Role")
     for role in roles:
