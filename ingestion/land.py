@@ -140,7 +140,11 @@ def _land(
     if ds is None:
         known = ", ".join(c.file_prefix for c in contracts.load_all().values())
         reason = f"unknown dataset: the file name must start with one of {known}"
-        return _reject(lake, path, result, ext, "file.unknown_dataset", reason)
+        return _reject(lake, path, result, ext, "file.unknown_dataset", reason, remember=False)
+    try:
+        file_format(name)
+    except FileRejected as exc:  # about the name, not the bytes: the ledger does not keep it
+        return _reject(lake, path, result, ext, exc.code, exc.reason, remember=False)
     ledger_key = layout.ingest_ledger_key(ds, raw_id)
     previous = lake.read_json(ledger_key)
     if previous is not None:
@@ -160,7 +164,6 @@ def _land(
     with tempfile.TemporaryDirectory(prefix="peak-land-", dir=workdir) as tmp:
         parquet_tmp = Path(tmp) / f"{raw_id}.parquet"
         try:
-            file_format(name)
             parsed = to_raw_parquet(contracts.get(ds), path, parquet_tmp, lineage)
         except FileRejected as exc:
             return _reject(lake, path, result, ext, exc.code, exc.reason)
@@ -175,7 +178,19 @@ def _land(
     return result
 
 
-def _reject(lake: Lake, path: Path, result: LandResult, ext: str, code: str, reason: str):
+def _reject(
+    lake: Lake,
+    path: Path,
+    result: LandResult,
+    ext: str,
+    code: str,
+    reason: str,
+    *,
+    remember: bool = True,
+) -> LandResult:
+    """Quarantine the file byte for byte with its reason. A rejection of its bytes is kept in
+    the ledger (the same bytes again get the same answer); one about its name (``remember``
+    false: an unknown dataset, an unsupported extension) is not, so renamed it can land."""
     result.status = "rejected"
     result.code = code
     result.reason = reason
@@ -183,7 +198,7 @@ def _reject(lake: Lake, path: Path, result: LandResult, ext: str, code: str, rea
     result.quarantine_key = key
     lake.put_file(path, key)
     lake.write_json(key.rsplit(".", 1)[0] + ".reason.json", asdict(result))
-    if result.dataset != UNKNOWN_DATASET:
+    if remember:
         lake.write_json(layout.ingest_ledger_key(result.dataset, result.raw_id), asdict(result))
     return result
 

@@ -162,3 +162,17 @@ def test_a_parallel_batch_lands_the_same_bytes_once(lake, write_export):
     assert [r.source for r in results] == [str(p) for p in paths]  # input order kept
     assert sorted(r.status for r in results) == ["already_landed"] * 5 + ["landed"]
     assert len(committed_files(lake, "attendance")) == 1
+
+
+def test_a_file_rejected_for_its_name_lands_once_renamed(lake, write_export):
+    """An unsupported extension is about the name, not the bytes: the same bytes renamed to
+    .csv land (a rejection of the bytes themselves is remembered; this one is not)."""
+    body = csv_bytes([CHECKIN])
+    wrong = write_export("attendance_2026-11-23.txt", body)
+    rejected = land_file(lake, str(wrong), ingested_at=INGESTED_AT)
+    assert rejected.status == "rejected" and rejected.code == "file.format"
+    assert lake.read_bytes(rejected.quarantine_key) == body
+    right = write_export("attendance_2026-11-23.csv", body)
+    landed = land_file(lake, str(right), ingested_at=INGESTED_AT)
+    assert landed.status == "landed" and landed.rows == 1
+    assert [e["raw_id"] for e in committed_files(lake, "attendance")] == [landed.raw_id]
