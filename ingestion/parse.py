@@ -120,8 +120,11 @@ class _BatchWriter:
     def columns(self, header: list[str]) -> list[str]:
         """Check a header against the contract; return it, remembering extra columns."""
         seen = set()
+        known = set(self.contract.column_names)
         for name in header:
-            if name in seen:
+            # A repeated contract column is ambiguous; a repeated extra one (the unnamed
+            # columns of a header ending in ",,", say) is dropped like any extra column.
+            if name in seen and name in known:
                 raise FileRejected("file.duplicate_column", f"column {name!r} appears twice")
             seen.add(name)
         missing = [c for c in self.contract.required_columns if c not in seen]

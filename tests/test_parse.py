@@ -36,6 +36,20 @@ def test_csv_rows_become_text_columns_with_lineage(tmp_path):
     assert out[0]["_parse_error"] is None
 
 
+@pytest.mark.parametrize("name", ["attendance.csv", "attendance.json"])
+def test_a_header_with_repeated_unnamed_trailing_columns_lands(tmp_path, name):
+    """Spreadsheet exports end rows with empty columns ("...,checked_in_at,,"): the repeated
+    unnamed extra column is dropped like any extra column, not a duplicate contract column."""
+    if name.endswith(".csv"):
+        data = b"attendance_id,user_id,class_id,checked_in_at,,\nA1,U1,C1,2026-11-23T07:00Z,,\n"
+    else:
+        data = json.dumps([{**CHECKIN, "": ""}]).encode()
+    result, out = parse(tmp_path, "attendance", name, data)
+    assert result.rows == 1 and result.malformed_rows == 0
+    assert result.extra_columns == [""]
+    assert out[0]["attendance_id"] == "A1" and "" not in out[0]
+
+
 def test_extra_columns_are_dropped_and_named(tmp_path):
     rows = [{**MEMBER, "phone": "+44 7700 900123"}]
     result, out = parse(tmp_path, "members", "members.csv", csv_bytes(rows))
