@@ -276,16 +276,25 @@ def test_a_transform_killed_mid_publish_reruns_to_the_same_output(
 def test_a_transform_killed_at_random_moments_reruns_to_the_same_output(
     tmp_path, write_export, reference
 ):
-    for attempt, delay in enumerate((0.8, 1.6, 2.4)):
+    # The kills land at fractions of an uninterrupted run's duration measured here, under
+    # the same load, so they fall inside the run rather than after it.
+    timed = Lake.from_uri(str(tmp_path / "timed"))
+    _seed(timed, write_export)
+    start = time.monotonic()
+    assert _peak(timed, "transform", "--no-quality", "--dataset", "attendance").wait(120) == 0
+    duration = time.monotonic() - start
+    killed = 0
+    for attempt, fraction in enumerate((0.3, 0.55, 0.8)):
         lake = Lake.from_uri(str(tmp_path / f"lake{attempt}"))
         _seed(lake, write_export)
         proc = _peak(lake, "transform", "--no-quality", "--dataset", "attendance")
-        time.sleep(delay)
+        time.sleep(fraction * duration)
         proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=60)
+        killed += proc.wait(timeout=60) == -signal.SIGKILL
         rerun = _peak(lake, "transform", "--no-quality", "--dataset", "attendance")
         assert rerun.wait(timeout=120) == 0, rerun.stderr.read().decode()
         assert _state(lake) == reference
+    assert killed >= 2, "the kills came after the runs had ended: the test tested nothing"
 
 
 # ---------------------------------------------------------------------------------------------
