@@ -8,20 +8,26 @@ with as_of as (
     select {{ as_of_date() }} as as_of_date
 ),
 
-windows as (
+-- Only check-ins up to the as-of date count: a re-run of a past day must not see later visits.
+visits as (
     select
         f.user_id,
+        max(f.local_date) as last_visit_date,
         sum(
             case when f.local_date > {{ dbt.dateadd('day', -recent_days, 'a.as_of_date') }} then 1 else 0 end
         ) as recent_visits,
         sum(
-            case when f.local_date <= {{ dbt.dateadd('day', -recent_days, 'a.as_of_date') }} then 1 else 0 end
+            case
+                when
+                    f.local_date > {{ dbt.dateadd('day', -(recent_days + baseline_days), 'a.as_of_date') }}
+                    and f.local_date <= {{ dbt.dateadd('day', -recent_days, 'a.as_of_date') }}
+                    then 1
+                else 0
+            end
         ) as baseline_visits
     from {{ ref('fct_attendance') }} as f
     cross join as_of as a
-    where
-        f.local_date > {{ dbt.dateadd('day', -(recent_days + baseline_days), 'a.as_of_date') }}
-        and f.local_date <= a.as_of_date
+    where f.local_date <= a.as_of_date
     group by f.user_id
 ),
 
@@ -31,17 +37,17 @@ members as (
         u.status as membership_status,
         u.updated_at,
         u.join_date,
-        u.last_visit_date,
-        coalesce(w.recent_visits, 0) as recent_visits,
-        coalesce(w.baseline_visits, 0) as baseline_visits,
-        coalesce(w.recent_visits, 0) * 1.0 / {{ var('at_risk_recent_weeks') }} as recent_weekly_rate,
-        coalesce(w.baseline_visits, 0) * 1.0 / {{ var('at_risk_baseline_weeks') }} as baseline_weekly_rate,
-        {{ dbt.datediff('coalesce(u.last_visit_date, u.join_date)', 'a.as_of_date', 'day') }}
+        v.last_visit_date,
+        coalesce(v.recent_visits, 0) as recent_visits,
+        coalesce(v.baseline_visits, 0) as baseline_visits,
+        coalesce(v.recent_visits, 0) * 1.0 / {{ var('at_risk_recent_weeks') }} as recent_weekly_rate,
+        coalesce(v.baseline_visits, 0) * 1.0 / {{ var('at_risk_baseline_weeks') }} as baseline_weekly_rate,
+        {{ dbt.datediff('coalesce(v.last_visit_date, u.join_date)', 'a.as_of_date', 'day') }}
             as days_inactive,
         a.as_of_date
     from {{ ref('dim_users') }} as u
     cross join as_of as a
-    left join windows as w on u.user_id = w.user_id
+    left join visits as v on u.user_id = v.user_id
 ),
 
 classified as (

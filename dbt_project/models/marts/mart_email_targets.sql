@@ -10,7 +10,7 @@ select
     u.home_location,
     u.plan,
     u.join_date,
-    u.last_visit_date,
+    a.last_visit_date,
     a.days_since_last_visit,
     a.visits_30d,
     a.visits_90d,

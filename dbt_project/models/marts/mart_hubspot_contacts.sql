@@ -9,7 +9,7 @@ select
     c.churn_status,
     c.churn_reason,
     c.churn_date,
-    u.last_visit_date,
+    a.last_visit_date,
     a.visits_30d,
     u.marketing_opt_in
 from {{ ref('mart_churn') }} as c
