@@ -8,7 +8,9 @@ hubspot-api-client:
 2. upserts the contacts whose properties changed since the last successful sync, keyed by email,
    100 a call (``POST /crm/v3/objects/contacts/batch/upsert``, ``idProperty=email``). A member
    in the sync state who is no longer in the mart has returned to active: their contact gets
-   ``peak_churn_status=active`` once and is then forgotten;
+   ``peak_churn_status=active`` once and is then forgotten. A member whose email changed is
+   synced under the new address, and the contact of the old one is retired the same way, its
+   ``peak_home_location`` cleared too so that it leaves the location's list;
 3. makes sure there is one DYNAMIC contact list per home location (``Peak Fitness - <location>``,
    members: ``peak_home_location`` equal to the location), found by the ids kept in the state or
    by name, created when missing, its name and filter repaired in place when they drifted.
@@ -20,11 +22,19 @@ Limits. Every API call goes through :meth:`HubSpotSink._call`, which paces calls
 private app's limit (``PEAK_HUBSPOT_RATE_LIMIT`` calls per rolling 10 s; :class:`RateLimiter`),
 retries 429 (after ``Retry-After``), 5xx and network errors with exponential backoff and jitter
 (at most ``max_attempts`` tries), and counts calls and repeats; a 429 for the daily limit stops
-the run instead. A batch answered 207 has its
-failed rows (an invalid email, say) recorded with HubSpot's reason; the rest of the batch counts
-as sent. Every contact ends sent, unchanged or failed with its reason
-(``records == sent + unchanged + failed``); a failed contact is not marked synced, so the next
-run sends it again.
+the run instead.
+
+Invalid values. An email that does not match the members contract's pattern
+(``contracts/members.yml``, the one definition of its shape) fails in the plan and is never sent.
+HubSpot's batch endpoints are all or nothing: one input it finds invalid (an address it refuses
+although it has the right shape, say) gets the whole batch a 400 ``VALIDATION_ERROR`` and
+nothing in it is written. Such a batch is split in halves, each sent again (and split again if
+refused), until the contacts HubSpot refuses are alone in their call; they fail with HubSpot's
+reason, every other contact is sent in the same run. The extra calls count as repeated
+(``retried``; ``details.batches_split``). A batch answered 207 has its failed rows recorded
+with HubSpot's reason; the rest of the batch counts as sent. Every contact ends sent, unchanged
+or failed with its reason (``records == sent + unchanged + failed``); a failed contact is not
+marked synced, so the next run sends it again.
 
 Sync state (``_state/activation/hubspot/``): ``state.json`` maps each synced email to the hash
 of the properties last sent (plus its churn status and user id), and each location to its list
@@ -34,9 +44,11 @@ the start and the end of a run (rewriting the whole state after every batch woul
 per 100 contacts at 100k members).
 
 Status: ``failed`` when a call failed for good (rejected token, HubSpot unavailable after every
-retry, a batch rejected whole); contacts HubSpot rejected row by row leave it ``ok`` and are
-listed in ``errors``. ``HUBSPOT_ACCESS_TOKEN`` is never logged and never in an error or report:
-without it the sink runs dry (the outbox gets what would be sent).
+retry, a batch rejected whole for another reason than its values, or contact after contact
+refused for the same reason: a problem with the request, not the contacts); contacts HubSpot
+refused one by one leave it ``ok`` and are listed in ``errors``. ``HUBSPOT_ACCESS_TOKEN`` is
+never logged and never in an error or report: without it the sink runs dry (the outbox gets what
+would be sent).
 """
 
 from __future__ import annotations
@@ -48,6 +60,7 @@ import hashlib
 import json
 import logging
 import math
+import re
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -56,6 +69,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
+import contracts
 from activation.base import (
     RecordError,
     SinkContext,
@@ -252,6 +266,24 @@ LOCATION_PROPERTY = "peak_home_location"
 MART_COLUMNS = ("user_id", "email", *(p.column for p in PROPERTIES if p.column != "user_id"))
 
 
+@functools.cache
+def email_shape() -> tuple[re.Pattern[str] | None, int | None]:
+    """The members contract's email pattern and maximum length (``contracts/members.yml``): the
+    one definition of an email's shape, matched against the normalised (lower-case) address."""
+    column = contracts.get("members").column("email")
+    return (re.compile(column.pattern) if column.pattern else None), column.max_length
+
+
+def email_problem(email_: str) -> str | None:
+    """Why a normalised email cannot be a contact's, by the members contract (None if it can)."""
+    pattern, max_length = email_shape()
+    if max_length is not None and len(email_) > max_length:
+        return f"invalid email: longer than {max_length} characters (the members contract)"
+    if pattern is not None and not pattern.match(email_):
+        return "invalid email: does not match the members contract's email pattern"
+    return None
+
+
 def contact_properties(row: Mapping[str, Any]) -> dict[str, str]:
     """A mart row as HubSpot contact properties (ValueError names the first invalid one)."""
     return {p.name: p.format(row.get(p.column)) for p in PROPERTIES}
@@ -341,7 +373,9 @@ class HubSpotConfig:
     connect_timeout_s: float = 10.0
     read_timeout_s: float = 60.0
     batch_size: int = BATCH_LIMIT
-    #: Consecutive batches rejected whole (4xx) after which the run stops sending.
+    #: Consecutive batches rejected whole (4xx) after which the run stops sending. A batch
+    #: refused for invalid values is split instead and does not count; a single contact refused
+    #: does, when the one before was refused for the same reason (the request is at fault).
     max_failed_batches: int = 3
 
     def __post_init__(self) -> None:
@@ -435,11 +469,20 @@ class HubSpotError(SinkError):
         status: int | None = None,
         transient: bool = False,
         fatal: bool = False,
+        category: str | None = None,
+        reason: str = "",
     ) -> None:
         super().__init__(message)
         self.status = status
         self.transient = transient  # 429/5xx/network, retries exhausted
         self.fatal = fatal
+        self.category = category  # HubSpot's error category (VALIDATION_ERROR, …)
+        self.reason = reason  # HubSpot's explanation, without the correlation id
+
+    @property
+    def invalid_input(self) -> bool:
+        """HubSpot refused the call for its inputs' values (400 ``VALIDATION_ERROR``)."""
+        return self.status == 400 and self.category == "VALIDATION_ERROR"
 
 
 @dataclass
@@ -481,14 +524,24 @@ def _retry_after(headers: Mapping[str, str] | None, now: float | None = None) ->
     return max(0.0, when.timestamp() - (now if now is not None else time.time()))
 
 
-def _error_text(body: Any) -> str:
-    """HubSpot's error JSON (or whatever came back) as one short line."""
+def _error_text(body: Any, correlation: bool = True) -> str:
+    """HubSpot's error JSON (or whatever came back) as one short line.
+
+    A body listing its ``errors`` (a 400 ``VALIDATION_ERROR``: "Email address … is invalid",
+    ``INVALID_EMAIL``) is told by those, which say more than the summary ``message``."""
     if not isinstance(body, Mapping):
         return short_text(str(body))
     category = body.get("category") or body.get("errorType") or ""
     message = body.get("message") or body.get("error") or ""
+    details = [
+        ": ".join(str(p) for p in (e.get("code"), e.get("message")) if p)
+        for e in body.get("errors") or []
+        if isinstance(e, Mapping) and e.get("message")
+    ]
+    if details:
+        message = "; ".join(details)
     text = ": ".join(str(p) for p in (category, message) if p) or "no details"
-    if body.get("correlationId"):
+    if correlation and body.get("correlationId"):
         text += f" (correlationId {body['correlationId']})"
     return short_text(text)
 
@@ -578,7 +631,7 @@ class Upsert:
     properties: dict[str, str]
     hash: str
     status: str
-    returning: bool = False  # back to active: forget after a successful send
+    returning: bool = False  # back to active (or an old email): forget after a successful send
 
     def input(self) -> dict[str, Any]:
         return {"idProperty": "email", "id": self.email, "properties": self.properties}
@@ -592,6 +645,7 @@ class Plan:
     failed: list[RecordError] = field(default_factory=list)
     locations: set[str] = field(default_factory=set)
     returning: int = 0
+    email_changed: int = 0  # old emails of members synced under a new one, to retire
     forget: list[str] = field(default_factory=list)  # emails to drop from the state, unsent
 
 
@@ -599,6 +653,7 @@ def plan(rows: Iterable[Mapping[str, Any]], state: SyncState) -> Plan:
     out = Plan()
     seen: dict[str, str] = {}  # email -> user_id that claimed it
     mart_users: set[str] = set()
+    placed: set[str] = set()  # members whose contact is synced (or sent) this run
     for row in sorted(rows, key=lambda r: str(r.get("user_id") or "")):
         out.records += 1
         user_id = str(row.get("user_id") or "")
@@ -607,6 +662,10 @@ def plan(rows: Iterable[Mapping[str, Any]], state: SyncState) -> Plan:
         key = user_id or email_ or f"row {out.records}"
         if not email_:
             out.failed.append(RecordError(key, "no email: HubSpot contacts are keyed by email"))
+            continue
+        problem = email_problem(email_)
+        if problem:
+            out.failed.append(RecordError(key, problem))
             continue
         if email_ in seen:
             out.failed.append(
@@ -621,6 +680,7 @@ def plan(rows: Iterable[Mapping[str, Any]], state: SyncState) -> Plan:
             continue
         if props[LOCATION_PROPERTY]:
             out.locations.add(props[LOCATION_PROPERTY])
+        placed.add(user_id)
         hash_ = properties_hash(props)
         known = state.contacts.get(email_)
         if known is not None and SyncState.split(known)[0] == hash_:
@@ -632,15 +692,21 @@ def plan(rows: Iterable[Mapping[str, Any]], state: SyncState) -> Plan:
         if email_ in seen:
             continue
         _, status, user_id = SyncState.split(entry)
-        if user_id and user_id in mart_users:
-            out.forget.append(email_)  # the member is synced under their new email
-            continue
-        if status not in WATCHED:
+        moved = bool(user_id) and user_id in placed  # synced under their new email
+        if not moved and user_id and user_id in mart_users:
+            continue  # the new email cannot be synced (yet): the old contact stays as it is
+        if not moved and status not in WATCHED:
             out.forget.append(email_)  # already active in HubSpot: nothing to tell it
             continue
+        # Back to active, or an email the member no longer has: its contact says active once
+        # (an old address also leaves its location's list), then is forgotten.
         out.records += 1
-        out.returning += 1
         props = {STATUS_PROPERTY: ACTIVE}
+        if moved:
+            out.email_changed += 1
+            props[LOCATION_PROPERTY] = ""  # "" clears the property
+        else:
+            out.returning += 1
         out.upserts.append(
             Upsert(email_, user_id, props, properties_hash(props), ACTIVE, returning=True)
         )
@@ -736,6 +802,7 @@ class HubSpotSink:
             status: int | None
             headers: Mapping[str, str] | None = None
             body: Any = None
+            reason = ""
             try:
                 raw = fn(*args, _preload_content=False, _request_timeout=timeout, **kwargs)
                 try:
@@ -747,6 +814,7 @@ class HubSpotSink:
                 headers = getattr(exc, "headers", None)
                 body = _parse_json(getattr(exc, "body", None))
                 detail = _error_text(body)
+                reason = _error_text(body, correlation=False)
             except (urllib3.exceptions.HTTPError, OSError) as exc:
                 status, detail = None, f"network error: {type(exc).__name__}"
             finally:
@@ -769,7 +837,12 @@ class HubSpotSink:
                 raise HubSpotError(f"{what}: {hint}", status=status, fatal=True)
             transient = status is None or status == 429 or status >= 500
             if not transient:
-                raise HubSpotError(f"{what}: HTTP {status}: {detail}", status=status)
+                raise HubSpotError(
+                    f"{what}: HTTP {status}: {detail}",
+                    status=status,
+                    category=str(body.get("category") or "") if isinstance(body, Mapping) else "",
+                    reason=self._scrub(reason),
+                )
             if status == 429:
                 self._rate_limited += 1
             if attempt >= self.config.max_attempts:
@@ -818,6 +891,7 @@ class HubSpotSink:
             result.details.update(
                 {
                     "returned_to_active": todo.returning,
+                    "email_changed": todo.email_changed,
                     "locations": len(todo.locations),
                     "batches": math.ceil(len(todo.upserts) / self.config.batch_size),
                     "rate_limit": f"{self.config.rate_limit} per {self.config.rate_window_s:g}s",
@@ -873,23 +947,48 @@ class HubSpotSink:
             result.details["forgotten"] = len(todo.forget)
 
         failed_in_a_row = 0
-        pending = deque(batches(upserts, self.config.batch_size))
+        refused_for = ""  # HubSpot's reason for refusing the last contact sent alone
+        result.details["batches_split"] = 0
+        # (batch, is a half of a refused batch): halves go first, in order, so the run stays
+        # in mart order and a crash re-sends at most the call in flight.
+        pending: deque[tuple[list[Upsert], bool]] = deque(
+            (batch, False) for batch in batches(upserts, self.config.batch_size)
+        )
         while pending:
-            batch = pending.popleft()
+            batch, half = pending.popleft()
+            if half:
+                result.retried += 1  # a repeated call: its contacts were in one HubSpot refused
             body = {"inputs": [u.input() for u in batch]}
             try:
                 response = self._call(self.apis()["batch"].upsert, body)
             except HubSpotError as exc:
-                failed_in_a_row += 1
-                self._fail_upserts(result, batch, str(exc))
+                if exc.invalid_input and len(batch) > 1:
+                    # All or nothing: a value HubSpot refuses fails the whole batch. Halve it
+                    # until the contacts at fault are alone; the others go in this run.
+                    middle = (len(batch) + 1) // 2
+                    pending.extendleft([(batch[middle:], True), (batch[:middle], True)])
+                    result.details["batches_split"] += 1
+                    continue
+                if exc.invalid_input:  # one contact, refused: HubSpot's reason is its own
+                    self._fail_upserts(result, batch, f"rejected by HubSpot: {exc.reason}")
+                    # One contact refused after another for the same reason: the request, not
+                    # the contacts (halving would cost ~2 calls a contact). Else: their data.
+                    failed_in_a_row = failed_in_a_row + 1 if exc.reason == refused_for else 1
+                    refused_for = exc.reason
+                    if failed_in_a_row < self.config.max_failed_batches:
+                        continue
+                else:
+                    failed_in_a_row += 1
+                    self._fail_upserts(result, batch, str(exc))
                 result.status, result.error = "failed", str(exc)
                 if exc.fatal or exc.transient or failed_in_a_row >= self.config.max_failed_batches:
                     # HubSpot refuses us, or is down after every retry: stop rather than spend
                     # the rate limit on calls that will fail too. The rest go next run.
-                    self._fail_upserts(result, [u for b in pending for u in b], f"not sent: {exc}")
+                    rest = [u for b, _ in pending for u in b]
+                    self._fail_upserts(result, rest, f"not sent: {exc}")
                     return
                 continue
-            failed_in_a_row = 0
+            failed_in_a_row, refused_for = 0, ""
             failpoint("hubspot.after_batch")
             synced, rejected = self._settle(batch, response)
             state.record(

@@ -8,9 +8,10 @@ thread; point hubspot-api-client at :attr:`FakeHubSpot.base_url`. It implements:
   properties, validated like HubSpot (known type/fieldType pairs, options for enumerations and
   booleans, an existing group; 409 on a duplicate)
 - ``POST /crm/v3/objects/contacts/batch/upsert``: ``inputs`` of ``{"idProperty": "email", "id",
-  "properties"}``; more than 100 inputs, duplicate ids or an unknown property reject the whole
-  batch (400); an invalid email or property value fails that row only (207 with ``results`` and
-  ``errors``, each error naming its email in ``context.ids``)
+  "properties"}``; like HubSpot's v3 batch endpoints it is all or nothing: more than 100 inputs,
+  duplicate ids, an unknown property, or any input with an invalid email or property value
+  reject the whole batch (400 ``VALIDATION_ERROR``, one entry in ``errors`` per problem, with
+  its ``code``) and nothing in it is written
 - Lists v3: ``POST /crm/v3/lists/`` (create), ``POST /crm/v3/lists/search``, ``GET /crm/v3/lists/``
   (``listIds``, ``includeFilters``), ``GET|DELETE /crm/v3/lists/{id}``,
   ``GET /crm/v3/lists/object-type-id/{type}/name/{name}``,
@@ -63,6 +64,15 @@ EMAIL_RE = re.compile(
 )
 
 
+def valid_email(email: str) -> bool:
+    """HubSpot's verdict on an address: :data:`EMAIL_RE`, and a dot-atom local part (no leading,
+    trailing or doubled dot), which a looser shape check (the members contract's) lets through."""
+    local = email.rpartition("@")[0]
+    return bool(EMAIL_RE.match(email)) and not (
+        local.startswith(".") or local.endswith(".") or ".." in local
+    )
+
+
 def _now_iso() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
@@ -99,6 +109,7 @@ class Fault:
     retry_after: float | None = None
     path: str | None = None  # only requests whose path contains this
     policy: str = "SECONDLY"  # a 429's policyName (DAILY: the daily limit)
+    category: str | None = None  # a 4xx's category (VALIDATION_ERROR: rejected as invalid)
     spare: bool = False  # let this matching request through (fail_next's ``after``)
 
 
@@ -219,11 +230,13 @@ class FakeHubSpot:
         path: str | None = None,
         after: int = 0,
         policy: str = "SECONDLY",
+        category: str | None = None,
     ) -> None:
         """Answer ``n`` requests with ``status`` (0: drop the connection without an answer): the
         next ones whose path contains ``path`` (if given), once ``after`` such requests have
-        been served normally. A 429 names ``policy`` (``DAILY``: the daily limit)."""
-        fault = Fault(status, retry_after, path, policy)
+        been served normally. A 429 names ``policy`` (``DAILY``: the daily limit); a 4xx with
+        ``category="VALIDATION_ERROR"`` says a property does not exist, whatever the inputs."""
+        fault = Fault(status, retry_after, path, policy, category)
         with self.lock:
             self._faults.extend([dataclasses.replace(fault, spare=True)] * after)
             self._faults.extend([fault] * n)
@@ -313,7 +326,17 @@ class FakeHubSpot:
                         errorType="RATE_LIMIT",
                         policyName=fault.policy,
                     )
-                raise HubSpotReply(fault.status, "internal error", "INTERNAL_ERROR")
+                if fault.category == "VALIDATION_ERROR":
+                    missing = 'Property "peak_gone" does not exist'
+                    raise HubSpotReply(
+                        fault.status,
+                        f"Property values were not valid: {missing}",
+                        fault.category,
+                        errors=[{"message": missing, "code": "PROPERTY_DOESNT_EXIST"}],
+                    )
+                raise HubSpotReply(
+                    fault.status, "internal error", fault.category or "INTERNAL_ERROR"
+                )
             auth = headers.get("Authorization") or ""
             if auth != f"Bearer {self.token}":
                 raise HubSpotReply(
@@ -584,15 +607,19 @@ class FakeHubSpot:
                 for name in unknown
             ]
             raise HubSpotReply(
-                400, f"Property values were not valid: {json.dumps(details)}", "VALIDATION_ERROR"
+                400,
+                f"Property values were not valid: {json.dumps(details)}",
+                "VALIDATION_ERROR",
+                errors=[
+                    {"message": d["message"], "code": d["error"], "context": {"propertyName": [n]}}
+                    for d, n in zip(details, unknown, strict=True)
+                ],
             )
 
-        requested = _now_iso()
-        results, errors = [], []
+        problems: list[dict[str, Any]] = []
         for item in inputs:
             email = item["id"].strip()
-            problems = []
-            if not EMAIL_RE.match(email):
+            if not valid_email(email):
                 problems.append(
                     {
                         "isValid": False,
@@ -605,20 +632,24 @@ class FakeHubSpot:
                 problem = self._check_value(name, value)
                 if problem:
                     problems.append(problem)
-            if problems:
-                errors.append(
+        if problems:  # one bad input rejects the whole batch: nothing in it is written
+            raise HubSpotReply(
+                400,
+                f"Property values were not valid: {json.dumps(problems)}",
+                "VALIDATION_ERROR",
+                errors=[
                     {
-                        "status": "error",
-                        "category": "VALIDATION_ERROR",
-                        "message": f"Property values were not valid: {json.dumps(problems)}",
-                        "context": {"ids": [item["id"]]},
-                        "errors": [],
-                        "links": {},
+                        "message": p["message"],
+                        "code": p["error"],
+                        "context": {"propertyName": [p["name"]]},
                     }
-                )
-                continue
-            results.append(self._store_contact(email.lower(), item["properties"]))
-        out: dict[str, Any] = {
+                    for p in problems
+                ],
+            )
+
+        requested = _now_iso()
+        results = [self._store_contact(i["id"].strip().lower(), i["properties"]) for i in inputs]
+        return 200, {
             "status": "COMPLETE",
             "results": results,
             "requestedAt": requested,
@@ -626,11 +657,6 @@ class FakeHubSpot:
             "completedAt": _now_iso(),
             "links": {},
         }
-        if errors:
-            out["errors"] = errors
-            out["numErrors"] = len(errors)
-            return 207, out
-        return 200, out
 
     def _check_value(self, name: str, value: Any) -> dict[str, Any] | None:
         prop = self.properties[name]

@@ -20,6 +20,7 @@ import pytest
 from pydantic import SecretStr
 
 import activation.hubspot as hubspot_sink
+import contracts
 from activation.base import SinkContext, SinkResult
 from activation.hubspot import (
     PROPERTIES,
@@ -305,29 +306,149 @@ def test_member_back_to_active_is_updated_once_then_forgotten(env: Env, hub: Fak
     assert fourth.sent == 1 and hub.contact("member1@example.com")["peak_churn_status"] == "churned"
 
 
-def test_invalid_email_fails_that_contact_only_and_is_retried_next_run(
+def test_an_email_hubspot_rejects_fails_that_contact_only_and_is_retried_next_run(
     env: Env, hub: FakeHubSpot
 ) -> None:
     rows = members(150)
-    rows[7] = member(7, email="not-an-email")
+    bad = "member..7@example.com"  # the members contract's shape, but HubSpot refuses it
+    rows[7] = member(7, email=bad)
 
     result = env.sync(rows)
 
+    # HubSpot rejects a batch whole: the sink halves it until only the bad contact is left.
     assert (result.sent, result.failed, result.unchanged) == (149, 1, 0)
-    assert result.status == "ok"  # HubSpot refused one row; the calls themselves succeeded
+    assert result.status == "ok" and result.error is None
     [error] = result.errors
-    assert error.key == "U00007" and "INVALID_EMAIL" in error.reason
+    assert error.key == "U00007"
+    assert "INVALID_EMAIL" in error.reason and f"Email address {bad} is invalid" in error.reason
+    assert hub.contact(bad) is None and len(hub.contacts) == 149
     assert hub.contact("member8@example.com") is not None
-    assert "not-an-email" not in SyncState.load(env.lake).contacts
+    assert set(SyncState.load(env.lake).contacts) == {r["email"] for r in rows} - {bad}
+    calls = hub.upsert_calls()
+    taken = [len(c.body["inputs"]) for c in calls if c.status == 200]
+    rejected = [len(c.body["inputs"]) for c in calls if c.status == 400]
+    assert sum(taken) == 149 and rejected[-1] == 1  # nobody sent twice but the bad one's halves
+    assert all(c.body["inputs"][0]["id"] != bad for c in calls if c.status == 200)
+    assert len(calls) <= 2 + 2 * 7  # two batches, then ~log2(100) halvings
+    assert result.details["batches_split"] == len(rejected) - 1
+    assert result.retried == len(calls) - 2  # every call after a split re-sends contacts
+    assert result.api_calls == len(hub.requests)
 
     again = env.sync()  # retried, and refused again
     assert (again.sent, again.failed, again.unchanged) == (0, 1, 149)
-    assert upsert_sizes(hub)[-1] == 1
+    assert again.status == "ok" and "INVALID_EMAIL" in again.errors[0].reason
+    assert upsert_sizes(hub, len(calls)) == [1]
 
     rows[7] = member(7, email="member7@example.com")  # fixed at the source
     fixed = env.sync(rows)
     assert (fixed.sent, fixed.failed, fixed.unchanged) == (1, 0, 149)
     assert hub.contact("member7@example.com")["peak_user_id"] == "U00007"
+
+
+def test_a_malformed_email_fails_locally_and_never_reaches_hubspot(
+    env: Env, hub: FakeHubSpot
+) -> None:
+    shape = contracts.get("members").column("email").pattern
+    assert shape  # the one definition of an email's shape, checked before anything is sent
+    rows = [
+        member(1, email="not-an-email"),
+        member(2, email="foo@bar"),
+        member(3, email="a b@example.com"),
+        member(4),
+    ]
+
+    result = env.sync(rows)
+
+    assert (result.records, result.sent, result.failed) == (4, 1, 3)
+    assert result.status == "ok"
+    reasons = {e.key: e.reason for e in result.errors}
+    assert set(reasons) == {"U00001", "U00002", "U00003"}
+    assert all("members contract" in r for r in reasons.values())
+    assert [[i["id"] for i in c.body["inputs"]] for c in hub.upsert_calls()] == [
+        ["member4@example.com"]
+    ]
+    assert [c.status for c in hub.upsert_calls()] == [200]
+
+    again = env.sync()  # still failed with its reason, and still not sent
+    assert (again.sent, again.failed, again.unchanged) == (0, 3, 1)
+    assert len(hub.upsert_calls()) == 1
+
+
+def test_bad_contacts_in_a_row_neither_stop_the_run_nor_block_the_others(
+    env: Env, hub: FakeHubSpot
+) -> None:
+    rows = members(20)
+    bad = {i: f"member..{i}@example.com" for i in (3, 4, 5, 6)}  # more than max_failed_batches
+    for i, address in bad.items():
+        rows[i] = member(i, email=address)
+
+    result = env.sync(rows)
+
+    assert result.status == "ok", result.error
+    assert (result.sent, result.failed) == (16, 4)
+    assert {e.key for e in result.errors} == {f"U{i:05d}" for i in bad}
+    assert all("INVALID_EMAIL" in e.reason for e in result.errors)
+
+    # Next run the four are first in line, and a member who returned to active comes after them.
+    again = env.sync(rows[:19])
+    assert again.status == "ok", again.error
+    assert (again.sent, again.failed, again.unchanged) == (1, 4, 15)
+    assert hub.contact("member19@example.com")["peak_churn_status"] == "active"
+
+
+def test_a_rejection_of_every_contact_stops_after_a_few_calls(env: Env, hub: FakeHubSpot) -> None:
+    # HubSpot refusing the request itself (the same reason for every contact) is not the
+    # contacts' fault: halving would spend ~2 calls per contact, so the run stops instead.
+    hub.fail_next(10_000, status=400, path=UPSERT, category="VALIDATION_ERROR")
+    result = env.sync(members(250))
+    assert result.status == "failed" and "PROPERTY_DOESNT_EXIST" in result.error
+    assert (result.sent, result.failed) == (0, 250)
+    assert len(hub.upsert_calls()) <= 12
+    assert sum(1 for e in result.errors if e.reason.startswith("not sent")) >= 240
+    assert SyncState.load(env.lake).contacts == {}
+
+
+def test_a_changed_email_retires_the_old_contact_from_its_location_list(
+    env: Env, hub: FakeHubSpot
+) -> None:
+    rows = members(3)
+    env.sync(rows)
+    soho = hub.list_by_name(list_name("Peak Soho"))
+    assert hub.list_members(soho["listId"]) == {"member1@example.com"}
+    before = len(hub.upsert_calls())
+
+    rows[1] = member(1, email="member1.new@example.com")
+    result = env.sync(rows)
+
+    assert (result.records, result.sent, result.unchanged, result.failed) == (4, 2, 2, 0)
+    assert result.details["email_changed"] == 1 and result.details["returned_to_active"] == 0
+    sent = {i["id"]: i["properties"] for c in hub.upsert_calls()[before:] for i in c.body["inputs"]}
+    retire = {"peak_churn_status": "active", "peak_home_location": ""}  # "" clears it
+    assert sent["member1@example.com"] == retire
+    old = hub.contact("member1@example.com")
+    assert old["peak_churn_status"] == "active" and old["peak_home_location"] is None
+    assert hub.list_members(soho["listId"]) == {"member1.new@example.com"}  # no stale duplicate
+    state = SyncState.load(env.lake).contacts
+    assert "member1@example.com" not in state and "member1.new@example.com" in state
+
+    third = env.sync()  # told once, then forgotten
+    assert (third.records, third.sent, third.unchanged) == (3, 0, 3)
+
+
+def test_an_old_email_stays_until_the_new_one_can_be_synced(env: Env, hub: FakeHubSpot) -> None:
+    rows = members(3)
+    env.sync(rows)
+
+    rows[1] = member(1, email="not-an-email")  # changed, but to something that cannot be sent
+    result = env.sync(rows)
+    assert (result.sent, result.failed) == (0, 1)
+    assert hub.contact("member1@example.com")["peak_churn_status"] == "churned"  # untouched
+    assert "member1@example.com" in SyncState.load(env.lake).contacts
+
+    rows[1] = member(1, email="member1.new@example.com")
+    fixed = env.sync(rows)
+    assert (fixed.sent, fixed.failed, fixed.details["email_changed"]) == (2, 0, 1)
+    assert hub.contact("member1@example.com")["peak_home_location"] is None
 
 
 def test_records_that_cannot_be_contacts_fail_locally_with_their_reason(
@@ -668,6 +789,22 @@ def test_the_fake_rejects_what_hubspot_rejects(hub: FakeHubSpot) -> None:
     one["inputs"][0]["properties"] = {"peak_nope": "1"}
     status, body = call(hub, "POST", UPSERT, one)
     assert status == 400 and "PROPERTY_DOESNT_EXIST" in body["message"]
+
+    # One invalid input rejects the whole batch, as HubSpot's v3 batch endpoints do.
+    for address in ("foo@bar", "member..7@example.com"):
+        three = inputs(3)
+        three["inputs"][1]["id"] = address
+        status, body = call(hub, "POST", UPSERT, three)
+        assert status == 400 and body["category"] == "VALIDATION_ERROR"
+        assert body["message"].startswith("Property values were not valid")
+        assert body["errors"] == [
+            {
+                "message": f"Email address {address} is invalid",
+                "code": "INVALID_EMAIL",
+                "context": {"propertyName": ["email"]},
+            }
+        ]
+    assert hub.contacts == {}
 
     status, body = call(hub, "POST", UPSERT, inputs(1), token=None)
     assert status == 401 and body["category"] == "INVALID_AUTHENTICATION"
