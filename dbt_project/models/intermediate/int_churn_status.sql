@@ -31,11 +31,58 @@ visits as (
     group by f.user_id
 ),
 
+-- The member's records as of the as-of date: every export's row changed on or before it, in
+-- export order. A member whose records all changed after it keeps their first one (their
+-- earliest known state). The processed zone keeps every export, so this history does not
+-- depend on when the pipeline ran.
+member_records as (
+    select
+        m.user_id,
+        m.status,
+        m.updated_at,
+        row_number() over (partition by m.user_id order by m.export_date, m.updated_at) as seq
+    from (
+        select
+            user_id,
+            status,
+            updated_at,
+            export_date,
+            min(updated_at) over (partition by user_id) as first_updated_at
+        from {{ ref('stg_members') }}
+    ) as m
+    cross join as_of as a
+    where cast(m.updated_at as date) <= a.as_of_date or m.updated_at = m.first_updated_at
+),
+
+member_runs as (
+    select
+        user_id,
+        max(seq) as last_seq,
+        max(case when status <> 'cancelled' then seq end) as last_not_cancelled_seq
+    from member_records
+    group by user_id
+),
+
+-- The membership status as of the as-of date, and for a cancelled member the day the current
+-- uninterrupted run of cancelled records began (the first record after the last non-cancelled
+-- one): later edits of a cancelled member (email, opt-in) do not move it.
+member_status as (
+    select
+        r.user_id,
+        max(case when r.seq = runs.last_seq then r.status end) as membership_status,
+        min(
+            case when r.status = 'cancelled' and r.seq > coalesce(runs.last_not_cancelled_seq, 0) then r.updated_at end
+        ) as cancelled_at
+    from member_records as r
+    inner join member_runs as runs on r.user_id = runs.user_id
+    group by r.user_id
+),
+
 members as (
     select
         u.user_id,
-        u.status as membership_status,
-        u.updated_at,
+        s.membership_status,
+        s.cancelled_at,
         u.join_date,
         v.last_visit_date,
         coalesce(v.recent_visits, 0) as recent_visits,
@@ -47,6 +94,7 @@ members as (
         a.as_of_date
     from {{ ref('dim_users') }} as u
     cross join as_of as a
+    left join member_status as s on u.user_id = s.user_id
     left join visits as v on u.user_id = v.user_id
 ),
 
@@ -75,7 +123,7 @@ select
     churn_reason,
     membership_status,
     case
-        when churn_reason = 'cancelled' then cast(updated_at as date)
+        when churn_reason = 'cancelled' then cast(cancelled_at as date)
         when churn_reason = 'inactive'
             then {{ dbt.dateadd('day', var('churn_inactive_days'), 'coalesce(last_visit_date, join_date)') }}
     end as rule_date,
