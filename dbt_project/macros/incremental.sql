@@ -1,29 +1,38 @@
 {#
   Which dt partitions an incremental run of a dt-partitioned model rebuilds: every day whose
-  source partition received rows after the newest `ingested_at` already in the model (late
-  check-ins included, however old), the last `lookback_days` days, and the days listed in
-  `extra_days` (`peak run` passes the partitions its transform wrote, which also covers
-  backfills landed with an older ingestion time). Evaluated once, before
+  source partition holds other rows than the model (however old the day, and whatever the
+  rows' ingestion time: a backfill landed with `--date D` is stamped with an `ingested_at`
+  older than what the model holds), the last `lookback_days` days, and the days listed in
+  `extra_days` (`peak run` passes the partitions its transform wrote). Evaluated once, before
   the model's SQL runs, and inlined as literals so both DuckDB and Athena prune partitions.
   Returns a list of 'YYYY-MM-DD' strings (empty when nothing changed).
+
+  A day differs when its rows per ingestion time differ in number: new check-ins add rows, and
+  a check-in superseded by an earlier landing moves a row from one ingestion time to another.
+  Both sides group two narrow columns (the partition and one timestamp, nearly constant per
+  file), so the comparison reads little: no row's id, and no join.
 #}
 {% macro days_to_rebuild(source_relation, lookback_days, extra_days=[]) %}
   {% if not execute %}{{ return([]) }}{% endif %}
-  {% set mark = run_query("select cast(max(ingested_at) as varchar), cast(max(dt) as varchar) from " ~ this) %}
-  {% set max_ingested, max_dt = mark.rows[0][0], mark.rows[0][1] %}
-  {% if max_ingested is none %}
-    {% set query %}select distinct cast(dt as varchar) from {{ source_relation }} order by 1{% endset %}
-  {% else %}
-    {# Two filters on literals, so each prunes: row-group statistics, then partitions. #}
-    {% set query %}
-      select cast(dt as varchar) from {{ source_relation }}
-      where ingested_at > cast('{{ max_ingested }}' as timestamp)
+  {% set max_dt = run_query("select cast(max(dt) as varchar) from " ~ this).rows[0][0] %}
+  {% set query %}
+    select cast(dt as varchar) from (
+        select dt, ingested_at, count(*) as n
+        from {{ source_relation }}
+        group by dt, ingested_at
+        union all
+        select dt, ingested_at, -count(*) as n
+        from {{ this }}
+        group by dt, ingested_at
+    ) as both_sides
+    group by dt, ingested_at
+    having sum(n) <> 0
+    {% if max_dt is not none %}
       union
       select cast(dt as varchar) from {{ source_relation }}
       where dt >= {{ dbt.dateadd('day', -1 * lookback_days, "cast('" ~ max_dt ~ "' as date)") }}
-      order by 1
-    {% endset %}
-  {% endif %}
+    {% endif %}
+  {% endset %}
   {% set rows = run_query(query) %}
   {% set days = (rows.columns[0].values() | list) + (extra_days | list) %}
   {{ return(days | unique | sort | list) }}
@@ -52,20 +61,58 @@
 {% endmacro %}
 
 {#
-  The earliest value of `column` among the rows of `relation` that are newer (by ingested_at)
-  than everything in the current model (everything, when the model is empty): where an
-  incremental rebuild must start. None when nothing is new.
+  The periods (days, weeks, months) an incremental aggregate of check-ins must rebuild: those
+  whose check-ins in `relation` (fct_attendance) differ from what the current model holds, by
+  number or by newest `ingested_at`. The model keeps, per row, `visits` (its check-ins) and
+  `ingested_at` (their newest); the fact is grouped by `column`, then by `rollup` (a SQL
+  expression over `period`, e.g. its month) when the model's period is coarser; `this_column`
+  is the model's period column. `where` restricts the check-ins the model counts.
+
+  Compared with the model's own content rather than a watermark: a backfill's rows carry an
+  older `ingested_at` than the model's newest, and a rebuild that never ran (a build that
+  selected only the fact) is still found on the next run. Returns 'YYYY-MM-DD' strings, sorted.
 #}
-{% macro first_changed(relation, column) %}
-  {% if not execute %}{{ return(none) }}{% endif %}
+{% macro changed_periods(relation, column, this_column=none, rollup=none, where='1 = 1') %}
+  {% if not execute %}{{ return([]) }}{% endif %}
+  {% set period = rollup if rollup is not none else 'period' %}
   {% set query %}
-    select cast(min({{ column }}) as varchar)
-    from {{ relation }}
-    where ingested_at > coalesce(
-      (select max(ingested_at) from {{ this }}), cast('1900-01-01' as timestamp)
+    with incoming as (
+        select {{ column }} as period, count(*) as visits, max(ingested_at) as newest
+        from {{ relation }}
+        where {{ where }}
+        group by {{ column }}
+    ),
+
+    both_sides as (
+        select
+            {{ period }} as period,
+            cast(sum(visits) as bigint) as visits,
+            max(newest) as newest
+        from incoming
+        group by {{ period }}
+        union all
+        select
+            {{ this_column or column }} as period,
+            cast(sum(visits) as bigint) as visits,
+            max(ingested_at) as newest
+        from {{ this }}
+        group by {{ this_column or column }}
     )
+
+    select distinct cast(period as varchar)
+    from both_sides
+    group by period, visits, newest
+    having count(*) <> 2
   {% endset %}
-  {{ return(run_query(query).rows[0][0]) }}
+  {{ return(run_query(query).columns[0].values() | list | sort | list) }}
+{% endmacro %}
+
+{# The first of `changed_periods` (where a rebuild of running totals must start); none when
+   nothing changed. #}
+{% macro first_changed(relation, column, this_column=none) %}
+  {% if not execute %}{{ return(none) }}{% endif %}
+  {% set periods = changed_periods(relation, column, this_column) %}
+  {{ return(periods[0] if periods else none) }}
 {% endmacro %}
 
 {# `column >= value` on a literal date; `1 = 0` when there is no value. #}

@@ -1,7 +1,8 @@
 {#
   Per gym and local day: check-ins, distinct visitors and classes held. Incremental by day: a
-  run rebuilds the days from the first one holding check-ins new since the last run (the
-  heavy part of mart_location_daily, which adds new members per day on top).
+  run rebuilds the days whose check-ins in fct_attendance differ from what the model holds
+  (however old the day: a backfill included), and only those (the heavy part of
+  mart_location_daily, which adds new members per day on top).
 #}
 {{
   config(
@@ -13,7 +14,9 @@
 }}
 
 {% if is_incremental() %}
-  {% set first_day = first_changed(ref('fct_attendance'), 'local_date') %}
+  {% set days = changed_periods(
+      ref('fct_attendance'), 'local_date', 'activity_date', where='location is not null'
+  ) %}
 {% endif %}
 
 select
@@ -27,5 +30,5 @@ select
 from {{ ref('fct_attendance') }}
 where
     location is not null
-    and {{ on_or_after('local_date', first_day) if is_incremental() else '1 = 1' }}
+    and {{ dt_in('local_date', days) if is_incremental() else '1 = 1' }}
 group by location, local_date

@@ -1,6 +1,7 @@
 {#
   One row per member and calendar month (local) with at least one visit. Incremental by month:
-  a run rebuilds the months from the first one holding check-ins new since the last run.
+  a run rebuilds the months whose check-ins in fct_attendance differ from what the model holds
+  (however old the month: a backfill included), and only those.
 #}
 {{
   config(
@@ -11,9 +12,12 @@
   )
 }}
 
+{% set month = 'cast(' ~ dbt.date_trunc('month', 'local_date') ~ ' as date)' %}
 {% if is_incremental() %}
-    {% set first_day = first_changed(ref('fct_attendance'), 'local_date') %}
-    {% set first_month = none if first_day is none else first_day[:8] ~ '01' %}
+    {% set months = changed_periods(
+        ref('fct_attendance'), 'local_date', 'activity_month',
+        rollup='cast(' ~ dbt.date_trunc('month', 'period') ~ ' as date)'
+    ) %}
 {% endif %}
 
 select
@@ -21,7 +25,11 @@ select
     count(*) as visits,
     max(ingested_at) as ingested_at,
     -- The partition column is last (Athena's Hive tables require it).
-    cast({{ dbt.date_trunc('month', 'local_date') }} as date) as activity_month
+    {{ month }} as activity_month
 from {{ ref('fct_attendance') }}
-where {{ on_or_after('local_date', first_month) if is_incremental() else '1 = 1' }}
-group by user_id, cast({{ dbt.date_trunc('month', 'local_date') }} as date)
+{% if is_incremental() %}
+    where
+        {{ on_or_after('local_date', months[0] if months else none) }}
+        and {{ dt_in(month, months) }}
+{% endif %}
+group by user_id, {{ month }}

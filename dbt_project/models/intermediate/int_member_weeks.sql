@@ -2,9 +2,10 @@
   One row per member and ISO week with at least one visit, with the member's weekly streak as
   of that week (consecutive weeks, found as gaps and islands over the week number).
 
-  Incremental by week: a run rebuilds the weeks from the first one holding check-ins that are
-  new since the last run (later weeks' streaks depend on it), carrying each member's streak
-  from the week before. `streak_start_week` identifies a run of weeks across rebuilds.
+  Incremental by week: a run rebuilds the weeks from the first one whose check-ins in
+  fct_attendance differ from what the model holds (however old: a backfill included; later
+  weeks' streaks depend on it), carrying each member's streak from the week before.
+  `streak_start_week` identifies a run of weeks across rebuilds.
 #}
 {{
   config(
