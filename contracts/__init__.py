@@ -45,6 +45,8 @@ LINEAGE_COLUMNS: dict[str, tuple[str, str]] = {
 }
 #: Lineage columns kept in the processed zone (the parse error is always null there).
 PROCESSED_LINEAGE = (SOURCE_FILE, SOURCE_ROW, INGESTED_AT, RAW_ID)
+#: Lineage text that is the same on every row of a raw file (ingestion writes it so).
+FILE_LINEAGE_TEXT = (SOURCE_FILE, RAW_ID)
 
 #: Spellings accepted for booleans (compared case-insensitively after trimming).
 TRUE_VALUES = ("true", "t", "yes", "y", "1")

@@ -75,27 +75,53 @@ class DuckDBEngine:
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="peak-duckdb") as pool:
             list(pool.map(write, [partitions[i::workers] for i in range(workers)]))
 
+    def _validate(self, con: duckdb.DuckDBPyConnection, contract: Contract, job: EngineJob) -> None:
+        """The rules over the batch into ``validated_rows``, and the view ``validated``.
+
+        The per-file lineage text (file name, raw id: 64 characters) is the same on every row
+        of a raw file, so the table keeps each row's file number (``file_index``) instead and
+        the view joins the text back from a table of one row per file: a third less to
+        materialise per row, the same columns and values for every statement after it.
+        """
+        files = ", ".join(rules.lit(str(p)) for p in job.raw_files)
+        text = contracts.FILE_LINEAGE_TEXT
+        con.execute(
+            f"CREATE VIEW raw AS SELECT *, file_index AS _file FROM read_parquet([{files}])"
+        )
+        cols = ", ".join(rules.q(c) for c in text)
+        con.execute(f"CREATE TABLE files AS SELECT DISTINCT _file, {cols} FROM raw")
+        (distinct,) = con.execute("SELECT COUNT(DISTINCT _file) FROM files").fetchone()
+        (pairs,) = con.execute("SELECT COUNT(*) FROM files").fetchone()
+        if pairs != distinct:
+            raise RuntimeError(f"a raw file holds more than one value of {', '.join(text)}")
+        carried = [c for c in contracts.LINEAGE_COLUMNS if c not in text] + ["_file"]
+        con.execute(
+            "CREATE TABLE validated_rows AS "
+            + rules.validate_sql(
+                contract, timezone=job.timezone, dialect=self.dialect, lineage=carried
+            )
+        )
+        con.execute(
+            f"CREATE VIEW validated AS SELECT {', '.join('f.' + rules.q(c) for c in text)}, "
+            "v.* EXCLUDE (_file) FROM validated_rows AS v JOIN files AS f ON v._file = f._file"
+        )
+
     def process(self, contract: Contract, job: EngineJob) -> EngineResult:
         d = self.dialect
         staging = Path(job.staging)
         staging.mkdir(parents=True, exist_ok=True)
         con = self._connect(staging / "_tmp")
         try:
-            files = ", ".join(rules.lit(str(p)) for p in job.raw_files)
             # Tables and views in the (private, in-memory) database rather than TEMP ones: the
             # partition writers' cursors share the database, not this connection's temp schema.
-            con.execute(f"CREATE VIEW raw AS SELECT * FROM read_parquet([{files}])")
-            con.execute(
-                "CREATE TABLE validated AS "
-                + rules.validate_sql(contract, timezone=job.timezone, dialect=d)
-            )
+            self._validate(con, contract, job)
             rows_in, quarantined = con.execute(
                 f"SELECT COUNT(*), COUNT(*) FILTER (WHERE {rules.q('_reasons')} <> '') "
-                "FROM validated"
+                "FROM validated_rows"
             ).fetchone()
             reasons = {}
             if quarantined:
-                row = con.execute(reason_counts_sql(contract, d)).fetchone()
+                row = con.execute(reason_counts_sql(contract, d, "validated_rows")).fetchone()
                 reasons = {rule.code: n for rule, n in zip(contract.rules(), row) if n}
                 con.execute(
                     f"COPY (SELECT *, {rules.q('_raw_id')} AS {QUARANTINE_PART} FROM "

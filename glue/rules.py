@@ -233,11 +233,17 @@ def dt_expr(contract: Contract, typed: bool = True) -> str:
 
 
 def validate_sql(
-    contract: Contract, *, timezone: str, dialect: Dialect, source: str = "raw"
+    contract: Contract,
+    *,
+    timezone: str,
+    dialect: Dialect,
+    source: str = "raw",
+    lineage: Sequence[str] | None = None,
 ) -> str:
     """``raw`` -> every row with its typed values, ``dt``, ``_reasons`` and, for a rejected row,
-    its original text."""
-    lineage = [q(name) for name in contracts.LINEAGE_COLUMNS]
+    its original text. ``lineage``: the columns carried through unchanged (default: every
+    lineage column; the rules read ``_ingested_at``, ``_export_date`` and ``_parse_error``)."""
+    lineage = [q(name) for name in (contracts.LINEAGE_COLUMNS if lineage is None else lineage)]
     originals = [q(c.name) for c in contract.columns]
     norms = [f"{_norm_expr(c)} AS {q(c.name + NORM)}" for c in contract.columns]
     typed = [
