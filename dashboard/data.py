@@ -184,7 +184,7 @@ KPIS = ("active_members", "visits", "churn_rate", "new_joins")
 
 
 def overview(warehouse: Warehouse, filters: Filters) -> pd.DataFrame:
-    """One row per figure (``KPIS`` plus ``churned`` and ``members_at_risk_of_churn``), with the
+    """One row per figure (``KPIS`` plus ``churned`` and ``members_who_could_churn``), with the
     period's value (``current``) and the previous period's (``previous``)."""
     prev = filters.previous()
     start, end, first = _iso(filters.start), _iso(filters.end), _iso(prev.start)
@@ -212,7 +212,7 @@ def overview(warehouse: Warehouse, filters: Filters) -> pd.DataFrame:
         ),
         "new_joins": (totals.get("joins_now"), totals.get("joins_before")),
         "churned": (churn.get("churned_now"), churn.get("churned_before")),
-        "members_at_risk_of_churn": (churn.get("members_now"), churn.get("members_before")),
+        "members_who_could_churn": (churn.get("members_now"), churn.get("members_before")),
     }
     frame = pd.DataFrame.from_dict(rows, orient="index", columns=["current", "previous"])
     frame.index.name = "metric"

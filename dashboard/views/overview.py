@@ -39,7 +39,7 @@ cards[2].metric(
         "Members who churned in the period (mart_churn's churn_date: cancellation, or the day "
         "inactivity reached the threshold) over the members who could have: joined by the "
         f"period's end and not churned before it began. This period: "
-        f"{fmt.count(now['churned'])} of {fmt.count(now['members_at_risk_of_churn'])}."
+        f"{fmt.count(now['churned'])} of {fmt.count(now['members_who_could_churn'])}."
     ),
     border=True,
 )
