@@ -57,6 +57,9 @@ def activate(
         )
         results = _run(ctx, chosen)
     record(report, results)
+    scanned = getattr(ctx.warehouse, "bytes_scanned", None)
+    if scanned is not None:  # the Athena reader: what the sinks' reads scanned, for `peak cost`
+        report.stages["warehouse"] = {"target": ctx.warehouse.name, "athena_bytes_scanned": scanned}
     return results
 
 

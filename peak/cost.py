@@ -11,7 +11,8 @@ run reports under ``_runs/`` of the last ``days`` days. Per service:
   ``--execution-class``; DuckDB runs are the Python-shell job's, 1 DPU at the Python-shell
   price (it has no FLEX class). Each run is billed at least a minute, plus the job's start
   (installing the wheel's requirements), estimated.
-- **Athena**: bytes scanned recorded in run reports (``athena_bytes_scanned`` in a stage), else
+- **Athena**: bytes scanned recorded in run reports (``athena_bytes_scanned`` in a stage:
+  ``build`` from dbt-athena's adapter responses, ``warehouse`` from activation's reads), else
   *estimated*: every build reads the whole processed zone once (an upper bound: Parquet lets
   Athena read only the columns and days it needs) and each query is billed at least 10 MB.
 - **CodeBuild** (dbt and activation), **Lambda** (ingestion), **Secrets Manager**, **SES**,

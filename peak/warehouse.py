@@ -87,6 +87,9 @@ class AthenaWarehouse:
     work_group: str
     s3_output: str | None = None
     name: str = "athena"
+    #: What this reader's queries scanned so far (Athena's DataScannedInBytes): the run report
+    #: records it, and `peak cost` bills Athena from it.
+    bytes_scanned: int = 0
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> pa.Table:
         import awswrangler as wr
@@ -104,6 +107,9 @@ class AthenaWarehouse:
             paramstyle="qmark",
             dtype_backend="pyarrow",
         )
+        execution = getattr(frame, "query_metadata", None) or {}  # awswrangler attaches it
+        scanned = execution.get("Statistics", {}).get("DataScannedInBytes")
+        self.bytes_scanned += int(scanned or 0)
         return pa.Table.from_pandas(frame, preserve_index=False)
 
     def read(self, relation: str, columns: Sequence[str] | None = None) -> pa.Table:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import warnings
 
 import duckdb
 import pandas as pd
@@ -57,7 +58,13 @@ def test_athena_reads_through_awswrangler_with_unload_and_literal_parameters(mon
 
     def read_sql_query(sql, **kwargs):
         calls.append((sql, kwargs))
-        return pd.DataFrame({"user_id": ["U1"], "visits": [3]})
+        frame = pd.DataFrame({"user_id": ["U1"], "visits": [3]})
+        # awswrangler attaches the QueryExecution it polled (its Statistics included), with
+        # pandas' warning about attribute assignment silenced as awswrangler does
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            frame.query_metadata = {"Statistics": {"DataScannedInBytes": 1_000 * len(calls)}}
+        return frame
 
     monkeypatch.setattr(wr.athena, "read_sql_query", read_sql_query)
     settings = Settings(athena_schema="peak_analytics", athena_work_group="peak")
@@ -76,3 +83,4 @@ def test_athena_reads_through_awswrangler_with_unload_and_literal_parameters(mon
     assert kwargs["params"] == ["DATE '2026-11-01'", "'Peak Camden'", "'O''Neill''s'", "2"]
     reader.read("mart_churn", ["user_id"])
     assert calls[1][0] == 'select "user_id" from peak_analytics.mart_churn'
+    assert reader.bytes_scanned == 1_000 + 2_000  # what peak activate records for peak cost
