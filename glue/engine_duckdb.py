@@ -90,8 +90,9 @@ class DuckDBEngine:
         )
         cols = ", ".join(rules.q(c) for c in text)
         con.execute(f"CREATE TABLE files AS SELECT DISTINCT _file, {cols} FROM raw")
-        (distinct,) = con.execute("SELECT COUNT(DISTINCT _file) FROM files").fetchone()
-        (pairs,) = con.execute("SELECT COUNT(*) FROM files").fetchone()
+        pairs, distinct = con.execute(
+            "SELECT COUNT(*), COUNT(DISTINCT _file) FROM files"
+        ).fetchone()
         if pairs != distinct:
             raise RuntimeError(f"a raw file holds more than one value of {', '.join(text)}")
         carried = [c for c in contracts.LINEAGE_COLUMNS if c not in text] + ["_file"]

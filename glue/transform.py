@@ -31,7 +31,7 @@ from peak import ledger
 from peak.failpoints import failpoint
 from peak.lake import Lake
 from peak.locks import lake_lock
-from peak.report import RunReport
+from peak.report import RunReport, balanced
 from peak.settings import Settings
 
 Progress = Callable[[str, str], None]
@@ -156,11 +156,6 @@ def transform_dataset(
     stats.rows_superseded += result.rows_superseded
     stats.partitions_written.extend(result.affected_partitions)
     stats.reasons.update(result.reasons)
-    if not stats.balanced:
-        raise TransformError(
-            f"{dataset}: rows_in {stats.rows_in} != valid {stats.rows_valid} + quarantined "
-            f"{stats.rows_quarantined} + deduplicated {stats.rows_deduplicated}"
-        )
     return result
 
 
@@ -174,8 +169,8 @@ def _check_counts(dataset: str, result: EngineResult, batch: list[dict]) -> None
             f"{dataset}: the engine read {result.rows_in} rows from the batch's {len(batch)} "
             f"raw file(s), but ingestion landed {landed}; nothing was published"
         )
-    accounted = result.rows_valid + result.rows_quarantined + result.rows_deduplicated
-    if accounted != result.rows_in:
+    counts = (result.rows_valid, result.rows_quarantined, result.rows_deduplicated)
+    if not balanced(result.rows_in, *counts):
         raise TransformError(
             f"{dataset}: rows_in {result.rows_in} != valid {result.rows_valid} + quarantined "
             f"{result.rows_quarantined} + deduplicated {result.rows_deduplicated}; "

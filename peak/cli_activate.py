@@ -18,7 +18,7 @@ from rich.table import Table
 
 from activation import SINK_NAMES
 from peak.cli_model import TargetOption
-from peak.report import RunReport
+from peak.report import ATHENA_BYTES_SCANNED, RunReport
 from peak.settings import Target
 
 if TYPE_CHECKING:  # the sinks pull in pyarrow and redis: imported when a command runs
@@ -59,7 +59,7 @@ def activate(
     record(report, results)
     scanned = getattr(ctx.warehouse, "bytes_scanned", None)
     if scanned is not None:  # the Athena reader: what the sinks' reads scanned, for `peak cost`
-        report.stages["warehouse"] = {"target": ctx.warehouse.name, "athena_bytes_scanned": scanned}
+        report.stages["warehouse"] = {"target": ctx.warehouse.name, ATHENA_BYTES_SCANNED: scanned}
     return results
 
 

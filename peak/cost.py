@@ -34,7 +34,7 @@ from typing import Any
 
 from peak import deploy, prune
 from peak.lake import Lake
-from peak.report import load_reports, report_keys
+from peak.report import ATHENA_BYTES_SCANNED, load_reports, report_keys
 
 # ---------------------------------------------------------------------------------------------
 # Prices: list prices, eu-west-1 (Ireland), USD. Source: the AWS pricing pages named below,
@@ -161,8 +161,8 @@ def _engine(report: dict[str, Any]) -> str | None:
 def _athena_bytes(report: dict[str, Any]) -> int | None:
     total, seen = 0, False
     for stage in (report.get("stages") or {}).values():
-        if isinstance(stage, dict) and isinstance(stage.get("athena_bytes_scanned"), int | float):
-            total += int(stage["athena_bytes_scanned"])
+        if isinstance(stage, dict) and isinstance(stage.get(ATHENA_BYTES_SCANNED), int | float):
+            total += int(stage[ATHENA_BYTES_SCANNED])
             seen = True
     return total if seen else None
 

@@ -25,6 +25,7 @@ import yaml
 import contracts
 from peak import catalog
 from peak.lake import Lake, processed_prefix
+from peak.report import ATHENA_BYTES_SCANNED
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PROJECT_DIR = REPO_ROOT / "dbt_project"
@@ -189,7 +190,7 @@ class DbtResult:
         by_status: dict[str, int] = {}
         for node in self.nodes:
             by_status[node.status] = by_status.get(node.status, 0) + 1
-        extra = {} if self.bytes_scanned is None else {"athena_bytes_scanned": self.bytes_scanned}
+        extra = {} if self.bytes_scanned is None else {ATHENA_BYTES_SCANNED: self.bytes_scanned}
         return {
             **extra,
             "command": self.command,

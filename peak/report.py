@@ -41,6 +41,15 @@ class RejectedFile:
     quarantined_as: str
 
 
+#: The key a stage of a run report records its Athena bytes scanned under (`peak cost` reads it).
+ATHENA_BYTES_SCANNED = "athena_bytes_scanned"
+
+
+def balanced(rows_in: int, valid: int, quarantined: int, deduplicated: int) -> bool:
+    """Nothing lost: every row read ended valid, quarantined or de-duplicated."""
+    return rows_in == valid + quarantined + deduplicated
+
+
 @dataclass
 class DatasetStats:
     files_in: int = 0
@@ -60,8 +69,9 @@ class DatasetStats:
 
     @property
     def balanced(self) -> bool:
-        accounted = self.rows_valid + self.rows_quarantined + self.rows_deduplicated
-        return self.rows_in == accounted
+        return balanced(
+            self.rows_in, self.rows_valid, self.rows_quarantined, self.rows_deduplicated
+        )
 
 
 @dataclass

@@ -70,12 +70,16 @@ def built(tmp_path_factory) -> Path:
     return lake
 
 
+def copy_lake(lake: Path, to: Path) -> Path:
+    """A built lake copied to ``to``, without dbt's compiled target (absolute paths inside)."""
+    shutil.copytree(lake, to)
+    shutil.rmtree(to / "_dbt" / "target-local", ignore_errors=True)
+    return to
+
+
 @pytest.fixture
 def lake_copy(built, tmp_path) -> Path:
-    copy = tmp_path / "lake"
-    shutil.copytree(built, copy)
-    shutil.rmtree(copy / "_dbt" / "target-local", ignore_errors=True)  # absolute paths inside
-    return copy
+    return copy_lake(built, tmp_path / "lake")
 
 
 def ingest_and_transform(lake: Path, tmp_path: Path, name: str, rows: list[dict]) -> None:

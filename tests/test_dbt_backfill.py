@@ -11,13 +11,12 @@ and a bare `peak build`.
 from __future__ import annotations
 
 import datetime as dt
-import shutil
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import CLASS, MEMBER, csv_bytes
-from tests.test_dbt import compiled_days, last_report, peak, query
+from tests.test_dbt import compiled_days, copy_lake, last_report, peak, query
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("dbt")]
 
@@ -95,10 +94,7 @@ def base(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def lake(base, tmp_path) -> Path:
-    copy = tmp_path / "lake"
-    shutil.copytree(base, copy)
-    shutil.rmtree(copy / "_dbt" / "target-local", ignore_errors=True)  # absolute paths inside
-    return copy
+    return copy_lake(base, tmp_path / "lake")
 
 
 def backfill_inbox(tmp_path: Path) -> Path:
