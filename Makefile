@@ -12,21 +12,51 @@ export GX_ANALYTICS_ENABLED := false
 export PEAK_PROGRESS ?= 1
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test test-fast lint format bench clean dashboard package
+.PHONY: help chromium install demo test test-fast test-latest lint lock format bench clean dashboard package
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
 	  awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
 
-$(BIN)/peak: pyproject.toml
+# uv installs exactly the lock (uv.lock); it comes itself from a hashed pin (tools/uv.txt).
+# docs/adr/0006-one-locked-install.md says why uv, and how `make lock` and `make test-latest` work.
+TOOLS := .venv-tools
+UV := $(TOOLS)/uv/bin/uv
+export UV_PYTHON_DOWNLOADS := never
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+
+$(UV): tools/uv.txt
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found (Python 3.11 is required)"; exit 1; }
-	@command -v java >/dev/null || { echo "error: java not found (Java 17 is required for Spark)"; exit 1; }
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	rm -rf $(TOOLS)/uv
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
+	  --require-hashes --no-deps --target $(TOOLS)/uv -r tools/uv.txt
 	@touch $@
 
-install: $(BIN)/peak ## Create .venv and install the project with its dev extras
+$(BIN)/peak: pyproject.toml uv.lock $(UV)
+	@command -v java >/dev/null || { echo "error: java not found (Java 17 is required for Spark)"; exit 1; }
+	$(UV) sync --locked --extra dev --python $(PYTHON)
+	@touch $@
+
+CHECKOV := $(TOOLS)/checkov/bin/checkov
+$(CHECKOV): tools/checkov/pyproject.toml tools/checkov/uv.lock $(UV)
+	UV_PROJECT_ENVIRONMENT=$(CURDIR)/$(TOOLS)/checkov $(UV) sync --locked --quiet --project tools/checkov --python $(PYTHON)
+	@touch $@
+
+install: $(BIN)/peak $(CHECKOV) ## Create .venv with exactly the locked versions (uv.lock), dev extras included
+
+chromium: ## Install Debian's chromium, which the dashboard's browser test drives (never `playwright install`)
+	@command -v chromium >/dev/null || { SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium; }
+
+lock: $(UV) ## Re-resolve every lock to the newest allowed versions (review the diff, then make test)
+	$(UV) pip compile --quiet --upgrade --generate-hashes --universal tools/uv.in -o tools/uv.txt
+	$(UV) lock --upgrade --python $(PYTHON)
+	$(UV) lock --upgrade --project tools/checkov --python $(PYTHON)
+	$(UV) pip compile --quiet --upgrade --python-version 3.9 --python-platform x86_64-manylinux2014 \
+	  glue/requirements-pyshell.in -o glue/requirements-pyshell.txt
+
+test-latest: $(UV) ## Run the suite on the newest versions pyproject.toml allows, in a throw-away venv
+	UV=$(UV) PYTHON=$(PYTHON) tools/test-latest.sh
 
 demo: install ## Generate a year of sample exports (~5,000 members) and run the pipeline on them
 	$(BIN)/peak generate --out $(DEMO_DIR) --members $(DEMO_MEMBERS) --days $(DEMO_DAYS) --dirty-rate 0.002

@@ -1,6 +1,6 @@
 """The transform as an AWS Glue 5.0 job: the entry point, and nothing but the entry point.
 
-Three layers (STYLE.md, item 10): this script parses the job's arguments and builds the Spark
+Three layers: this script parses the job's arguments and builds the Spark
 session (a ``GlueContext`` inside Glue, a local session elsewhere), then hands over to
 :func:`glue.transform.transform` (I/O: the lake, staging, publishing), which runs an engine over
 the contract's SQL (:mod:`glue.rules`, the pure part). The run report is saved to
@@ -170,7 +170,7 @@ def main(argv: Sequence[str] | None = None) -> Any:
     full_argv = [sys.argv[0] if sys.argv else "job.py", *(sys.argv[1:] if argv is None else argv)]
     resolver = _glue_resolver()
     args = parse_args(full_argv, resolver)
-    # One typed, validated settings object (STYLE.md item 11): the job's arguments beat PEAK_*.
+    # One typed, validated settings object: the job's arguments beat PEAK_*.
     settings = Settings(lake=args.lake, engine=args.engine, gym_timezone=args.gym_timezone)
 
     spark, glue_job = None, None

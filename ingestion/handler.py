@@ -1,6 +1,6 @@
 """The ingestion Lambda: lands every export that S3 reports as created.
 
-Thin entry point (STYLE.md 9): it reads the event and the settings, builds the lake, and calls
+A thin entry point: it reads the event and the settings, builds the lake, and calls
 :func:`ingestion.land.land_file` for each object. S3 event keys arrive URL-encoded. A bad file
 is quarantined and reported, never raised; an exception (S3 unreachable, say) fails the
 invocation so that Lambda retries it and, after that, sends the event to the dead-letter queue.

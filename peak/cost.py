@@ -22,7 +22,7 @@ Months are 30 days: totals over the window are scaled by ``30 / days observed``.
 list prices in one place (:data:`PRICES`), with their source and the date they were taken;
 always-free allowances are subtracted where AWS grants them to every account (the 12-month
 and credit-based free tiers differ by account and are not). The design budgets Glue at about
-$1.20 and Athena at about $0.50 a month (seed-design.md, "Cost Estimates").
+$1.20 and Athena at about $0.50 a month (docs/architecture.md, "Design targets").
 """
 
 from __future__ import annotations
@@ -89,7 +89,7 @@ ATHENA_MIN_BYTES = 10 * 1024**2
 TB = 1024**4
 GB = 1024**3
 
-#: The design's budget, USD a month (seed-design.md, section 6).
+#: The design's budget, USD a month (docs/architecture.md, "Design targets").
 BUDGET = {"glue": 1.20, "athena": 0.50, "hubspot": 0.00}
 
 #: Assumptions when the reports have nothing to measure (each labelled "assumed").

@@ -1,7 +1,7 @@
 """Realistic sample exports: members, the weekly class timetable and a year of daily check-ins.
 
 ``generate(out, members=…, days=…, seed=…)`` writes the three source exports the way the gyms'
-booking system delivers them (see ``ARCHITECTURE.md``, "The source exports"):
+booking system delivers them (see ``docs/architecture.md``, "The exports"):
 
 * ``members_<end>.csv``: a full member snapshot (its newest few sign-ups are delivered beside it
   as ``members_<end>_signups.json``, a JSON array; the two together are the snapshot);

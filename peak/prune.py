@@ -53,7 +53,7 @@ from peak import lake as layout
 from peak import ledger
 from peak.lake import Lake
 
-#: Days each zone keeps a file: the design's "Storage layers" table (seed-design.md, section 5).
+#: Days each zone keeps a file: the design's retention (docs/architecture.md, "Design targets").
 RETENTION_DAYS: dict[str, int] = {"raw": 30, "processed": 365, "quarantine": 90}
 #: Athena's query results (their own bucket; only the template's lifecycle rule applies it).
 ATHENA_RESULTS_RETENTION_DAYS = 7

@@ -18,7 +18,7 @@ os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 from peak.lake import Lake
 
 #: A real Redis for every test that asks (``redis_url``, ``redis_prefix``): see redis_server.py.
-pytest_plugins = ["tests.redis_server"]
+pytest_plugins = ["tests.redis_server", "tests.moto_server"]
 
 INGESTED_AT = dt.datetime(2026, 11, 24, 6, 0, 0)
 

@@ -89,7 +89,10 @@ def server(lake: BuiltLake, tmp_path: Path) -> Iterator[str]:
             os.killpg(proc.pid, signal.SIGKILL)
 
 
-@pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed")
+@pytest.mark.skipif(
+    not CHROMIUM.exists(),
+    reason="Debian's chromium is not installed: `make chromium` installs it (as .ci/run does)",
+)
 def test_dashboard_in_a_browser(lake: BuiltLake, server: str) -> None:
     from playwright.sync_api import expect, sync_playwright
 

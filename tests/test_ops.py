@@ -454,3 +454,19 @@ def test_the_overall_status_judges_only_the_budgeted_services():
     assert estimate.status == "within budget"
     lines[1] = cost.Line("Athena", "", "measured", 0.60, 0.60, budget_usd=0.50)
     assert cost.Estimate("lake", 30, 30.0, lines=lines).status == "over budget"
+
+
+def test_codebuild_pins_every_package_it_installs_to_the_locked_versions():
+    """CodeBuild installs requirements-codebuild.txt: every package, dependencies included, at
+    the version this (locked) environment holds, and nothing only the tests need."""
+    from importlib import metadata
+
+    lines = [ln for ln in deploy.codebuild_requirements().splitlines() if not ln.startswith("#")]
+    pins = dict(line.split("==") for line in lines)
+    assert all(version for version in pins.values())
+    for name, version in pins.items():
+        assert metadata.version(name) == version
+    names = {n.lower() for n in pins}
+    assert {"dbt-core", "dbt-athena", "hubspot-api-client", "awswrangler"} <= names
+    assert {"botocore", "agate", "urllib3", "jinja2"} <= names  # dependencies, pinned too
+    assert not {"moto", "pytest", "pyspark", "streamlit"} & names
