@@ -1,6 +1,6 @@
 """What every activation sink shares: its context, its result, the outbox and its sync state.
 
-A sink reads marts through :class:`peak.warehouse.Warehouse`, never a database directly. It
+A sink reads marts through :class:`peak.model.warehouse.Warehouse`, never a database directly. It
 returns a :class:`SinkResult` whose counts obey ``records == sent + unchanged + failed`` (every
 record ends sent, unchanged, or failed with its reason); ``retried`` counts the API calls that
 were repeated after a 429/5xx/timeout. A dry run writes exactly what would be sent to
@@ -17,11 +17,13 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
-from peak.lake import Lake, activation_state_key, outbox_prefix
-from peak.warehouse import Warehouse
+from peak.core.errors import ActivationError
+from peak.core.lake import Lake
+from peak.core.layout import activation_state_key, outbox_prefix
+from peak.model.warehouse import Warehouse
 
 
-class SinkError(RuntimeError):
+class SinkError(ActivationError):
     """A sink could not do its work (unreachable service, consistency check failed, …)."""
 
 

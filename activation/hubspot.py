@@ -88,8 +88,9 @@ from activation.config import (
     HUBSPOT_RATE_WINDOW_S,
     ActivationSettings,
 )
-from peak.failpoints import failpoint
-from peak.lake import Lake, activation_state_key, outbox_prefix
+from peak.core.failpoints import failpoint
+from peak.core.lake import Lake
+from peak.core.layout import activation_state_key, outbox_prefix
 
 log = logging.getLogger(__name__)
 

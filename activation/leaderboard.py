@@ -63,8 +63,8 @@ import redis
 
 from activation.base import RecordError, SinkContext, SinkError, SinkResult, write_outbox
 from activation.config import ActivationSettings, redacted_url
-from peak.lake import outbox_prefix
-from peak.warehouse import Warehouse
+from peak.core.layout import outbox_prefix
+from peak.model.warehouse import Warehouse
 
 MART = "mart_leaderboard_weekly"
 #: Members per ZADD or HSET: a few hundred KB per command.

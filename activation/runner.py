@@ -15,7 +15,7 @@ CLI already uses ``1`` for a generic failure and ``3`` for rejected files). A fa
 not in that order adds ``1``. So ``12`` means leaderboard and hubspot failed.
 
 One activation at a time per lake: ``peak activate`` and ``peak run`` hold the lake's
-activation lock (:func:`peak.locks.lake_lock`) while sinks run, so a scheduled run and a manual
+activation lock (:func:`peak.core.locks.lake_lock`) while sinks run, so a scheduled run and a manual
 one never both send the same e-mails or race on a sink's state.
 """
 
@@ -32,7 +32,7 @@ from activation import SINK_NAMES
 from activation.base import Sink, SinkContext, SinkError, SinkResult
 from activation.config import ActivationSettings
 from activation.leaderboard import LeaderboardSink
-from peak.report import RunReport, one_line
+from peak.core.report import RunReport, one_line
 
 #: When an S3 activation lock is a killed run's: the activation CodeBuild project times out at
 #: 45 minutes, so a lock twice that old has no live owner (checked by the infrastructure tests).

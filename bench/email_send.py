@@ -43,8 +43,8 @@ from moto.ses.models import ses_backends  # noqa: E402
 
 from activation.base import SinkContext  # noqa: E402
 from activation.email import BULK_LIMIT, EmailSettings, EmailSink, client_config  # noqa: E402
-from peak.lake import Lake  # noqa: E402
-from peak.warehouse import DuckDBWarehouse  # noqa: E402
+from peak.core.lake import Lake  # noqa: E402
+from peak.model.warehouse import DuckDBWarehouse  # noqa: E402
 
 OUT = HERE / "out"
 REGION = "eu-west-1"

@@ -38,8 +38,8 @@ import duckdb  # noqa: E402
 
 from activation.base import SinkContext  # noqa: E402
 from activation.hubspot import BATCH_LIMIT, HubSpotConfig, HubSpotSink  # noqa: E402
-from peak.lake import Lake  # noqa: E402
-from peak.warehouse import DuckDBWarehouse  # noqa: E402
+from peak.core.lake import Lake  # noqa: E402
+from peak.model.warehouse import DuckDBWarehouse  # noqa: E402
 from tests.fake_hubspot import FakeHubSpot  # noqa: E402
 
 TOKEN = "bench-token"

@@ -46,9 +46,9 @@ import redis  # noqa: E402
 from activation.base import SinkContext  # noqa: E402
 from activation.config import ActivationSettings  # noqa: E402
 from activation.leaderboard import MART, MEMBER_FIELDS, Keys, LeaderboardSink  # noqa: E402
-from peak.lake import Lake  # noqa: E402
-from peak.report import new_run_id  # noqa: E402
-from peak.warehouse import DuckDBWarehouse, serving_path  # noqa: E402
+from peak.core.lake import Lake  # noqa: E402
+from peak.core.report import new_run_id  # noqa: E402
+from peak.model.warehouse import DuckDBWarehouse, serving_path  # noqa: E402
 from tests.redis_server import delete_prefix, private_server  # noqa: E402
 from tests.test_leaderboard import create_mart  # noqa: E402
 

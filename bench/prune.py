@@ -42,17 +42,15 @@ REPO = HERE.parent
 OUT = HERE / "out"
 sys.path.insert(0, str(REPO))
 
-from peak import lake as layout  # noqa: E402
-from peak import ledger, prune  # noqa: E402
-from peak.lake import Lake  # noqa: E402
+from peak.core import layout, ledger  # noqa: E402
+from peak.core.lake import Lake  # noqa: E402
+from peak.ops import prune  # noqa: E402
 
 DATASETS = ("members", "classes", "attendance")
 
 PEAK = """
 import sys
 from peak.cli import app
-from peak import cli_ops
-cli_ops.register(app)
 app(args=sys.argv[1:], prog_name="peak")
 """
 

@@ -3,7 +3,7 @@
 Nothing here imports Streamlit, so every figure a page shows can be computed (and tested) without
 it. Every query
 
-* reads the dbt marts through :class:`peak.warehouse.Warehouse` (the published, read-only
+* reads the dbt marts through :class:`peak.model.warehouse.Warehouse` (the published, read-only
   DuckDB copy locally; Athena on the ``athena`` target), never a database file directly;
 * is plain SQL that DuckDB and Athena (Trino) both accept: ``cast(? as date)``, ``case``,
   ``coalesce``, ``count(distinct …)``, no ``::``, no DuckDB-only functions, no date arithmetic
@@ -23,7 +23,7 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
-from peak.warehouse import Warehouse
+from peak.model.warehouse import Warehouse
 
 DAY = dt.timedelta(days=1)
 #: The default period: the last four weeks of data.

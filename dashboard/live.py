@@ -18,13 +18,14 @@ from activation.base import SinkError
 from activation.config import ActivationSettings
 from activation.leaderboard import Keys, member_details, visits_of
 from activation.leaderboard import connect as connect_sink
+from peak.core.errors import DashboardError
 
 #: Seconds to wait for Redis to connect or answer.
 TIMEOUT_S = 2.0
 OVERALL = "overall"
 
 
-class LeaderboardUnavailable(RuntimeError):
+class LeaderboardUnavailable(DashboardError):
     """Redis is unreachable (the message names it, password redacted)."""
 
 

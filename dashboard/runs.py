@@ -1,13 +1,13 @@
 """What the pipeline recorded in the lake: run reports, Great Expectations results, freshness.
 
-Plain functions over :class:`peak.lake.Lake` (a local folder or S3), no Streamlit:
+Plain functions over :class:`peak.core.lake.Lake` (a local folder or S3), no Streamlit:
 
-* run reports ``_runs/<run_id>.json`` (:mod:`peak.report`): per dataset ``rows_in``,
+* run reports ``_runs/<run_id>.json`` (:mod:`peak.core.report`): per dataset ``rows_in``,
   ``rows_valid``, ``rows_quarantined``, ``reasons`` and rejected files; the ``build`` stage
   (with ``warnings``), ``freshness`` (one entry per source) and ``activation`` (one
   :class:`activation.base.SinkResult` dict per sink);
 * the transform's one-line quality summaries ``quality/results/<dataset>/<run_id>.json``
-  (:func:`peak.lake.quality_result_key`) and Great Expectations' own results
+  (:func:`peak.core.layout.quality_result_key`) and Great Expectations' own results
   ``quality/validations/<run_id>/<dataset>.json`` (``glue.quality.RESULTS_FOLDER``), counts only.
 
 Run ids start with their UTC start time, so sorting keys sorts runs. Free text that reaches a
@@ -24,9 +24,10 @@ from typing import Any
 import pandas as pd
 
 from dashboard.fmt import mask_emails
-from peak.lake import QUALITY_PREFIX, Lake, quality_docs_prefix
-from peak.report import report_keys as newest_report_keys
-from peak.report import run_id_of
+from peak.core.lake import Lake
+from peak.core.layout import QUALITY_PREFIX, quality_docs_prefix
+from peak.core.report import report_keys as newest_report_keys
+from peak.core.report import run_id_of
 
 #: Run reports read (the newest).
 RUNS_READ = 60

@@ -26,10 +26,10 @@ import streamlit as st
 from activation.config import ActivationSettings, redacted_url
 from dashboard import data, fmt, live, runs
 from dashboard.data import Bounds, Filters
-from peak.lake import Lake
-from peak.report import load_reports
-from peak.settings import Settings
-from peak.warehouse import DuckDBWarehouse, Warehouse, WarehouseError, open_warehouse
+from peak.core.lake import Lake
+from peak.core.report import load_reports
+from peak.core.settings import Settings
+from peak.model.warehouse import DuckDBWarehouse, Warehouse, WarehouseError, open_warehouse
 
 #: Seconds a warehouse result stays cached (a new publish is picked up at once anyway).
 QUERY_TTL_S = 600

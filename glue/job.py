@@ -37,6 +37,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import contracts
+from peak.core.errors import ConfigError
+from peak.core.lake import Lake
+from peak.core.report import RunReport
+from peak.core.settings import Settings
+
 log = logging.getLogger("peak.glue.job")
 
 #: name -> default (None: required). Every argument is a string, as Glue passes them.
@@ -54,7 +60,7 @@ ENGINES = ("spark", "duckdb")
 Resolver = Callable[[list[str], list[str]], dict[str, Any]]
 
 
-class JobArgumentError(ValueError):
+class JobArgumentError(ConfigError):
     pass
 
 
@@ -81,7 +87,6 @@ def _flag(name: str, value: str) -> bool:
 
 
 def _datasets(value: str) -> list[str] | None:
-    import contracts
 
     names = [n.strip() for n in str(value).split(",") if n.strip()]
     for name in names:
@@ -158,13 +163,10 @@ def _glue_job(args: JobArgs) -> tuple[Any, Any]:
 def main(argv: Sequence[str] | None = None) -> Any:
     """Run the transform job; ``argv`` excludes the script name (default: ``sys.argv[1:]``).
 
-    Returns the run report (a :class:`peak.report.RunReport`).
+    Returns the run report (a :class:`peak.core.report.RunReport`).
     """
-    from glue.engine import build_engine
-    from glue.transform import TransformOptions, transform
-    from peak.lake import Lake
-    from peak.report import RunReport
-    from peak.settings import Settings
+    from glue.engine import build_engine  # deferred: duckdb or pyspark
+    from glue.transform import TransformOptions, transform  # deferred: duckdb, Great Expectations
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     full_argv = [sys.argv[0] if sys.argv else "job.py", *(sys.argv[1:] if argv is None else argv)]

@@ -135,6 +135,7 @@ import pyarrow.parquet as pq
 
 import contracts
 from contracts import Contract
+from peak.core.errors import TransformError
 
 if TYPE_CHECKING:
     import great_expectations as gx
@@ -421,7 +422,7 @@ def _exp_column(config: Any) -> str | None:
 # ----------------------------------------------------------------------------------------------
 
 
-class QualityError(Exception):
+class QualityError(TransformError):
     """A staged dataset failed its quality suite: nothing may be published."""
 
     def __init__(self, message: str, result: QualityResult) -> None:

@@ -14,31 +14,26 @@ partitions with Great Expectations, then publishes:
 
 from __future__ import annotations
 
-import datetime as dt
 import importlib
-import shutil
 import tempfile
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager, suppress
+from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
 import contracts
-from glue.engine import Engine, EngineJob, EngineResult, staged_partitions, staged_quarantine
-from peak import lake as layout
-from peak import ledger
-from peak.failpoints import failpoint
-from peak.lake import Lake
-from peak.locks import lake_lock
-from peak.report import RunReport, balanced
-from peak.settings import Settings
+from glue import quality
+from glue.engine.base import Engine, EngineJob, EngineResult, staged_partitions, staged_quarantine
+from peak.core import layout, ledger
+from peak.core.errors import TransformError
+from peak.core.failpoints import failpoint
+from peak.core.lake import Lake
+from peak.core.locks import transform_lock
+from peak.core.report import RunReport, balanced
+from peak.core.settings import Settings
 
 Progress = Callable[[str, str], None]
-
-
-class TransformError(RuntimeError):
-    pass
 
 
 @dataclass
@@ -184,7 +179,6 @@ def _check_quality(lake, contract, partitions, report, options) -> None:
     On an S3 lake the ``quality/`` prefix is mirrored to a temporary folder first (so the Data
     Docs index lists earlier runs too) and everything it holds afterwards is uploaded.
     """
-    from glue import quality
 
     with tempfile.TemporaryDirectory(prefix="peak-quality-") as tmp:
         prefix = layout.QUALITY_PREFIX
@@ -229,40 +223,6 @@ def prefetch_quality() -> None:
     threading.Thread(target=load, daemon=True).start()
 
 
-#: When an S3 transform lock is a killed run's: the Glue jobs time out at 60 minutes, so a lock
-#: twice that old has no live owner.
-STALE_LOCK = dt.timedelta(minutes=120)
-
-
-@contextmanager
-def exclusive(lake: Lake, run_id: str) -> Iterator[None]:
-    """One transform (or prune) at a time per lake (:func:`peak.locks.lake_lock`); staging
-    left by a killed run is removed. On S3 the Spark and the Python-shell Glue job may both be
-    started on one lake: the second fails naming the first."""
-    with lake_lock(
-        lake,
-        layout.TRANSFORM_LOCK_KEY,
-        run_id,
-        what="transform",
-        stale_after=STALE_LOCK,
-        error=TransformError,
-    ):
-        if not lake.is_local:
-            yield
-            return
-        staging_root = lake.path(layout.staging_prefix(run_id)).parent
-        if staging_root.exists():
-            for stale in staging_root.iterdir():
-                if stale.name != run_id:
-                    shutil.rmtree(stale, ignore_errors=True)
-        try:
-            yield
-        finally:
-            shutil.rmtree(staging_root / run_id, ignore_errors=True)
-            with suppress(OSError):
-                staging_root.rmdir()  # only when empty
-
-
 def transform(
     lake: Lake,
     *,
@@ -276,7 +236,7 @@ def transform(
     """Every dataset (or those named), one transform at a time per lake."""
     if options.quality:
         prefetch_quality()
-    with exclusive(lake, report.run_id):
+    with transform_lock(lake, report.run_id):
         for dataset in datasets or list(contracts.load_all()):
             transform_dataset(
                 lake, dataset, engine=engine, report=report, options=options, progress=progress

@@ -14,9 +14,9 @@ from typing import Any
 from urllib.parse import unquote_plus
 
 from ingestion.land import land_many, record_landing
-from peak.lake import Lake
-from peak.report import RunReport
-from peak.settings import Settings
+from peak.core.lake import Lake
+from peak.core.report import RunReport
+from peak.core.settings import Settings
 
 log = logging.getLogger("peak.ingestion")
 log.setLevel(logging.INFO)

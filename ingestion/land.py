@@ -24,9 +24,9 @@ from urllib.parse import urlparse
 
 import contracts
 from ingestion.parse import FileRejected, Lineage, file_format, to_raw_parquet
-from peak import lake as layout
-from peak.lake import Lake
-from peak.report import RejectedFile, RunReport
+from peak.core import layout
+from peak.core.lake import Lake
+from peak.core.report import RejectedFile, RunReport
 
 UNKNOWN_DATASET = "_unknown"
 

@@ -29,13 +29,14 @@ import pyarrow.parquet as pq
 
 import contracts
 from contracts import Contract
+from peak.core.errors import IngestError
 
 BATCH_ROWS = 65_536
 CSV_BLOCK_BYTES = 16 << 20
 FORMATS = {".csv": "csv", ".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 
 
-class FileRejected(Exception):
+class FileRejected(IngestError):
     """The file cannot be read as its format; ``code`` is a stable reason code."""
 
     def __init__(self, code: str, reason: str):
@@ -208,7 +209,7 @@ class _BatchWriter:
 # ---------------------------------------------------------------------------------------------
 
 
-class _Ragged(Exception):
+class _Ragged(IngestError):
     pass
 
 

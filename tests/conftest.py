@@ -15,7 +15,7 @@ import pytest
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
-from peak.lake import Lake
+from peak.core.lake import Lake
 
 #: A real Redis for every test that asks (``redis_url``, ``redis_prefix``): see redis_server.py.
 pytest_plugins = ["tests.redis_server", "tests.moto_server"]

@@ -14,10 +14,10 @@ from activation.base import SinkContext, SinkResult
 from activation.config import ActivationSettings
 from activation.leaderboard import Keys
 from peak.cli import app
-from peak.cli_activate import register
-from peak.lake import Lake
-from peak.report import RunReport, new_run_id
-from peak.warehouse import DuckDBWarehouse, serving_path
+from peak.cli.activate import register
+from peak.core.lake import Lake
+from peak.core.report import RunReport, new_run_id
+from peak.model.warehouse import DuckDBWarehouse, serving_path
 from tests.test_leaderboard import weekly_rows, write_mart
 
 
@@ -242,8 +242,8 @@ def test_peak_activate_refuses_to_run_beside_another_activation(cli, published):
     """Given another activation holding the lake's activation lock (a scheduled run, say),
     when `peak activate` starts, then it fails naming the reason and runs no sink; once the
     lock is released the same command runs."""
-    from peak.lake import ACTIVATION_LOCK_KEY
-    from peak.locks import lake_lock
+    from peak.core.layout import ACTIVATION_LOCK_KEY
+    from peak.core.locks import lake_lock
 
     argv = ["--lake", str(published), "activate", "leaderboard", "--dry-run"]
     held = lake_lock(

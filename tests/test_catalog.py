@@ -13,8 +13,9 @@ import pytest
 
 import contracts
 from contracts import Column
-from peak import catalog
-from peak.lake import Lake, processed_prefix
+from peak.core.lake import Lake
+from peak.core.layout import processed_prefix
+from peak.model import catalog
 from tests.conftest import CHECKIN, CLASS, INGESTED_AT, MEMBER
 
 DB = "peak_processed"
@@ -115,7 +116,7 @@ def test_sync_creates_the_database_and_one_table_per_contract(glue, s3_uri_lake)
 
 
 def test_the_partition_template_is_the_folder_of_a_processed_key(s3_uri_lake):
-    from peak.lake import processed_key
+    from peak.core.layout import processed_key
 
     for contract in contracts.load_all().values():
         template = catalog.table_input(contract, s3_uri_lake)["Parameters"][
@@ -307,10 +308,10 @@ def test_the_athena_ddl_parses_and_matches_the_table_input(dataset, s3_uri_lake)
 
 
 def test_glue_columns_match_the_processed_parquet_schema(lake, write_export, s3_uri_lake):
-    from glue.engine_duckdb import DuckDBEngine
+    from glue.engine.duckdb_engine import DuckDBEngine
     from glue.transform import TransformOptions, transform
     from ingestion.land import land_file
-    from peak.report import RunReport
+    from peak.core.report import RunReport
 
     for name, row in (
         ("members_2026-11-23.csv", MEMBER),

@@ -28,8 +28,9 @@ from streamlit.testing.v1 import AppTest
 from activation.leaderboard import Keys, slug, visits_of
 from dashboard import data, fmt, live, runs
 from dashboard.data import Filters
-from peak.lake import Lake, quality_result_key, run_report_key
-from peak.warehouse import DuckDBWarehouse, serving_path
+from peak.core.lake import Lake
+from peak.core.layout import quality_result_key, run_report_key
+from peak.model.warehouse import DuckDBWarehouse, serving_path
 from tests.redis_server import delete_prefix
 
 pytestmark = pytest.mark.xdist_group("dashboard")
@@ -547,7 +548,7 @@ def test_a_new_publish_is_picked_up(env: BuiltLake, tmp_path: Path, monkeypatch)
     at = open_page("overview")
     before = metrics(at)["Visits"][0]
     # When a build publishes a warehouse with no visits on a day of the period (renamed over
-    # the old one, as peak.warehouse.publish does)
+    # the old one, as peak.model.warehouse.publish does)
     day = default_period(env)[1] - dt.timedelta(days=3)
     rebuilt = tmp_path / "rebuilt.duckdb"
     shutil.copyfile(env.warehouse, rebuilt)
@@ -684,7 +685,8 @@ def test_live_leaderboard_reads_the_sinks_keys(env: BuiltLake) -> None:
 def test_peak_dashboard_command(env: BuiltLake, tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
-    from peak import cli, cli_dashboard
+    from peak import cli
+    from peak.cli import dashboard as cli_dashboard
 
     cli_dashboard.register(cli.app)
     cli_dashboard.register(cli.app)  # idempotent

@@ -27,14 +27,8 @@ pytestmark = [pytest.mark.xdist_group("dashboard"), pytest.mark.slow]
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = ROOT / "test-artifacts"
-# `peak dashboard …` through the same Typer app as the `peak` script; registering is a no-op
-# once peak/cli.py registers the command itself.
-PEAK = [
-    sys.executable,
-    "-c",
-    "from peak.cli import app; from peak import cli_dashboard; "
-    "cli_dashboard.register(app); app(prog_name='peak')",
-]
+# `peak dashboard …` through the same Typer app as the `peak` script.
+PEAK = [sys.executable, "-c", "from peak.cli import app; app(prog_name='peak')"]
 START_TIMEOUT_S = 60
 UI_TIMEOUT_MS = 30_000
 

@@ -21,9 +21,10 @@ import pytest
 import yaml
 
 import contracts
-from peak import dbt
-from peak.generate import generate
-from peak.lake import SERVING_WAREHOUSE_KEY, WAREHOUSE_KEY, Lake
+from generator.generate import generate
+from peak.core.lake import Lake
+from peak.core.layout import SERVING_WAREHOUSE_KEY, WAREHOUSE_KEY
+from peak.model import dbt
 from tests.conftest import csv_bytes, run_peak
 
 END = dt.date(2026, 11, 24)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from peak import dbt
+from peak.model import dbt
 from tests.conftest import CHECKIN, CLASS, MEMBER, csv_bytes
 from tests.test_dbt import last_report, peak, query
 

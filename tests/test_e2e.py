@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from peak.generate import generate
-from peak.lake import Lake
+from generator.generate import generate
+from peak.core.lake import Lake
 from tests.conftest import read_zone, run_peak
 
 END = dt.date(2026, 11, 24)

@@ -54,8 +54,9 @@ from activation.email import (
     unsubscribed,
     verify_unsubscribe,
 )
-from peak.lake import Lake, outbox_prefix
-from peak.warehouse import DuckDBWarehouse
+from peak.core.lake import Lake
+from peak.core.layout import outbox_prefix
+from peak.model.warehouse import DuckDBWarehouse
 
 ROOT = Path(__file__).resolve().parents[1]
 REGION = "eu-west-1"
@@ -749,8 +750,8 @@ def test_a_real_crash_in_a_child_process_sends_each_member_once(
             from activation.base import SinkContext
             from activation.config import ActivationSettings
             from activation.runner import run_sink
-            from peak.lake import Lake
-            from peak.warehouse import DuckDBWarehouse
+            from peak.core.lake import Lake
+            from peak.model.warehouse import DuckDBWarehouse
             ctx = SinkContext(Lake.from_uri({str(e.lake.root)!r}),
                               DuckDBWarehouse(__import__("pathlib").Path({str(e.db)!r})), "r")
             result = run_sink("email", ctx, ActivationSettings())

@@ -30,8 +30,9 @@ from activation.hubspot import (
     SyncState,
     list_name,
 )
-from peak.lake import Lake, outbox_prefix
-from peak.warehouse import DuckDBWarehouse
+from peak.core.lake import Lake
+from peak.core.layout import outbox_prefix
+from peak.model.warehouse import DuckDBWarehouse
 from tests.fake_hubspot import FakeHubSpot
 
 TOKEN = "pat-na1-test-0f5e2c1a-secret"

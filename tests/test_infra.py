@@ -1,8 +1,9 @@
 """The AWS deployment, proven offline: the template rendered by `peak deploy package` passes
-cfn-lint, matches the code it deploys (Glue tables = peak.catalog.table_input, lifecycle rules =
-peak.prune.RETENTION_DAYS), grants least privilege, deploys into moto (CloudFormation for every
-type moto's CloudFormation supports, the service APIs for the rest), and the packaged artefacts
-run: the Lambda zip on an S3 event against moto, the Glue script with the job's own arguments."""
+cfn-lint, matches the code it deploys (Glue tables = peak.model.catalog.table_input, lifecycle
+rules = peak.ops.prune.RETENTION_DAYS), grants least privilege, deploys into moto (CloudFormation
+for every type moto's CloudFormation supports, the service APIs for the rest), and the packaged
+artefacts run: the Lambda zip on an S3 event against moto, the Glue script with the job's own
+arguments."""
 
 from __future__ import annotations
 
@@ -30,11 +31,11 @@ import pytest
 
 import contracts
 from activation import runner as activation_runner
-from glue import transform
 from ingestion.land import land_many
-from peak import catalog, deploy, prune
-from peak import lake as layout
-from peak.lake import Lake
+from peak.core import layout, locks
+from peak.core.lake import Lake
+from peak.model import catalog
+from peak.ops import deploy, prune
 from tests.conftest import CHECKIN, CLASS, MEMBER, csv_bytes, pip_install_wheel
 from tests.moto_server import REGION, aws_env, client
 
@@ -359,7 +360,7 @@ def test_the_glue_jobs_spark_on_glue_5_and_duckdb_on_the_python_shell(template):
         assert job["ExecutionProperty"]["MaxConcurrentRuns"] == 1  # one transform at a time
         assert job["Role"] == {"Fn::GetAtt": ["TransformRole", "Arn"]}
         # across the two jobs, the lake's lock: only a killed run's lock may look stale
-        assert dt.timedelta(minutes=2 * job["Timeout"]) <= transform.STALE_LOCK
+        assert dt.timedelta(minutes=2 * job["Timeout"]) <= locks.TRANSFORM_STALE_AFTER
     activation = resources["ActivationProject"]["Properties"]
     assert dt.timedelta(minutes=2 * activation["TimeoutInMinutes"]) <= activation_runner.STALE_LOCK
     assert shell["Command"]["ScriptLocation"] == spark["Command"]["ScriptLocation"]

@@ -10,8 +10,8 @@ import pyarrow.parquet as pq
 
 from ingestion import handler
 from ingestion.land import land_file, sha256_file
-from peak import lake as layout
-from peak.ledger import committed_files
+from peak.core import layout
+from peak.core.ledger import committed_files
 from tests.conftest import CHECKIN, INGESTED_AT, MEMBER, csv_bytes
 
 

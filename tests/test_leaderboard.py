@@ -28,9 +28,9 @@ from activation.leaderboard import (
     slug,
     visits_of,
 )
-from peak.lake import Lake
-from peak.report import new_run_id
-from peak.warehouse import DuckDBWarehouse, serving_path
+from peak.core.lake import Lake
+from peak.core.report import new_run_id
+from peak.model.warehouse import DuckDBWarehouse, serving_path
 
 CURRENT = dt.date(2026, 11, 23)  # the Monday of 2026-W48
 GYMS = ("Peak Camden", "Peak Shoreditch", "Peak St. Pancras")

@@ -17,11 +17,11 @@ from typer.testing import CliRunner
 from glue.engine import build_engine
 from glue.transform import TransformOptions, transform
 from ingestion.land import land_many
-from peak import cost, deploy, ledger, prune
-from peak import lake as layout
-from peak.lake import Lake
-from peak.report import RunReport
-from peak.settings import Settings
+from peak.core import layout, ledger
+from peak.core.lake import Lake
+from peak.core.report import RunReport
+from peak.core.settings import Settings
+from peak.ops import cost, deploy, prune
 from tests.conftest import CHECKIN, CLASS, MEMBER, csv_bytes, pip_install_wheel
 
 DAY0 = dt.datetime(2026, 1, 1, 6, 0, 0)
@@ -32,9 +32,9 @@ DAY0 = dt.datetime(2026, 1, 1, 6, 0, 0)
 
 @pytest.fixture
 def peak_cli(monkeypatch):
-    """Run `peak` in-process with cli_ops registered (as peak/cli.py registers it)."""
-    from peak import cli_ops
+    """Run `peak` in-process with cli_ops registered (as peak/cli/__init__.py registers it)."""
     from peak.cli import app
+    from peak.cli import ops as cli_ops
 
     cli_ops.register(app)
     monkeypatch.setenv("PEAK_PROGRESS", "")
@@ -231,7 +231,8 @@ def test_prune_on_an_s3_lake(s3_lake):
     d = "2025-01-01"
     key = put(s3_lake, layout.processed_key("attendance", d))
     keep = put(s3_lake, layout.processed_key("attendance", "2026-11-01"))
-    from glue.transform import TransformError, exclusive
+    from peak.core.errors import TransformError
+    from peak.core.locks import transform_lock as exclusive
 
     with exclusive(s3_lake, "transform-run"), pytest.raises(TransformError, match="transform-run"):
         prune.prune(s3_lake, as_of=dt.date(2026, 11, 25))  # never beside a transform

@@ -33,10 +33,10 @@ import pytest
 import contracts
 from contracts import Contract
 from glue import engine as staging_layout
-from glue.engine import EngineJob, EngineResult
-from glue.engine_duckdb import DuckDBEngine
+from glue.engine.base import EngineJob, EngineResult
+from glue.engine.duckdb_engine import DuckDBEngine
 from ingestion.parse import raw_schema
-from peak import lake as layout
+from peak.core import layout
 from tests.conftest import CHECKIN, CLASS, MEMBER
 
 DATASETS = ("members", "classes", "attendance")
@@ -556,7 +556,7 @@ def build(dataset: str, folder: Path) -> Batches:
 @pytest.fixture(scope="module")
 def spark() -> Iterator[Any]:
     pytest.importorskip("pyspark")
-    from glue.engine_spark import local_session
+    from glue.engine.spark_engine import local_session
 
     session = local_session("peak-parity", cores=2, shuffle_partitions=2)
     yield session
@@ -565,7 +565,7 @@ def spark() -> Iterator[Any]:
 
 @pytest.fixture(scope="module")
 def engines(spark) -> dict[str, Any]:
-    from glue.engine_spark import SparkEngine
+    from glue.engine.spark_engine import SparkEngine
 
     return {"duckdb": DuckDBEngine(memory_limit="1GB"), "spark": SparkEngine(spark)}
 
@@ -773,7 +773,7 @@ def _quality_args() -> list[str]:
 
 def _land(lake_root: Path, write_export) -> None:
     from ingestion.land import land_many
-    from peak.lake import Lake
+    from peak.core.lake import Lake
 
     members = [
         {**BASE["members"], "user_id": "U1"},
@@ -796,7 +796,7 @@ def _land(lake_root: Path, write_export) -> None:
 @pytest.mark.spark
 def test_the_glue_job_runs_the_transform_on_a_local_lake(spark, tmp_path, write_export):
     from glue import job
-    from peak.lake import Lake
+    from peak.core.lake import Lake
     from tests.conftest import read_zone
 
     # Given exports landed in two identical lakes
@@ -926,7 +926,7 @@ def test_inside_glue_the_job_resolves_its_arguments_and_commits(spark, tmp_path,
 
 def test_a_failed_run_saves_its_report_and_fails_the_job(tmp_path, monkeypatch):
     from glue import job, transform
-    from peak.lake import Lake
+    from peak.core.lake import Lake
 
     def broken(*_args, **_kwargs):
         raise RuntimeError("disk full")

@@ -12,11 +12,11 @@ import time
 
 import pytest
 
-from glue.engine_duckdb import DuckDBEngine
+from glue.engine.duckdb_engine import DuckDBEngine
 from glue.transform import TransformOptions, transform
 from ingestion.land import land_file
-from peak.lake import Lake
-from peak.report import RunReport
+from peak.core.lake import Lake
+from peak.core.report import RunReport
 from tests.conftest import CHECKIN, INGESTED_AT, MEMBER, read_zone
 
 NO_GE = TransformOptions(quality=False)
@@ -365,8 +365,9 @@ def test_an_s3_lake_runs_one_transform_at_a_time(s3_lake, write_export):
     for nothing and fails, naming the run that holds the lock; the lock goes with the run."""
     import json
 
-    from glue.transform import TransformError, exclusive
-    from peak.lake import TRANSFORM_LOCK_KEY as LOCK_KEY
+    from peak.core.errors import TransformError
+    from peak.core.layout import TRANSFORM_LOCK_KEY as LOCK_KEY
+    from peak.core.locks import transform_lock as exclusive
 
     land(s3_lake, write_export("attendance_2026-11-23.csv", checkins(("A1", "2026-11-23T07:00Z"))))
     with exclusive(s3_lake, "run-a"):
@@ -381,8 +382,9 @@ def test_an_s3_lake_runs_one_transform_at_a_time(s3_lake, write_export):
 
 
 def test_a_killed_runs_stale_s3_lock_is_taken_over(s3_lake, write_export):
-    from glue.transform import STALE_LOCK, TransformError
-    from peak.lake import TRANSFORM_LOCK_KEY as LOCK_KEY
+    from peak.core.errors import TransformError
+    from peak.core.layout import TRANSFORM_LOCK_KEY as LOCK_KEY
+    from peak.core.locks import TRANSFORM_STALE_AFTER as STALE_LOCK
 
     land(s3_lake, write_export("attendance_2026-11-23.csv", checkins(("A1", "2026-11-23T07:00Z"))))
     now = dt.datetime.now(dt.UTC)

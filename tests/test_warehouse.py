@@ -9,9 +9,9 @@ import duckdb
 import pandas as pd
 import pytest
 
-from peak.lake import Lake
-from peak.settings import Settings
-from peak.warehouse import (
+from peak.core.lake import Lake
+from peak.core.settings import Settings
+from peak.model.warehouse import (
     AthenaWarehouse,
     DuckDBWarehouse,
     WarehouseError,

@@ -13,11 +13,10 @@ publishes them; engines never touch the live zones.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
 from contracts import REASONS, Contract
 from glue import rules
-from peak.settings import Settings
 
 QUARANTINE_PART = "_qpart"
 
@@ -50,23 +49,6 @@ class Engine(Protocol):
     reads_uris: bool
 
     def process(self, contract: Contract, job: EngineJob) -> EngineResult: ...
-
-
-def build_engine(name: str, settings: Settings, spark: Any = None) -> Engine:
-    """The engine called ``name``, configured from the settings (``spark``: Glue's session)."""
-    if name == "duckdb":
-        from glue.engine_duckdb import DuckDBEngine
-
-        return DuckDBEngine(settings.duckdb_memory_limit, settings.duckdb_threads)
-    if name == "spark":
-        from glue.engine_spark import SparkEngine
-
-        return SparkEngine(
-            spark,
-            driver_memory=settings.spark_driver_memory,
-            shuffle_partitions=settings.spark_shuffle_partitions,
-        )
-    raise ValueError(f"unknown engine {name!r} (known: duckdb, spark)")
 
 
 def reason_counts_sql(contract: Contract, dialect: str, source: str = "validated") -> str:

@@ -12,8 +12,8 @@ import duckdb
 import contracts
 from contracts import Contract
 from glue import rules
-from glue.engine import QUARANTINE_PART, EngineJob, EngineResult, reason_counts_sql
-from peak.lake import PARTITION_FILE
+from glue.engine.base import QUARANTINE_PART, EngineJob, EngineResult, reason_counts_sql
+from peak.core.layout import PARTITION_FILE
 
 
 class DuckDBEngine:

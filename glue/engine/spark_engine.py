@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING
 import contracts
 from contracts import Contract
 from glue import rules
-from glue.engine import QUARANTINE_PART, EngineJob, EngineResult, reason_counts_sql
+from glue.engine.base import QUARANTINE_PART, EngineJob, EngineResult, reason_counts_sql
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession

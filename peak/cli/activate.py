@@ -17,9 +17,13 @@ import typer
 from rich.table import Table
 
 from activation import SINK_NAMES
-from peak.cli_model import TargetOption
-from peak.report import ATHENA_BYTES_SCANNED, RunReport
-from peak.settings import Target
+from activation.config import ActivationSettings
+from peak.cli.app import fail, out, progress_bar, reported, state
+from peak.cli.model import TargetOption
+from peak.core.layout import ACTIVATION_LOCK_KEY
+from peak.core.locks import lake_lock
+from peak.core.report import ATHENA_BYTES_SCANNED, RunReport
+from peak.core.settings import Target
 
 if TYPE_CHECKING:  # the sinks pull in pyarrow and redis: imported when a command runs
     from activation.base import SinkContext, SinkResult
@@ -37,12 +41,9 @@ def activate(
 ) -> dict[str, SinkResult]:
     """Run the named sinks (``all`` allowed) against the published marts; record them in the
     report's ``activation`` stage. Prints nothing and never exits: the caller decides."""
-    from activation.base import SinkContext
-    from activation.runner import STALE_LOCK, record, resolve
-    from peak.cli import state
-    from peak.lake import ACTIVATION_LOCK_KEY
-    from peak.locks import lake_lock
-    from peak.warehouse import open_warehouse
+    from activation.base import SinkContext  # deferred: duckdb
+    from activation.runner import STALE_LOCK, record, resolve  # deferred: sink clients
+    from peak.model.warehouse import open_warehouse  # deferred: duckdb
 
     lake, settings = state.lake, state.config
     chosen = resolve(names)
@@ -64,11 +65,9 @@ def activate(
 
 
 def _run(ctx: SinkContext, chosen: list[str]) -> dict[str, SinkResult]:
-    from activation.config import ActivationSettings
-    from activation.runner import run_sinks
-    from peak.cli import _progress
+    from activation.runner import run_sinks  # deferred: sink clients
 
-    with _progress() as progress:
+    with progress_bar() as progress:
         task = progress.add_task("activate", total=len(chosen))
 
         def done(name: str, result: SinkResult) -> None:
@@ -79,7 +78,6 @@ def _run(ctx: SinkContext, chosen: list[str]) -> dict[str, SinkResult]:
 
 def print_summary(results: dict[str, SinkResult], title: str = "activate") -> None:
     """The summary table: one row per sink."""
-    from peak.cli import out
 
     table = Table(title=title)
     columns = ("sink", "records", "sent", "unchanged", "failed", "retried", "status")
@@ -97,8 +95,7 @@ def print_summary(results: dict[str, SinkResult], title: str = "activate") -> No
 
 def fail_on_errors(report: RunReport, results: dict[str, SinkResult]) -> None:
     """Mark the report failed and exit with the sinks' bits if any sink failed."""
-    from activation.runner import exit_code, failed
-    from peak.cli import fail
+    from activation.runner import exit_code, failed  # deferred: sink clients
 
     code = exit_code(results)
     if not code:
@@ -132,7 +129,6 @@ def activate_command(
     ] = False,
 ) -> None:
     """Push the marts to the leaderboard, HubSpot and email sinks."""
-    from peak.cli import fail, reported
 
     if deploy_templates and sink != "email":
         raise fail("--deploy-templates applies to the email sink only")
@@ -150,11 +146,9 @@ def activate_command(
 
 
 def _deploy_templates(report: RunReport, dry_run: bool) -> SinkResult:
-    from activation.base import SinkContext
-    from activation.config import ActivationSettings
-    from activation.email import EmailSink
-    from activation.runner import record
-    from peak.cli import state
+    from activation.base import SinkContext  # deferred: duckdb
+    from activation.email import EmailSink  # deferred: sink clients
+    from activation.runner import record  # deferred: sink clients
 
     ctx = SinkContext(lake=state.lake, warehouse=None, run_id=report.run_id, dry_run=dry_run)  # type: ignore[arg-type]
     result = EmailSink(settings=ActivationSettings.from_env()).deploy_templates(ctx)

@@ -19,10 +19,11 @@ from typing import Annotated, Any
 
 import typer
 
-from peak.cli_model import TargetOption
+from peak.cli.app import console, fail, reported, state
+from peak.cli.model import TargetOption
 
 COMMAND = "dashboard"
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 APP = ROOT / "dashboard" / "app.py"
 DEFAULT_PORT = 8501
 
@@ -87,13 +88,12 @@ def dashboard_command(
     target: TargetOption = None,
 ) -> None:
     """Start the Streamlit dashboard over the published marts (Ctrl+C stops it)."""
-    from peak import cli
-    from peak.warehouse import serving_path
+    from peak.model.warehouse import serving_path  # deferred: duckdb
 
-    chosen = target or cli.state.config.dbt_target
+    chosen = target or state.config.dbt_target
     options = {"port": port, "address": address, "target": chosen}
-    with cli.reported(COMMAND, options) as report:
-        lake = cli.state.lake
+    with reported(COMMAND, options) as report:
+        lake = state.lake
         if chosen == "local":
             warehouse = serving_path(lake)  # a local lake: S3 has no local target
             if not warehouse.exists():
@@ -106,10 +106,10 @@ def dashboard_command(
         }
         url = f"http://{'localhost' if address in ('127.0.0.1', '0.0.0.0') else address}:{port}"
         report.stages[COMMAND] = {"url": url, "app": str(APP)}
-    cli.console.print(f"dashboard on {url} (lake {lake.root}, {chosen}); Ctrl+C stops it")
+    console.print(f"dashboard on {url} (lake {lake.root}, {chosen}); Ctrl+C stops it")
     code = _serve(streamlit_command(port, address), env)
     if code not in (0, -signal.SIGTERM, -signal.SIGINT):
-        raise cli.fail(f"streamlit exited with status {code}")
+        raise fail(f"streamlit exited with status {code}")
 
 
 def register(app: typer.Typer) -> None:

@@ -2,7 +2,7 @@
 
 Registered on the main app by :func:`register`; ``peak run`` calls :func:`run_build` after the
 transform. A build on the local target that passes publishes the warehouse's serving copy
-(:func:`peak.warehouse.publish`), which every consumer reads.
+(:func:`peak.model.warehouse.publish`), which every consumer reads.
 """
 
 from __future__ import annotations
@@ -16,8 +16,11 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from peak.report import RunReport
-from peak.settings import Target
+from peak.cli.app import console, fail, out, parse_date, progress_bar, reported, state
+from peak.core.report import RunReport
+from peak.core.settings import Target
+from peak.model import catalog, dbt
+from peak.model.dbt import PROJECT_DIR
 
 TargetOption = Annotated[
     Target | None,
@@ -25,16 +28,10 @@ TargetOption = Annotated[
 ]
 
 
-def _cli() -> Any:
-    from peak import cli
-
-    return cli
-
-
 def _build_vars(as_of: str | None, days: list[str] | None = None) -> dict[str, Any] | None:
     out: dict[str, Any] = {}
     if as_of is not None:
-        _cli()._parse_date(as_of)
+        parse_date(as_of)
         out["as_of_date"] = as_of
     if days:
         out["attendance_days"] = sorted(days)
@@ -56,7 +53,6 @@ def _node_table(result: Any, title: str) -> Table:
 
 
 def _print_problems(result: Any) -> None:
-    out = _cli().out
     problems = [n for n in result.nodes if n.status in ("error", "fail", "warn", "runtime error")]
     if not problems:
         return
@@ -88,22 +84,20 @@ def run_build(
 
     Returns False when the build failed or could not start (a source with no data yet).
     """
-    from peak import dbt
-    from peak.warehouse import publish
+    from peak.model.warehouse import publish  # deferred: duckdb
 
-    cli = _cli()
-    lake = cli.state.lake
+    lake = state.lake
     missing = dbt.missing_sources(lake) if target == "local" else []
     if missing:
         reason = f"the processed zone has no {', '.join(missing)} yet"
         report.stages["build"] = {"target": target, "skipped": reason, "success": False}
-        cli.console.print(f"[yellow]dbt build skipped:[/] {reason}")
+        console.print(f"[yellow]dbt build skipped:[/] {reason}")
         return False
     if target == "local" and _missing_models(lake):
         # dbt unit tests of incremental models read the model's columns from the warehouse:
         # when models are missing (a first build, a new model), create them empty first (what
         # dbt's docs advise).
-        with cli.console.status("first build: creating empty models"):
+        with console.status("first build: creating empty models"):
             empty = dbt.invoke(
                 lake,
                 "build --empty",
@@ -120,7 +114,7 @@ def run_build(
         args += ["--exclude", sel]
     if full_refresh:
         args.append("--full-refresh")
-    with cli._progress() as progress:
+    with progress_bar() as progress:
         task = progress.add_task(f"dbt build ({target})", total=None)
 
         def finished(name: str, status: str) -> None:
@@ -141,7 +135,7 @@ def run_build(
     report.stages["build"] = stage
     if result.success:
         report.stages["freshness"] = dbt.freshness(lake, target)
-    cli.out.print(_node_table(result, f"dbt build ({target})"))
+    out.print(_node_table(result, f"dbt build ({target})"))
     _print_problems(result)
     if result.success:
         _print_freshness(report.stages["freshness"])
@@ -155,15 +149,14 @@ def _print_freshness(rows: list[dict[str, Any]]) -> None:
     for row in rows:
         age = "" if row["age_hours"] is None else f"{row['age_hours']:,.1f}"
         table.add_row(row["source"], row["status"], row["max_loaded_at"] or "", age)
-    _cli().out.print(table)
+    out.print(table)
 
 
 def _missing_models(lake: Any) -> set[str]:
     """The project's models (one per SQL file) the local warehouse does not hold yet."""
     import duckdb
 
-    from peak.dbt import PROJECT_DIR
-    from peak.warehouse import build_path
+    from peak.model.warehouse import build_path  # deferred: duckdb
 
     models = {path.stem for path in (PROJECT_DIR / "models").rglob("*.sql")}
     path = build_path(lake)
@@ -205,10 +198,9 @@ def register(app: typer.Typer) -> None:
         ] = None,
     ) -> None:
         """Run dbt build (models, snapshots, tests) on the processed zone."""
-        cli = _cli()
-        chosen = target or cli.state.config.dbt_target
+        chosen = target or state.config.dbt_target
         options = {"target": chosen, "select": select, "full_refresh": full_refresh}
-        with cli.reported("build", {**options, "compile_only": compile_only}) as report:
+        with reported("build", {**options, "compile_only": compile_only}) as report:
             if compile_only:
                 _compile_only(report, chosen, select or [])
                 return
@@ -229,24 +221,22 @@ def register(app: typer.Typer) -> None:
         target: TargetOption = None,
     ) -> None:
         """Generate the dbt docs site (static, usable offline) and optionally serve it."""
-        from peak import dbt
 
-        cli = _cli()
-        chosen = target or cli.state.config.dbt_target
-        with cli.reported("docs", {"target": chosen}) as report:
-            lake = cli.state.lake
-            with cli.console.status("dbt docs generate"):
+        chosen = target or state.config.dbt_target
+        with reported("docs", {"target": chosen}) as report:
+            lake = state.lake
+            with console.status("dbt docs generate"):
                 result = dbt.invoke(lake, "docs generate --static", target=chosen)
             if not result.success:
                 raise RuntimeError(result.error or "dbt docs generate failed")
             site = dbt.target_path(lake, chosen)
             report.stages["docs"] = {"site": str(site / "index.html")}
-            cli.out.print(f"docs: {site / 'index.html'}")
-            cli.out.print(f"offline single file: {site / 'static_index.html'}")
+            out.print(f"docs: {site / 'index.html'}")
+            out.print(f"offline single file: {site / 'static_index.html'}")
         if serve:
             handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(site))
             with http.server.ThreadingHTTPServer(("127.0.0.1", port), handler) as httpd:
-                cli.console.print(f"serving the docs on http://127.0.0.1:{port} (Ctrl+C stops)")
+                console.print(f"serving the docs on http://127.0.0.1:{port} (Ctrl+C stops)")
                 with contextlib.suppress(KeyboardInterrupt):
                     httpd.serve_forever()
 
@@ -257,17 +247,15 @@ def register(app: typer.Typer) -> None:
         ] = False,
     ) -> None:
         """Regenerate dbt_project's sources file from contracts/ (or check it)."""
-        from peak import dbt
 
-        cli = _cli()
         current = dbt.SOURCES_FILE.read_text(encoding="utf-8") if dbt.SOURCES_FILE.exists() else ""
         if check:
             if current != dbt.sources_yaml():
-                raise cli.fail(f"{dbt.SOURCES_FILE} is out of date: run `peak dbt-sources`")
-            cli.out.print(f"{dbt.SOURCES_FILE} is up to date")
+                raise fail(f"{dbt.SOURCES_FILE} is out of date: run `peak dbt-sources`")
+            out.print(f"{dbt.SOURCES_FILE} is up to date")
             return
         changed = dbt.write_sources()
-        cli.out.print(f"{dbt.SOURCES_FILE}: {'rewritten' if changed else 'unchanged'}")
+        out.print(f"{dbt.SOURCES_FILE}: {'rewritten' if changed else 'unchanged'}")
 
     @catalog_app.command("sync")
     def catalog_sync(
@@ -279,12 +267,10 @@ def register(app: typer.Typer) -> None:
         ] = False,
     ) -> None:
         """Create or update the Glue tables (partition projection on dt) from the contracts."""
-        from peak import catalog
 
-        cli = _cli()
-        with cli.reported("catalog sync", {"datasets": dataset, "dry_run": dry_run}) as report:
-            lake = cli.state.lake
-            database = cli.state.config.glue_database
+        with reported("catalog sync", {"datasets": dataset, "dry_run": dry_run}) as report:
+            lake = state.lake
+            database = state.config.glue_database
             result = catalog.sync(catalog.client_for(lake), database, lake, dataset, dry_run)
             report.stages["catalog"] = result.to_dict()
             table = Table(title=f"Glue database {database}{' (dry run)' if dry_run else ''}")
@@ -293,18 +279,16 @@ def register(app: typer.Typer) -> None:
             for action in ("created", "updated", "unchanged", "orphaned"):
                 for name in getattr(result, action):
                     table.add_row(name, action)
-            cli.out.print(table)
+            out.print(table)
 
 
 def _compile_only(report: RunReport, target: str, select: list[str]) -> None:
     """Compile every model for the target and parse each with sqlglot in its dialect."""
-    from peak import dbt
 
-    cli = _cli()
-    lake = cli.state.lake
+    lake = state.lake
     args = ["--select", *(select or ["resource_type:model"])]
     emulator = dbt.aws_emulator() if target == "athena" else contextlib.nullcontext()
-    with emulator, cli.console.status(f"dbt compile ({target})"):
+    with emulator, console.status(f"dbt compile ({target})"):
         result = dbt.invoke(lake, "compile", target=target, args=args)
     if not result.success:
         raise RuntimeError(result.error or "dbt compile failed")
@@ -315,7 +299,7 @@ def _compile_only(report: RunReport, target: str, select: list[str]) -> None:
         table.add_column(col)
     for check in checks:
         table.add_row(check.model, "yes" if check.ok else "NO", escape(check.error))
-    cli.out.print(table)
+    out.print(table)
     report.stages["compile"] = {
         "target": target,
         "models": len(checks),

@@ -2,26 +2,24 @@
 
 Registered on the main app by :func:`register` (idempotent). ``cost`` and ``prune`` write a run
 report like every command; ``deploy package`` records itself in ``dist/manifest.json`` instead,
-since the lake it packages for may not exist yet (see :mod:`peak.deploy`).
+since the lake it packages for may not exist yet (see :mod:`peak.ops.deploy`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
-from peak.prune import RETENTION_DAYS
-
-
-def _cli() -> Any:
-    from peak import cli
-
-    return cli
+from peak.cli.app import console, fail, out, parse_date, reported, state
+from peak.core.lake import Lake
+from peak.core.report import one_line
+from peak.ops import cost, deploy, prune
+from peak.ops.prune import RETENTION_DAYS
 
 
 def _size(n: float) -> str:
@@ -37,41 +35,36 @@ def _usd(value: float) -> str:
 
 
 def package_command(
-    out: Annotated[Path, typer.Option(help="Where to build (artifacts/, template.json).")] = Path(
-        "dist"
-    ),
+    out_dir: Annotated[
+        Path, typer.Option("--out", help="Where to build (artifacts/, template.json).")
+    ] = Path("dist"),
 ) -> None:
     """Build the Lambda, Glue and CodeBuild artefacts and render the CloudFormation template.
 
     The template is rendered for the lake (--lake or PEAK_LAKE, an s3:// URI); see
     docs/deploy.md for uploading and deploying it.
     """
-    from peak import deploy
-    from peak.lake import Lake
 
-    cli = _cli()
     try:
-        lake = Lake.from_uri(cli.state.lake_uri or cli.state.config.lake)
+        lake = Lake.from_uri(state.lake_uri or state.config.lake)
         if lake.is_local:
             raise ValueError(
                 f"deploy package renders the stack for an S3 lake, not the folder {lake.root}: "
                 "pass --lake s3://bucket[/prefix] or set PEAK_LAKE"
             )
-        with cli.console.status("packaging"):
-            result = deploy.package(lake, out.resolve())
+        with console.status("packaging"):
+            result = deploy.package(lake, out_dir.resolve())
     except Exception as exc:
-        from peak.report import one_line
-
-        raise cli.fail(one_line(exc)) from exc
-    table = Table(title=f"deploy package for {lake.root} -> {out}")
+        raise fail(one_line(exc)) from exc
+    table = Table(title=f"deploy package for {lake.root} -> {out_dir}")
     for col in ("artefact", "key", "size", "sha256"):
         table.add_column(col, justify="right" if col == "size" else "left")
     for item in result.artefacts:
         table.add_row(item.name, escape(item.key), _size(item.size), item.sha256)
-    cli.out.print(table)
-    cli.out.print(
-        f"next: aws s3 sync {out}/artifacts s3://<ArtifactsBucketName>/<ArtifactsPrefix>, then "
-        f"aws cloudformation deploy --template-file {out}/template.json (docs/deploy.md)",
+    out.print(table)
+    out.print(
+        f"next: aws s3 sync {out_dir}/artifacts s3://<ArtifactsBucketName>/<ArtifactsPrefix>, then "
+        f"aws cloudformation deploy --template-file {out_dir}/template.json (docs/deploy.md)",
         highlight=False,
         soft_wrap=True,
     )
@@ -94,13 +87,11 @@ def cost_command(
 
     The design's budget is Glue ~$1.20 and Athena ~$0.50 a month; prices live in peak/cost.py.
     """
-    from peak import cost, deploy
 
-    cli = _cli()
     options = {"days": days, "execution_class": execution_class}
-    with cli.reported("cost", options) as report:
+    with reported("cost", options) as report:
         result = cost.estimate(
-            cli.state.lake,
+            state.lake,
             days=days,
             workers=workers or deploy.GLUE_DEFAULT_WORKERS,
             worker_type=worker_type or deploy.GLUE_DEFAULT_WORKER_TYPE,
@@ -135,10 +126,10 @@ def cost_command(
                 budget,
                 status,
             )
-        cli.out.print(table)
+        out.print(table)
         for line in result.lines:
             if line.basis in ("estimated", "assumed") and line.note:
-                cli.out.print(f"{line.service} ({line.basis}): {escape(line.note)}")
+                out.print(f"{line.service} ({line.basis}): {escape(line.note)}")
 
 
 def prune_command(
@@ -158,17 +149,15 @@ def prune_command(
 
     The same rules as the deployed buckets' S3 lifecycle rules (peak/prune.py).
     """
-    from peak import prune
 
-    cli = _cli()
     for name in zone or []:
         if name not in RETENTION_DAYS:
-            raise cli.fail(f"unknown zone {name!r} (known: {', '.join(RETENTION_DAYS)})")
-    day = cli._parse_date(as_of) if as_of else dt.datetime.now(dt.UTC).date()
+            raise fail(f"unknown zone {name!r} (known: {', '.join(RETENTION_DAYS)})")
+    day = parse_date(as_of) if as_of else dt.datetime.now(dt.UTC).date()
     options = {"dry_run": dry_run, "as_of": day.isoformat(), "zones": zone}
-    with cli.reported("prune", options) as report:
+    with reported("prune", options) as report:
         result = prune.prune(
-            cli.state.lake, as_of=day, dry_run=dry_run, zones=zone, run_id=report.run_id
+            state.lake, as_of=day, dry_run=dry_run, zones=zone, run_id=report.run_id
         )
         report.stages["prune"] = result.to_dict()
         if dry_run and result.keys:
@@ -176,9 +165,9 @@ def prune_command(
             listing.add_column("key")
             for key in result.keys[:limit]:
                 listing.add_row(escape(key))
-            cli.out.print(listing)
+            out.print(listing)
             if len(result.keys) > limit:
-                cli.out.print(f"… and {len(result.keys) - limit:,} more")
+                out.print(f"… and {len(result.keys) - limit:,} more")
         verb = "would remove" if dry_run else "removed"
         table = Table(title=f"prune as of {day} ({verb})", show_footer=True)
         table.add_column("zone", footer="total")
@@ -196,7 +185,7 @@ def prune_command(
                 _size(stats.bytes),
                 f"{stats.kept_unprocessed:,}",
             )
-        cli.out.print(table)
+        out.print(table)
 
 
 def register(app: typer.Typer) -> None:

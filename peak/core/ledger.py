@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from peak import lake as layout
-from peak.lake import Lake
+from peak.core import layout
+from peak.core.lake import Lake
 
 
 def committed_files(lake: Lake, dataset: str) -> list[dict[str, Any]]:

@@ -1,4 +1,5 @@
-"""One run at a time per lake for a stage: the transform (and prune), and activation.
+"""One run at a time per lake for a stage: the transform (and prune, :func:`transform_lock`), and
+activation.
 
 Locally the lock is an ``flock`` on a file in the lake (the kernel releases it when a run dies).
 On S3 it is an object created with a conditional PUT (``Lake.create``) holding the owner's run
@@ -12,14 +13,13 @@ from __future__ import annotations
 import datetime as dt
 import fcntl
 import json
+import shutil
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 
-from peak.lake import Lake
-
-
-class LockHeld(RuntimeError):
-    """Another run holds the lock."""
+from peak.core import layout
+from peak.core.errors import LockHeld, TransformError
+from peak.core.lake import Lake
 
 
 @contextmanager
@@ -82,3 +82,37 @@ def _take(
     lake.delete(key)  # a killed run's: whoever creates it next wins
     if not lake.create(key, body):
         raise error(f"another {what} took over the stale lock on {lake.root}")
+
+
+#: When an S3 transform lock is a killed run's: the Glue jobs time out at 60 minutes, so a lock
+#: twice that old has no live owner.
+TRANSFORM_STALE_AFTER = dt.timedelta(minutes=120)
+
+
+@contextmanager
+def transform_lock(lake: Lake, run_id: str) -> Iterator[None]:
+    """One transform (or prune) at a time per lake (:func:`lake_lock`); staging
+    left by a killed run is removed. On S3 the Spark and the Python-shell Glue job may both be
+    started on one lake: the second fails naming the first."""
+    with lake_lock(
+        lake,
+        layout.TRANSFORM_LOCK_KEY,
+        run_id,
+        what="transform",
+        stale_after=TRANSFORM_STALE_AFTER,
+        error=TransformError,
+    ):
+        if not lake.is_local:
+            yield
+            return
+        staging_root = lake.path(layout.staging_prefix(run_id)).parent
+        if staging_root.exists():
+            for stale in staging_root.iterdir():
+                if stale.name != run_id:
+                    shutil.rmtree(stale, ignore_errors=True)
+        try:
+            yield
+        finally:
+            shutil.rmtree(staging_root / run_id, ignore_errors=True)
+            with suppress(OSError):
+                staging_root.rmdir()  # only when empty

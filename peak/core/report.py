@@ -15,7 +15,8 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from peak.lake import RUNS_PREFIX, Lake, run_report_key
+from peak.core.lake import Lake
+from peak.core.layout import RUNS_PREFIX, run_report_key
 
 
 def new_run_id(now: dt.datetime | None = None) -> str:

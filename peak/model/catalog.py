@@ -3,7 +3,7 @@
 Athena (and dbt's ``athena`` target) reads the processed zone through a Glue database (setting
 ``glue_database``, default ``peak_processed``) holding one external Parquet table per dataset at
 ``processed/<dataset>/``, partitioned by the Hive folder ``dt=YYYY-MM-DD``. Everything in a table's
-definition is derived from the contract and the lake layout (:mod:`peak.lake`), so
+definition is derived from the contract and the lake layout (:mod:`peak.core.lake`), so
 :func:`sync` can create, repair and update the tables without anyone writing DDL by hand.
 
 Why partition projection: Athena computes the partitions from the table's properties (every day
@@ -29,7 +29,8 @@ from typing import Any
 
 import contracts
 from contracts import Contract
-from peak.lake import Lake, processed_key, processed_prefix
+from peak.core.lake import Lake
+from peak.core.layout import processed_key, processed_prefix
 
 #: Athena (Hive DDL) type of each contract column type, matching what the transform writes to
 #: Parquet: integer -> int64, date -> date32, timestamp -> naive UTC timestamp[us], time -> the
@@ -116,7 +117,7 @@ def location(contract: Contract, lake: Lake) -> str:
 
 
 def location_template(contract: Contract, lake: Lake) -> str:
-    """Where partition ``${dt}`` lives: the folder of :func:`peak.lake.processed_key`."""
+    """Where partition ``${dt}`` lives: the folder of :func:`peak.core.layout.processed_key`."""
     folder = processed_key(contract.dataset, "${dt}").rsplit("/", 1)[0] + "/"
     return lake.uri(folder)
 

@@ -23,11 +23,12 @@ from typing import Any
 import yaml
 
 import contracts
-from peak import catalog
-from peak.lake import Lake, processed_prefix
-from peak.report import ATHENA_BYTES_SCANNED
+from peak.core.lake import Lake
+from peak.core.layout import processed_prefix
+from peak.core.report import ATHENA_BYTES_SCANNED
+from peak.model import catalog
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 PROJECT_DIR = REPO_ROOT / "dbt_project"
 SOURCES_FILE = PROJECT_DIR / "models" / "staging" / "_sources.yml"
 PROFILES_EXAMPLE = REPO_ROOT / "profiles.yml.example"

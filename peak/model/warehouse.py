@@ -19,11 +19,13 @@ from typing import Any, Protocol
 
 import pyarrow as pa
 
-from peak.lake import SERVING_WAREHOUSE_KEY, WAREHOUSE_KEY, Lake
-from peak.settings import Settings
+from peak.core.errors import ModelError
+from peak.core.lake import Lake
+from peak.core.layout import SERVING_WAREHOUSE_KEY, WAREHOUSE_KEY
+from peak.core.settings import Settings
 
 
-class WarehouseError(RuntimeError):
+class WarehouseError(ModelError):
     pass
 
 

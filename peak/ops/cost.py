@@ -32,9 +32,9 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from peak import deploy, prune
-from peak.lake import Lake
-from peak.report import ATHENA_BYTES_SCANNED, load_reports, report_keys
+from peak.core.lake import Lake
+from peak.core.report import ATHENA_BYTES_SCANNED, load_reports, report_keys
+from peak.ops import deploy, prune
 
 # ---------------------------------------------------------------------------------------------
 # Prices: list prices, eu-west-1 (Ireland), USD. Source: the AWS pricing pages named below,

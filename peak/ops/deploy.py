@@ -8,10 +8,10 @@ with the parts that must never drift from the code:
   their content's sha256 (``ingest-3f2a…zip``), so CloudFormation updates the Lambda code, the
   layer and the Glue job exactly when their content changed. Zips are deterministic (sorted
   entries, fixed timestamps): the same code packages to the same bytes.
-- the lifecycle rules of every bucket, from :data:`peak.prune.RETENTION_DAYS`;
+- the lifecycle rules of every bucket, from :data:`peak.ops.prune.RETENTION_DAYS`;
 - one ``lake-access`` policy per role (:data:`LAKE_ACCESS`), scoped to the lake prefixes of
-  :mod:`peak.lake`;
-- one ``AWS::Glue::Table`` per contract, exactly :func:`peak.catalog.table_input` for the lake
+  :mod:`peak.core.lake`;
+- one ``AWS::Glue::Table`` per contract, exactly :func:`peak.model.catalog.table_input` for the lake
   (so ``peak catalog sync --dry-run`` after a deploy reports every table unchanged).
 
 The artefacts (``dist/artifacts/``, uploaded as they are with ``aws s3 sync``):
@@ -56,11 +56,12 @@ from typing import Any
 import yaml
 
 import contracts
-from peak import catalog, prune
-from peak import lake as layout
-from peak.lake import Lake
+from peak.core import layout
+from peak.core.lake import Lake
+from peak.model import catalog
+from peak.ops import prune
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 SOURCE_TEMPLATE = REPO_ROOT / "infra" / "template.yaml"
 DEFAULT_OUT = REPO_ROOT / "dist"
 
@@ -70,7 +71,7 @@ DEFAULT_OUT = REPO_ROOT / "dist"
 
 #: Our packages in the Lambda function's zip, and the data files each carries.
 LAMBDA_PACKAGES: dict[str, tuple[str, ...]] = {
-    "peak": (),
+    "peak.core": (),
     "ingestion": (),
     "contracts": ("*.yml",),
 }
@@ -82,7 +83,7 @@ LAMBDA_PROVIDED = ("pyarrow", "numpy", "pandas", "boto3")
 #: The packages the Glue job imports, in its wheel.
 GLUE_PACKAGES: dict[str, tuple[str, ...]] = {
     "glue": (),
-    "peak": (),
+    "peak.core": (),
     "contracts": ("*.yml",),
 }
 GLUE_WHEEL_NAME = "peak_glue"
@@ -338,11 +339,14 @@ def _zip_bytes(files: Iterable[tuple[str, bytes]]) -> bytes:
 
 
 def _package_files(name: str, data_patterns: tuple[str, ...]) -> list[tuple[str, bytes]]:
-    """A package's Python files (and data files matching its patterns), by archive name."""
-    root = REPO_ROOT / name
+    """A package's Python files (and data files matching its patterns), by archive name; a
+    subpackage (``peak.core``) comes with its parents' ``__init__.py``."""
+    parts = name.split(".")
+    root = REPO_ROOT.joinpath(*parts)
     if not (root / "__init__.py").exists():
         raise FileNotFoundError(f"{root} is not a package")
-    out = []
+    parents = [REPO_ROOT.joinpath(*parts[:i], "__init__.py") for i in range(1, len(parts))]
+    out = [(p.relative_to(REPO_ROOT).as_posix(), p.read_bytes()) for p in parents]
     for path in sorted(root.rglob("*")):
         if not path.is_file() or "__pycache__" in path.parts:
             continue
@@ -350,6 +354,10 @@ def _package_files(name: str, data_patterns: tuple[str, ...]) -> list[tuple[str,
         if path.suffix == ".py" or any(path.match(p) for p in data_patterns):
             out.append((rel, path.read_bytes()))
     return out
+
+
+def _top_level(packages: Iterable[str]) -> list[str]:
+    return sorted({p.split(".")[0] for p in packages})
 
 
 def _sha(data: bytes) -> str:
@@ -381,7 +389,7 @@ def _zip_artefact(
 def build_lambda_function(out: Path) -> Artefact:
     files = [f for pkg, data in LAMBDA_PACKAGES.items() for f in _package_files(pkg, data)]
     return _zip_artefact(
-        out, ("lambda", "ingest"), files, "Lambda function", sorted(LAMBDA_PACKAGES)
+        out, ("lambda", "ingest"), files, "Lambda function", _top_level(LAMBDA_PACKAGES)
     )
 
 
@@ -390,22 +398,26 @@ def _canonical(name: str) -> str:
 
 
 def dependency_closure(names: Iterable[str]) -> set[str]:
-    """Installed distributions needed by ``names`` (markers evaluated for this Python)."""
+    """Installed distributions needed by ``names`` (markers evaluated for this Python, the
+    extras a requirement asks for included)."""
     from packaging.requirements import Requirement
 
-    seen: set[str] = set()
-    todo = [_canonical(n) for n in names]
+    seen: set[tuple[str, frozenset[str]]] = set()
+    todo = [(_canonical(n), frozenset[str]()) for n in names]
     while todo:
-        name = todo.pop()
-        if name in seen:
+        name, extras = todo.pop()
+        if (name, extras) in seen:
             continue
-        seen.add(name)
+        seen.add((name, extras))
         for text in metadata.distribution(name).requires or []:
             req = Requirement(text)
-            if req.marker is not None and not req.marker.evaluate({"extra": ""}):
+            wanted = {"", *extras}
+            if req.marker is not None and not any(
+                req.marker.evaluate({"extra": e}) for e in wanted
+            ):
                 continue
-            todo.append(_canonical(req.name))
-    return seen
+            todo.append((_canonical(req.name), frozenset(req.extras)))
+    return {name for name, _ in seen}
 
 
 def lambda_vendored() -> list[str]:
@@ -540,13 +552,16 @@ def build_glue_wheel(out: Path) -> Artefact:
         "Tag: py3-none-any\n"
     )
     entries = [*files, (f"{info}/METADATA", meta.encode()), (f"{info}/WHEEL", wheel.encode())]
-    entries.append((f"{info}/top_level.txt", "".join(f"{p}\n" for p in GLUE_PACKAGES).encode()))
+    top_level = "".join(f"{p}\n" for p in _top_level(GLUE_PACKAGES))
+    entries.append((f"{info}/top_level.txt", top_level.encode()))
     record = "".join(f"{n},sha256={_b64_digest(d)},{len(d)}\n" for n, d in sorted(entries))
     record += f"{info}/RECORD,,\n"
     entries.append((f"{info}/RECORD", record.encode()))
     blob = _zip_bytes(entries)
     key = f"glue/{GLUE_WHEEL_NAME}-{version}-py3-none-any.whl"
-    return _write(out, key, blob, "Glue wheel", [*GLUE_PACKAGES, *glue_wheel_requires()])
+    return _write(
+        out, key, blob, "Glue wheel", [*_top_level(GLUE_PACKAGES), *glue_wheel_requires()]
+    )
 
 
 def build_glue_script(out: Path) -> Artefact:
@@ -559,36 +574,11 @@ def build_glue_script(out: Path) -> Artefact:
 # -- CodeBuild --------------------------------------------------------------------------------
 
 
-def _pinned_closure(names: Iterable[str]) -> list[str]:
-    """``name==version`` for ``names`` and everything they require in this environment (the
-    lock's), markers evaluated here: CodeBuild runs the same Python on the same platform."""
-    from packaging.requirements import Requirement
-    from packaging.utils import canonicalize_name
-
-    pins: dict[str, str] = {}
-    todo = [(n, frozenset[str]()) for n in names]
-    seen: set[tuple[str, frozenset[str]]] = set()
-    while todo:
-        name, extras = todo.pop()
-        key = (canonicalize_name(name), extras)
-        if key in seen:
-            continue
-        seen.add(key)
-        dist = metadata.distribution(name)
-        pins[key[0]] = f"{dist.metadata['Name']}=={dist.version}"
-        for line in dist.requires or []:
-            req = Requirement(line)
-            wanted = {""} | set(extras)
-            if req.marker is None or any(req.marker.evaluate({"extra": e}) for e in wanted):
-                todo.append((req.name, frozenset(req.extras)))
-    return [pins[n] for n in sorted(pins)]
-
-
 def codebuild_requirements() -> str:
     lines = [
         "# GENERATED by `peak deploy package`: the versions the test suite ran with (uv.lock),",
         "# every package pinned, dependencies included.",
-        *_pinned_closure(CODEBUILD_REQUIRES),
+        *_pinned(sorted(dependency_closure(CODEBUILD_REQUIRES))),
     ]
     return "\n".join(lines) + "\n"
 

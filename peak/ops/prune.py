@@ -7,7 +7,7 @@ The design keeps the raw zone 30 days, the processed zone a year and the quarant
   (:func:`lifecycle_rules`; ``tests/test_infra.py`` asserts the template's rules equal them);
 - on a local lake, ``peak prune`` (:func:`prune`) applies the same rules to the same prefixes.
 
-Which prefixes a zone covers comes from the lake layout (:mod:`peak.lake`), never re-spelled:
+Which prefixes a zone covers comes from the lake layout (:mod:`peak.core.lake`), never re-spelled:
 the raw zone is ``raw/`` *and* ``raw_parquet/`` (the same rows, kept for the same audit window),
 the quarantine both its ``rows/`` and its ``files/``.
 
@@ -35,8 +35,8 @@ as S3's lifecycle rules do not touch them:
   ``docs/deploy.md``, "Retention and the ledgers") instead of silently rebuilding a year of
   partitions from 30 days of files.
 
-``prune`` holds the transform's lock (:func:`glue.transform.exclusive`: an ``flock`` locally, the
-lock object on S3), so it never runs beside a transform.
+``prune`` holds the transform's lock (:func:`peak.core.locks.transform_lock`: an ``flock``
+locally, the lock object on S3), so it never runs beside a transform.
 """
 
 from __future__ import annotations
@@ -49,9 +49,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from peak import lake as layout
-from peak import ledger
-from peak.lake import Lake
+from peak.core import layout, ledger
+from peak.core.lake import Lake
+from peak.core.locks import transform_lock
 
 #: Days each zone keeps a file: the design's retention (docs/architecture.md, "Design targets").
 RETENTION_DAYS: dict[str, int] = {"raw": 30, "processed": 365, "quarantine": 90}
@@ -69,7 +69,7 @@ def key_stem(key_function: Callable[..., str], arity: int | None = None) -> str:
     """The constant folder a layout function's keys start with (``raw_key`` -> ``raw/``).
 
     Calls the function with placeholders and keeps everything up to the last ``/`` before the
-    first placeholder, so prefixes are derived from :mod:`peak.lake` and never re-spelled.
+    first placeholder, so prefixes are derived from :mod:`peak.core.lake` and never re-spelled.
     """
     import inspect
 
@@ -298,9 +298,7 @@ def prune(
     for zone in zones or []:
         if zone not in RETENTION_DAYS:
             raise ValueError(f"unknown zone {zone!r} (known: {', '.join(RETENTION_DAYS)})")
-    from glue.transform import exclusive
-
-    with exclusive(lake, run_id):
+    with transform_lock(lake, run_id):
         result, chosen = candidates(lake, as_of, zones)
         result.dry_run = dry_run
         if not dry_run:
