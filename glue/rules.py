@@ -56,7 +56,7 @@ ZONE_TO_UTC = "PEAK_ZONE_TO_UTC"  # PEAK_ZONE_TO_UTC(ts, 'Europe/London') -> UTC
 UTC_WALL = "PEAK_UTC_WALL"  # PEAK_UTC_WALL(instant) -> its UTC wall clock, a naive timestamp
 
 
-def _lower(node: exp.Expression, dialect: Dialect) -> exp.Expression:
+def _lower(node: exp.Expr, dialect: Dialect) -> exp.Expr:
     if isinstance(node, exp.CTE) and dialect != "duckdb":
         node.set("materialized", None)  # a DuckDB planning hint; Spark has no such syntax
         return node
@@ -192,7 +192,9 @@ def _typed_expr(col: Column, norm: str, timezone: str) -> str:
     raise ValueError(f"{col.name}: unsupported type {col.type}")
 
 
-def _bound(col: Column, value: float | str) -> str:
+def _bound(col: Column, value: float | str | None) -> str:
+    if value is None:
+        raise ValueError(f"{col.name}: a bound rule without its bound")
     if col.type == "date":
         return f"DATE {lit(str(value))}"
     if col.type == "timestamp":

@@ -454,7 +454,7 @@ def _json(contract: Contract, src: Path, writer: _BatchWriter, *, lines: bool) -
                 else:
                     for name in names:
                         buf[name].append(None)
-                    text = "null" if item is None else _text(item)
+                    text = "null" if item is None else str(_text(item))
                     errors.append(f"not a JSON object: {text[:500]}")
                 if len(errors) >= BATCH_ROWS:
                     writer.write(buf, len(errors), errors)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
@@ -14,6 +15,14 @@ from contracts import Contract
 from glue import rules
 from glue.engine.base import QUARANTINE_PART, EngineJob, EngineResult, reason_counts_sql
 from peak.core.layout import PARTITION_FILE
+
+
+def _one(result: duckdb.DuckDBPyConnection) -> tuple[Any, ...]:
+    """The one row an aggregate query returns."""
+    row = result.fetchone()
+    if row is None:
+        raise RuntimeError("the query returned no row")
+    return row
 
 
 class DuckDBEngine:
@@ -50,7 +59,7 @@ class DuckDBEngine:
         row (all superseded) gets no file.
         """
         # DuckDB's own count (it reads the container's CPU quota; os.cpu_count() does not)
-        (threads,) = con.execute("SELECT CAST(current_setting('threads') AS BIGINT)").fetchone()
+        (threads,) = _one(con.execute("SELECT CAST(current_setting('threads') AS BIGINT)"))
         workers = min(threads, len(partitions))
         con.execute(f"SET threads = {threads // workers}")  # a global setting
         dt = rules.q(contracts.PARTITION_COLUMN)
@@ -61,11 +70,13 @@ class DuckDBEngine:
                 for value in chunk:
                     target = folder / f"{contracts.PARTITION_COLUMN}={value}" / PARTITION_FILE
                     target.parent.mkdir(parents=True)
-                    (written,) = cursor.execute(
-                        f"COPY (SELECT * EXCLUDE ({dt}) FROM final WHERE {dt} = DATE "
-                        f"{rules.lit(value)}) TO {rules.lit(str(target))} "
-                        "(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 1000000)"
-                    ).fetchone()
+                    (written,) = _one(
+                        cursor.execute(
+                            f"COPY (SELECT * EXCLUDE ({dt}) FROM final WHERE {dt} = DATE "
+                            f"{rules.lit(value)}) TO {rules.lit(str(target))} "
+                            "(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 1000000)"
+                        )
+                    )
                     if not written:
                         target.unlink()
                         target.parent.rmdir()
@@ -90,9 +101,7 @@ class DuckDBEngine:
         )
         cols = ", ".join(rules.q(c) for c in text)
         con.execute(f"CREATE TABLE files AS SELECT DISTINCT _file, {cols} FROM raw")
-        pairs, distinct = con.execute(
-            "SELECT COUNT(*), COUNT(DISTINCT _file) FROM files"
-        ).fetchone()
+        pairs, distinct = _one(con.execute("SELECT COUNT(*), COUNT(DISTINCT _file) FROM files"))
         if pairs != distinct:
             raise RuntimeError(f"a raw file holds more than one value of {', '.join(text)}")
         carried = [c for c in contracts.LINEAGE_COLUMNS if c not in text] + ["_file"]
@@ -116,13 +125,15 @@ class DuckDBEngine:
             # Tables and views in the (private, in-memory) database rather than TEMP ones: the
             # partition writers' cursors share the database, not this connection's temp schema.
             self._validate(con, contract, job)
-            rows_in, quarantined = con.execute(
-                f"SELECT COUNT(*), COUNT(*) FILTER (WHERE {rules.q('_reasons')} <> '') "
-                "FROM validated_rows"
-            ).fetchone()
+            rows_in, quarantined = _one(
+                con.execute(
+                    f"SELECT COUNT(*), COUNT(*) FILTER (WHERE {rules.q('_reasons')} <> '') "
+                    "FROM validated_rows"
+                )
+            )
             reasons = {}
             if quarantined:
-                row = con.execute(reason_counts_sql(contract, d, "validated_rows")).fetchone()
+                row = _one(con.execute(reason_counts_sql(contract, d, "validated_rows")))
                 reasons = {rule.code: n for rule, n in zip(contract.rules(), row) if n}
                 con.execute(
                     f"COPY (SELECT *, {rules.q('_raw_id')} AS {QUARANTINE_PART} FROM "
@@ -144,12 +155,12 @@ class DuckDBEngine:
             con.execute(
                 "CREATE TABLE ranked AS " + rules.rank_sql(contract, dialect=d, batch_raw_ids=ids)
             )
-            deduplicated, superseded = con.execute(rules.counts_sql(dialect=d)).fetchone()
+            deduplicated, superseded = _one(con.execute(rules.counts_sql(dialect=d)))
             con.execute(
                 "CREATE TABLE affected AS " + rules.affected_sql(dialect=d, batch_raw_ids=ids)
             )
             affected = sorted(str(r[0]) for r in con.execute("SELECT dt FROM affected").fetchall())
-            valid_new = con.execute("SELECT COUNT(*) FROM valid_new").fetchone()[0]
+            valid_new = _one(con.execute("SELECT COUNT(*) FROM valid_new"))[0]
             if affected:
                 con.execute(
                     "CREATE VIEW final AS "

@@ -32,7 +32,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import contracts
 from contracts import Contract
@@ -41,6 +41,15 @@ from glue.engine.base import QUARANTINE_PART, EngineJob, EngineResult, reason_co
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
+
+
+def _first(frame: DataFrame) -> tuple[Any, ...]:
+    """The one row an aggregate query returns."""
+    row = frame.first()
+    if row is None:
+        raise RuntimeError("the query returned no row")
+    return tuple(row)
+
 
 #: Compression of the staged Parquet files (DuckDB's engine writes zstd too).
 COMPRESSION = "zstd"
@@ -147,12 +156,15 @@ class SparkEngine:
         shuffle_partitions: int = 16,
     ):
         self._spark = spark
-        self._local = {"driver_memory": driver_memory, "shuffle_partitions": shuffle_partitions}
+        self._driver_memory = driver_memory
+        self._shuffle_partitions = shuffle_partitions
 
     @property
     def spark(self) -> SparkSession:
         if self._spark is None:
-            self._spark = local_session(**self._local)
+            self._spark = local_session(
+                driver_memory=self._driver_memory, shuffle_partitions=self._shuffle_partitions
+            )
         return self._spark
 
     @contextmanager
@@ -164,11 +176,11 @@ class SparkEngine:
         try:
             yield spark
         finally:
-            for key, value in previous.items():
-                if value is None:
+            for key, old in previous.items():
+                if old is None:
                     spark.conf.unset(key)
                 else:
-                    spark.conf.set(key, value)
+                    spark.conf.set(key, old)
 
     def process(self, contract: Contract, job: EngineJob) -> EngineResult:
         with self._session_conf() as spark:
@@ -207,14 +219,17 @@ class SparkEngine:
             persist=True,
         )
         reasons_col = rules.q(contracts.REASONS)
-        rows_in, quarantined = spark.sql(
-            rules.render(
-                f"SELECT COUNT(*), COUNT(*) FILTER (WHERE {reasons_col} <> '') FROM validated", d
+        rows_in, quarantined = _first(
+            spark.sql(
+                rules.render(
+                    f"SELECT COUNT(*), COUNT(*) FILTER (WHERE {reasons_col} <> '') FROM validated",
+                    d,
+                )
             )
-        ).first()
+        )
         reasons: dict[str, int] = {}
         if quarantined:
-            row = spark.sql(reason_counts_sql(contract, d)).first()
+            row = _first(spark.sql(reason_counts_sql(contract, d)))
             reasons = {
                 rule.code: int(n) for rule, n in zip(contract.rules(), row, strict=True) if n
             }
@@ -225,7 +240,7 @@ class SparkEngine:
         valid_new = view("valid_new", rules.valid_sql(contract, dialect=d))
         self._existing(spark, contract, job.existing_files, valid_new)
         view("ranked", rules.rank_sql(contract, dialect=d, batch_raw_ids=ids), persist=True)
-        deduplicated, superseded = spark.sql(rules.counts_sql(dialect=d)).first()
+        deduplicated, superseded = _first(spark.sql(rules.counts_sql(dialect=d)))
         affected_rows = view(
             "affected", rules.affected_sql(dialect=d, batch_raw_ids=ids), persist=True
         ).collect()

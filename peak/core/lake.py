@@ -94,7 +94,8 @@ class Lake:
         if self.is_local:
             return self.path(key).read_bytes()
         obj = self._s3().get_object(Bucket=self.bucket, Key=self.prefix + key)
-        return obj["Body"].read()
+        data: bytes = obj["Body"].read()
+        return data
 
     def read_json(self, key: str, default: Any = None) -> Any:
         if not self.exists(key):

@@ -86,7 +86,7 @@ class RunReport:
     lake: str = ""
     options: dict[str, Any] = field(default_factory=dict)
     datasets: dict[str, DatasetStats] = field(default_factory=dict)
-    stages: dict[str, dict[str, Any]] = field(default_factory=dict)
+    stages: dict[str, Any] = field(default_factory=dict)
 
     def dataset(self, name: str) -> DatasetStats:
         return self.datasets.setdefault(name, DatasetStats())
@@ -132,7 +132,7 @@ def report_keys(
     ``limit`` of them."""
     keys = sorted(k for k in lake.list(RUNS_PREFIX) if k.endswith(".json"))
     if since is not None:
-        keys = [k for k in keys if _started(k) is None or _started(k) >= since]
+        keys = [k for k in keys if (started := _started(k)) is None or started >= since]
     return keys[-limit:] if limit else keys
 
 

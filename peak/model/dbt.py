@@ -366,11 +366,11 @@ def aws_emulator() -> Iterator[str | None]:
         yield endpoint
     finally:
         server.stop()
-        for key, value in saved.items():
-            if value is None:
+        for key, old in saved.items():
+            if old is None:
                 os.environ.pop(key, None)
             else:
-                os.environ[key] = value
+                os.environ[key] = old
 
 
 @dataclass
