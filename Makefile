@@ -83,10 +83,7 @@ test-fast: install ## Run the tests that need no Spark session
 lint: install ## Lint Python with ruff and the dbt SQL with sqlfluff
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	@tmp=$$(mktemp -d) && cp profiles.yml.example $$tmp/profiles.yml && \
-	  printf '[sqlfluff:templater:dbt]\nprofiles_dir = %s\n' $$tmp > $$tmp/sqlfluff.cfg && \
-	  PEAK_LAKE=$$tmp $(BIN)/sqlfluff lint dbt_project/models --config $$tmp/sqlfluff.cfg; \
-	  rc=$$?; rm -rf $$tmp; exit $$rc
+	BIN=$(BIN) tools/sqlfluff-lint.sh
 
 format: install ## Format Python with ruff
 	$(BIN)/ruff format .
