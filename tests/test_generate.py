@@ -19,7 +19,8 @@ import pytest
 
 import contracts
 from contracts import Column, Contract
-from generator.generate import PLANS, GenerateSummary, generate
+from generator.behaviour import PLANS
+from generator.generate import GenerateSummary, generate
 
 END = dt.date(2026, 11, 24)
 SMALL = {"members": 200, "days": 30, "seed": 7, "end_date": END}

@@ -1,0 +1,156 @@
+"""The retention page: join-month cohorts, members who churned in the period and why,
+churn status today and at each daily run (the snapshot), and the at-risk members with the
+steepest drop in visits (masked email, never the address)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+
+from dashboard.data.filters import Filters
+from dashboard.data.query import _in, _iso, _run
+from peak.model.warehouse import Warehouse
+
+#: Rows of the at-risk list on the retention page.
+AT_RISK_ROWS = 50
+
+
+COHORTS_SQL = """
+with chosen as (
+    select cohort_month, months_since_join, cohort_size, active_members
+    from mart_cohort_retention
+    where cohort_month between cast(? as date) and cast(? as date) and {locations}
+), sizes as (
+    select cohort_month, cast(sum(cohort_size) as bigint) as cohort_size
+    from chosen
+    where months_since_join = 0
+    group by cohort_month
+)
+select
+    c.cohort_month,
+    c.months_since_join,
+    s.cohort_size,
+    cast(sum(c.active_members) as bigint) as active_members,
+    cast(sum(c.active_members) as double) / s.cohort_size as retention_rate
+from chosen as c
+inner join sizes as s on c.cohort_month = s.cohort_month
+group by c.cohort_month, c.months_since_join, s.cohort_size
+order by c.cohort_month, c.months_since_join
+"""
+
+#: Cohorts shown: at least this many join months, ending with the period's last.
+COHORT_MONTHS = 12
+
+
+def cohort_window(filters: Filters) -> tuple[dt.date, dt.date]:
+    """The join months shown: those of the period, and at least the ``COHORT_MONTHS`` months to
+    its end (a four-week period would show one cohort otherwise)."""
+    last = filters.end.replace(day=1)
+    index = last.year * 12 + last.month - 1 - (COHORT_MONTHS - 1)
+    floor = dt.date(index // 12, index % 12 + 1, 1)
+    return min(filters.start.replace(day=1), floor), last
+
+
+def cohorts(warehouse: Warehouse, filters: Filters) -> pd.DataFrame:
+    """mart_cohort_retention for the join months of :func:`cohort_window` and the chosen gyms
+    (members by home gym): cohorts of several gyms add up (sizes from the month-0 rows)."""
+    first, last = cohort_window(filters)
+    where, locs = _in("home_location", filters.locations)
+    return _run(warehouse, COHORTS_SQL.format(locations=where), [_iso(first), _iso(last), *locs])
+
+
+CHURNED_SQL = """
+select
+    cast(churn_date as date) as churn_day,
+    churn_reason,
+    count(*) as members
+from mart_churn
+where
+    churn_status = 'churned'
+    and cast(churn_date as date) between cast(? as date) and cast(? as date)
+    and {locations}
+group by cast(churn_date as date), churn_reason
+order by cast(churn_date as date), churn_reason
+"""
+
+
+def churned(warehouse: Warehouse, filters: Filters) -> pd.DataFrame:
+    """Members who churned per day of the period and reason (home gyms chosen)."""
+    where, locs = _in("home_location", filters.locations)
+    return _run(
+        warehouse,
+        CHURNED_SQL.format(locations=where),
+        [_iso(filters.start), _iso(filters.end), *locs],
+    )
+
+
+STATUS_NOW_SQL = """
+select churn_status, coalesce(churn_reason, 'none') as churn_reason, count(*) as members
+from mart_churn
+where {locations}
+group by churn_status, coalesce(churn_reason, 'none')
+order by churn_status, churn_reason
+"""
+
+
+def churn_status_now(warehouse: Warehouse, filters: Filters) -> pd.DataFrame:
+    """Today's churn status of the chosen gyms' members (mart_churn), by reason."""
+    where, locs = _in("home_location", filters.locations)
+    return _run(warehouse, STATUS_NOW_SQL.format(locations=where), locs)
+
+
+# Every as-of day the pipeline saw a status change inside the period; at each, the status of
+# every member then (the snapshot's version valid that day).
+STATUS_HISTORY_SQL = """
+with days as (
+    select distinct cast(dbt_valid_from as date) as as_of
+    from snap_churn_status
+    where cast(dbt_valid_from as date) between cast(? as date) and cast(? as date)
+)
+
+select d.as_of, s.churn_status, count(*) as members
+from days as d
+inner join snap_churn_status as s
+    on cast(s.dbt_valid_from as date) <= d.as_of
+    and (s.dbt_valid_to is null or cast(s.dbt_valid_to as date) > d.as_of)
+inner join dim_users as u on s.user_id = u.user_id
+where {locations}
+group by d.as_of, s.churn_status
+order by d.as_of, s.churn_status
+"""
+
+
+def status_history(warehouse: Warehouse, filters: Filters) -> pd.DataFrame:
+    """Members at risk, churned and active at each daily run in the period (snap_churn_status)."""
+    where, locs = _in("u.home_location", filters.locations)
+    return _run(
+        warehouse,
+        STATUS_HISTORY_SQL.format(locations=where),
+        [_iso(filters.start), _iso(filters.end), *locs],
+    )
+
+
+AT_RISK_SQL = f"""
+select
+    u.handle,
+    u.email_masked,
+    c.home_location,
+    c.churn_reason,
+    cast(c.churn_date as date) as at_risk_since,
+    c.last_visit_date,
+    c.days_inactive,
+    c.recent_weekly_rate,
+    c.baseline_weekly_rate
+from mart_churn as c
+inner join dim_users as u on c.user_id = u.user_id
+where c.churn_status = 'at_risk' and {{locations}}
+order by c.baseline_weekly_rate - c.recent_weekly_rate desc, u.handle
+limit {AT_RISK_ROWS}
+"""
+
+
+def at_risk_members(warehouse: Warehouse, filters: Filters) -> pd.DataFrame:
+    """The at-risk members with the steepest drop in visits (masked email, never the address)."""
+    where, locs = _in("c.home_location", filters.locations)
+    return _run(warehouse, AT_RISK_SQL.format(locations=where), locs)
