@@ -76,6 +76,7 @@ def _bad_value(col: Column, kind: str, base: str, rng: np.random.Generator, end:
         return pick(_TYPE_GARBAGE[col.type]).format(y=y)
     if kind in ("min", "max"):
         bound = col.min if kind == "min" else col.max
+        assert bound is not None, f"{col.name}.{kind} has no bound"
         sign = -1 if kind == "min" else 1
         if col.type == "integer":
             step = int(rng.integers(1, 10 if kind == "min" else 500))
@@ -130,7 +131,7 @@ def _noise_value(col: Column, value: str, rng: np.random.Generator) -> str | Non
         return (" " + styled + pad) if rng.random() < 0.5 else styled + pad
     if col.type == "boolean":
         truth = value.strip().lower() in contracts.TRUE_VALUES
-        options = contracts.TRUE_VALUES if truth else contracts.FALSE_VALUES
+        options: tuple[str, ...] = contracts.TRUE_VALUES if truth else contracts.FALSE_VALUES
         spelled = options[int(rng.integers(len(options)))]
         spelled = (spelled.upper(), spelled.title(), spelled, spelled.upper())[r]
         return f" {spelled} " if rng.random() < 0.3 else spelled

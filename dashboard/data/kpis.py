@@ -81,7 +81,7 @@ def overview(warehouse: Warehouse, filters: Filters) -> pd.DataFrame:
     churn = _first_row(_run(warehouse, CHURN_SQL.format(locations=where), churn_params + locs))
 
     def rate(churned: int | None, members: int | None) -> float | None:
-        return churned / members if members else None
+        return churned / members if members and churned is not None else None
 
     rows = {
         "active_members": (active.get("active_now"), active.get("active_before")),

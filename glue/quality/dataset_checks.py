@@ -19,6 +19,14 @@ from glue.quality.merge import _redact
 from glue.quality.suite import _quote
 
 
+def _one(con: Any, sql: str) -> tuple[Any, ...]:
+    """The one row an aggregate query returns."""
+    row = con.execute(sql).fetchone()
+    if row is None:
+        raise RuntimeError(f"no row from {sql}")
+    return tuple(row)
+
+
 def _union_columns(files: Sequence[Path]) -> list[str]:
     """Every column name found in the files' footers, first-seen order."""
     out: dict[str, None] = {}
@@ -85,7 +93,7 @@ def _run_dataset_checks(
             "filename='_peak_file', union_by_name=true, hive_partitioning=false) p "
             "JOIN _peak_files f ON p._peak_file = f._peak_file"
         )
-        (rows,) = con.execute("SELECT count(*) FROM _peak_batch").fetchone()
+        (rows,) = _one(con, "SELECT count(*) FROM _peak_batch")
     except duckdb.Error as e:
         message = f"the staged files could not be read: {type(e).__name__}: {e}"
         if con is not None:
@@ -98,12 +106,12 @@ def _run_dataset_checks(
             query_started = time.perf_counter()
             try:
                 if (exp.meta or {}).get("check") == "unique":
-                    keys, key_rows = con.execute(
-                        f"SELECT count(*), coalesce(sum(n), 0) FROM ({query}) q"
-                    ).fetchone()
-                    details = {"duplicate_rows": int(key_rows) - int(keys)}
+                    keys, key_rows = _one(
+                        con, f"SELECT count(*), coalesce(sum(n), 0) FROM ({query}) q"
+                    )
+                    details: dict[str, float] = {"duplicate_rows": int(key_rows) - int(keys)}
                 else:
-                    (keys,) = con.execute(f"SELECT count(*) FROM ({query}) q").fetchone()
+                    (keys,) = _one(con, f"SELECT count(*) FROM ({query}) q")
                     details = {}
             except duckdb.Error as e:
                 out.append(_error(f"{type(e).__name__}: {e}"))

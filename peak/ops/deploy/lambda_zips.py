@@ -85,7 +85,7 @@ def _distribution_files(name: str) -> list[tuple[str, bytes]]:
         rel = str(item)
         if rel.startswith("..") or "__pycache__" in rel or rel.endswith(".pyc"):
             continue
-        path = Path(dist.locate_file(item))
+        path = Path(str(dist.locate_file(item)))
         if path.is_file():
             out.append((rel.replace("\\", "/"), path.read_bytes()))
     return out

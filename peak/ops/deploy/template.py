@@ -44,6 +44,7 @@ def _intrinsic(loader: yaml.Loader, suffix: str, node: yaml.Node) -> dict[str, A
     elif isinstance(node, yaml.SequenceNode):
         value = loader.construct_sequence(node, deep=True)
     else:
+        assert isinstance(node, yaml.MappingNode), node
         value = loader.construct_mapping(node, deep=True)
     if suffix == "Ref":
         return {"Ref": value}
