@@ -108,7 +108,6 @@ from activation.base import (
     SinkContext,
     SinkError,
     SinkResult,
-    backoff_seconds,
     load_state,
     normalise_email,
     save_state,
@@ -116,6 +115,7 @@ from activation.base import (
     write_outbox,
 )
 from activation.config import read_settings
+from activation.pacing import backoff_seconds
 from peak.core.failpoints import failpoint
 from peak.core.lake import Lake
 from peak.core.layout import activation_state_key, outbox_prefix

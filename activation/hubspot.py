@@ -75,7 +75,6 @@ from activation.base import (
     SinkContext,
     SinkError,
     SinkResult,
-    backoff_seconds,
     load_state,
     normalise_email,
     save_state,
@@ -88,6 +87,7 @@ from activation.config import (
     HUBSPOT_RATE_WINDOW_S,
     ActivationSettings,
 )
+from activation.pacing import backoff_seconds
 from peak.core.failpoints import failpoint
 from peak.core.lake import Lake
 from peak.core.layout import activation_state_key, outbox_prefix
