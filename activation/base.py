@@ -1,11 +1,13 @@
-"""What every activation sink shares: its context, its result, the outbox and its sync state.
+"""What every activation sink shares: its context, its result, the outbox, its state files and
+how records are cut into batch calls.
 
 A sink reads marts through :class:`peak.model.warehouse.Warehouse`, never a database directly. It
 returns a :class:`SinkResult` whose counts obey ``records == sent + unchanged + failed`` (every
 record ends sent, unchanged, or failed with its reason); ``retried`` counts the API calls that
 were repeated after a 429/5xx/timeout. A dry run writes exactly what would be sent to
 ``<lake>/outbox/<sink>/<run_id>/`` and sends nothing. Sync state (what was last sent
-successfully) lives in the lake under ``_state/activation/<sink>/`` and is written atomically.
+successfully) lives in the lake under ``_state/activation/<sink>/`` and is written atomically
+(:mod:`activation.journal` journals it). Pacing and retries are :mod:`activation.pacing`.
 """
 
 from __future__ import annotations
