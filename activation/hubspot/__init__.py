@@ -4,8 +4,9 @@ contacts, and one contact list per gym.
 One job per module, each importing only the ones above it:
 
 - :mod:`~activation.hubspot.settings`: ``HubSpotConfig``, from ``ActivationSettings``;
+- :mod:`~activation.hubspot.errors`: ``HubSpotError``, and HubSpot's error answers in one line;
 - :mod:`~activation.hubspot.client`: the API objects and the one call loop (pacing, retries,
-  error classes, the token scrubbed from every message);
+  which answers are worth a retry, the token scrubbed from every message);
 - :mod:`~activation.hubspot.properties`: the contact properties, declared once, and keeping them
   in HubSpot;
 - :mod:`~activation.hubspot.state`: the sync state (what was last synced);

@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from activation.base import RecordError, normalise_email
-from activation.hubspot.client import Response, error_text
+from activation.hubspot.client import Response
+from activation.hubspot.errors import error_text
 from activation.hubspot.plan import Upsert
 
 

@@ -46,7 +46,8 @@ from activation.base import (
     short_text,
     write_outbox,
 )
-from activation.hubspot.client import HubSpotClient, HubSpotError
+from activation.hubspot.client import HubSpotClient
+from activation.hubspot.errors import HubSpotError
 from activation.hubspot.lists import ensure_lists, list_body
 from activation.hubspot.plan import SyncPlan, Upsert, plan_sync
 from activation.hubspot.properties import (
