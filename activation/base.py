@@ -1,26 +1,29 @@
-"""What every activation sink shares: its context, its result, the outbox and its sync state.
+"""What every activation sink shares: its context, its result, the outbox, its state files and
+how records are cut into batch calls.
 
 A sink reads marts through :class:`peak.model.warehouse.Warehouse`, never a database directly. It
 returns a :class:`SinkResult` whose counts obey ``records == sent + unchanged + failed`` (every
 record ends sent, unchanged, or failed with its reason); ``retried`` counts the API calls that
 were repeated after a 429/5xx/timeout. A dry run writes exactly what would be sent to
 ``<lake>/outbox/<sink>/<run_id>/`` and sends nothing. Sync state (what was last sent
-successfully) lives in the lake under ``_state/activation/<sink>/`` and is written atomically.
+successfully) lives in the lake under ``_state/activation/<sink>/`` and is written atomically
+(:mod:`activation.journal` journals it). Pacing and retries are :mod:`activation.pacing`.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import random
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from peak.core.errors import ActivationError
 from peak.core.lake import Lake
 from peak.core.layout import activation_state_key, outbox_prefix
 from peak.model.warehouse import Warehouse
+
+T = TypeVar("T")
 
 
 class SinkError(ActivationError):
@@ -105,11 +108,19 @@ def short_text(text: Any, limit: int = 300) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def backoff_seconds(attempt: int, base_s: float, max_s: float) -> float:
-    """Exponential backoff with jitter: between half and all of ``base * 2^(attempt-1)``,
-    capped at ``max_s``."""
-    ceiling = min(max_s, base_s * 2 ** (attempt - 1))
-    return ceiling / 2 + random.uniform(0, ceiling / 2)
+def batches(
+    items: Iterable[T], size: int, key: Callable[[T], Any] | None = None
+) -> Iterator[list[T]]:
+    """Consecutive runs of at most ``size`` items, one per batch API call; with ``key``, a run
+    also ends where the key changes (so every batch has one key: one email campaign)."""
+    batch: list[T] = []
+    for item in items:
+        if batch and (len(batch) >= size or (key is not None and key(batch[0]) != key(item))):
+            yield batch
+            batch = []
+        batch.append(item)
+    if batch:
+        yield batch
 
 
 def write_outbox(ctx: SinkContext, sink: str, name: str, records: Iterable[Any]) -> str:

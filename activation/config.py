@@ -61,7 +61,7 @@ class ActivationSettings(BaseSettings):
         description="Time to live of every leaderboard key (at most 7 days).",
     )
 
-    # -- HubSpot (read by activation/hubspot.py) ------------------------------------------------
+    # -- HubSpot (read by activation/hubspot/settings.py) ---------------------------------------
     hubspot_access_token: SecretStr | None = Field(
         None,
         validation_alias="HUBSPOT_ACCESS_TOKEN",

@@ -1,9 +1,9 @@
 """Run activation sinks by name, record what they did, and turn failures into an exit code.
 
 Sinks are registered by name in :data:`SINKS` as factories taking the
-:class:`~activation.config.ActivationSettings`. A sink in its own module (``activation/hubspot.py``,
-``activation/email.py``) is imported only when it runs, so the runner works before that module
-exists: ``all`` means every sink whose module is present. A sink class is constructed as
+:class:`~activation.config.ActivationSettings`. A sink in its own package (``activation/hubspot/``,
+``activation/email/``) is imported only when it runs, so the runner works before that package
+exists: ``all`` means every sink whose package is present. A sink class is constructed as
 ``Sink(settings=settings)`` when its ``__init__`` takes ``settings``, else as ``Sink()``.
 
 Every sink runs, whatever happened to the ones before it: an exception becomes a failed
@@ -31,7 +31,7 @@ from typing import Any
 from activation import SINK_NAMES
 from activation.base import Sink, SinkContext, SinkError, SinkResult
 from activation.config import ActivationSettings
-from activation.leaderboard import LeaderboardSink
+from activation.leaderboard.sink import LeaderboardSink
 from peak.core.report import RunReport, one_line
 
 #: When an S3 activation lock is a killed run's: the activation CodeBuild project times out at

@@ -42,7 +42,8 @@ from moto.core import DEFAULT_ACCOUNT_ID  # noqa: E402
 from moto.ses.models import ses_backends  # noqa: E402
 
 from activation.base import SinkContext  # noqa: E402
-from activation.email import BULK_LIMIT, EmailSettings, EmailSink, client_config  # noqa: E402
+from activation.email import EmailSettings, EmailSink  # noqa: E402
+from activation.email.settings import BULK_LIMIT, client_config  # noqa: E402
 from peak.core.lake import Lake  # noqa: E402
 from peak.model.warehouse import DuckDBWarehouse  # noqa: E402
 

@@ -37,7 +37,8 @@ sys.path.insert(0, str(ROOT))  # run as a script: import the repository's packag
 import duckdb  # noqa: E402
 
 from activation.base import SinkContext  # noqa: E402
-from activation.hubspot import BATCH_LIMIT, HubSpotConfig, HubSpotSink  # noqa: E402
+from activation.hubspot import HubSpotConfig, HubSpotSink  # noqa: E402
+from activation.hubspot.settings import BATCH_LIMIT  # noqa: E402
 from peak.core.lake import Lake  # noqa: E402
 from peak.model.warehouse import DuckDBWarehouse  # noqa: E402
 from tests.fake_hubspot import FakeHubSpot  # noqa: E402

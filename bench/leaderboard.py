@@ -45,7 +45,8 @@ import redis  # noqa: E402
 
 from activation.base import SinkContext  # noqa: E402
 from activation.config import ActivationSettings  # noqa: E402
-from activation.leaderboard import MART, MEMBER_FIELDS, Keys, LeaderboardSink  # noqa: E402
+from activation.leaderboard.boards import MART, MEMBER_FIELDS, Keys  # noqa: E402
+from activation.leaderboard.sink import LeaderboardSink  # noqa: E402
 from peak.core.lake import Lake  # noqa: E402
 from peak.core.report import new_run_id  # noqa: E402
 from peak.model.warehouse import DuckDBWarehouse, serving_path  # noqa: E402

@@ -1,9 +1,10 @@
 """The live leaderboard: what the Redis sink published, read back (no Streamlit here).
 
-Key names, slugs and the score encoding come from :mod:`activation.leaderboard` (``Keys``,
-``visits_of``), the one place they are written; the connection from its ``connect`` (a PING
-with a short timeout: a dashboard must not hang on a dead Redis). When Redis cannot be reached
-:func:`connect` raises :class:`LeaderboardUnavailable` and the page falls back to the mart.
+Key names, slugs and the score encoding come from :mod:`activation.leaderboard.boards` (``Keys``,
+``visits_of``, ``member_details``), the leaderboard's read side that the sink writes by too; the
+connection from its ``connect`` (a PING with a short timeout: a dashboard must not hang on a dead
+Redis). When Redis cannot be reached :func:`connect` raises :class:`LeaderboardUnavailable` and
+the page falls back to the mart.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ import redis
 
 from activation.base import SinkError
 from activation.config import ActivationSettings
-from activation.leaderboard import Keys, member_details, visits_of
-from activation.leaderboard import connect as connect_sink
+from activation.leaderboard.boards import Keys, member_details, visits_of
+from activation.leaderboard.boards import connect as connect_boards
 from peak.core.errors import DashboardError
 
 #: Seconds to wait for Redis to connect or answer.
@@ -33,7 +34,7 @@ def connect(settings: ActivationSettings, timeout: float = TIMEOUT_S) -> redis.R
     """A client that answered PING, or :class:`LeaderboardUnavailable`."""
     quick = settings.model_copy(update={"redis_timeout": min(timeout, settings.redis_timeout)})
     try:
-        return connect_sink(quick)
+        return connect_boards(quick)
     except SinkError as exc:
         raise LeaderboardUnavailable(str(exc)) from None
 

@@ -36,24 +36,22 @@ from moto import mock_aws
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.ses.models import TemplateMessage, ses_backends
 
-import activation.email as email_sink
+import activation.email.sink as email_sink
 from activation.base import SinkContext, SinkResult
 from activation.email import (
-    DEFAULT_CAMPAIGNS,
-    DEFAULT_TEMPLATES,
-    EmailConfigError,
     EmailSettings,
     EmailSink,
-    Ledger,
-    SendPacer,
-    load_campaigns,
-    load_template,
-    render,
     unsubscribe,
     unsubscribe_url,
     unsubscribed,
     verify_unsubscribe,
 )
+from activation.email.campaigns import load_campaigns
+from activation.email.errors import EmailConfigError
+from activation.email.ledger import Ledger
+from activation.email.settings import DEFAULT_CAMPAIGNS, DEFAULT_TEMPLATES
+from activation.email.templates import load_template, render
+from activation.pacing import SendPacer
 from peak.core.lake import Lake
 from peak.core.layout import outbox_prefix
 from peak.model.warehouse import DuckDBWarehouse

@@ -19,17 +19,14 @@ import pyarrow as pa
 import pytest
 from pydantic import SecretStr
 
-import activation.hubspot as hubspot_sink
+import activation.hubspot.sink as hubspot_sink
 import contracts
 from activation.base import SinkContext, SinkResult
-from activation.hubspot import (
-    PROPERTIES,
-    HubSpotConfig,
-    HubSpotSink,
-    RateLimiter,
-    SyncState,
-    list_name,
-)
+from activation.hubspot import HubSpotConfig, HubSpotSink
+from activation.hubspot.lists import list_name
+from activation.hubspot.properties import PROPERTIES
+from activation.hubspot.state import SyncState
+from activation.pacing import RateLimiter
 from peak.core.lake import Lake
 from peak.core.layout import outbox_prefix
 from peak.model.warehouse import DuckDBWarehouse

@@ -17,7 +17,6 @@ import pyarrow as pa
 import pytest
 import redis
 
-from activation import leaderboard
 from activation.base import SinkContext
 from activation.config import LEADERBOARD_TTL_SECONDS, ActivationSettings
 from activation.leaderboard import (
@@ -28,6 +27,7 @@ from activation.leaderboard import (
     slug,
     visits_of,
 )
+from activation.leaderboard import publication as leaderboard
 from peak.core.lake import Lake
 from peak.core.report import new_run_id
 from peak.model.warehouse import DuckDBWarehouse, serving_path

@@ -1,0 +1,59 @@
+"""What the email sink reads: ``mart_email_targets``' columns and segments, the shape of an
+address it sends to, and a mart value as template text."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import re
+from collections.abc import Mapping
+from typing import Any
+
+MART = "mart_email_targets"
+#: The mart's columns (dbt_project/models/marts/mart_email_targets.sql): what templates may use.
+MART_COLUMNS = (
+    "user_id",
+    "email",
+    "segment",
+    "churn_reason",
+    "churn_date",
+    "home_location",
+    "plan",
+    "join_date",
+    "last_visit_date",
+    "days_since_last_visit",
+    "visits_30d",
+    "visits_90d",
+    "longest_streak_weeks",
+    "favourite_class",
+    "favourite_instructor",
+)
+REQUIRED_COLUMNS = ("user_id", "email", "segment")
+SEGMENTS = ("at_risk", "churned")
+
+#: An address the sink will send to (and put on the unsubscribe list).
+EMAIL_ADDRESS = re.compile(r"^[^@\s<>\",;]+@[^@\s<>\",;]+\.[^@\s<>\",;]+$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+
+
+def format_value(value: Any) -> str:
+    """A mart value as template text: dates as ``3 November 2026``, numbers plainly, None as
+    ""; control characters (a newline in a class name) become one space."""
+    if value is None:
+        return ""
+    if isinstance(value, dt.datetime):
+        value = value.date()
+    if isinstance(value, dt.date):
+        return f"{value.day} {value:%B %Y}"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return ""
+        return str(int(value)) if value.is_integer() else f"{value:g}"
+    return _CONTROL.sub(" ", str(value)).strip()
+
+
+def row_key(row: Mapping[str, Any]) -> str:
+    """How a mart row is named in a record error."""
+    return str(row.get("user_id") or row.get("email") or "?")

@@ -1,0 +1,267 @@
+"""SES as the email sink calls it: its clients, and one call loop that counts, retries and
+classifies every error.
+
+Every call goes through :meth:`Ses.call`: counted in the run's result, retried with exponential
+backoff and jitter (:class:`activation.pacing.Retry`, ``max_attempts`` tries) when SES is
+throttling us (``Throttling``, "Maximum sending rate exceeded"), unreachable, or (for reads)
+failing on its side. "Daily message quota exceeded", or throttling after every retry, raises
+:class:`~activation.email.errors.Stop`; a send whose answer may have been lost (a read timeout, a
+5xx other than 503) raises :class:`~activation.email.errors.InDoubt` and is never retried, and
+botocore's own retries are off (:func:`~activation.email.settings.client_config`) so nothing is
+re-sent behind our back.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from activation.base import SinkResult, normalise_email, short_text
+from activation.email.errors import InDoubt, SesError, Stop
+from activation.email.settings import EmailSettings, client_config
+from activation.pacing import Retry
+
+log = logging.getLogger(__name__)
+
+#: Error codes SES (v1 and v2) and the AWS SDKs use for "slow down".
+THROTTLE_CODES = frozenset(
+    {
+        "Throttling",
+        "ThrottlingException",
+        "TooManyRequestsException",
+        "MaxSendingRateExceeded",
+        "MaxSendingRateExceededException",
+        "RequestLimitExceeded",
+    }
+)
+#: Errors after which no other call can succeed: stop at once.
+FATAL_CODES = frozenset(
+    {
+        "AccessDenied",
+        "AccessDeniedException",
+        "UnrecognizedClientException",
+        "InvalidClientTokenId",
+        "SignatureDoesNotMatch",
+        "ExpiredToken",
+        "ExpiredTokenException",
+        "AccountSendingPausedException",
+        "ConfigurationSetDoesNotExist",
+        "ConfigurationSetSendingPausedException",
+        "MailFromDomainNotVerifiedException",
+        "TemplateDoesNotExist",
+    }
+)
+
+
+def error_parts(exc: Any) -> tuple[str, str, int | None]:
+    """A botocore ``ClientError``'s code, message (one short line) and HTTP status."""
+    response = getattr(exc, "response", None) or {}
+    error = response.get("Error") or {}
+    status = (response.get("ResponseMetadata") or {}).get("HTTPStatusCode")
+    return str(error.get("Code") or ""), short_text(error.get("Message") or str(exc)), status
+
+
+def is_daily_quota(code: str, message: str) -> bool:
+    text = message.lower()
+    return code in ("DailyQuotaExceeded", "AccountDailyQuotaExceeded") or (
+        "daily" in text and "quota" in text
+    )
+
+
+def same_template(have: Mapping[str, Any] | None, want: Mapping[str, str]) -> bool:
+    """Whether the template SES holds (``have``, None if none) is the one to deploy."""
+    if have is None:
+        return False
+
+    def norm(value: Any) -> str:
+        return str(value or "").replace("\r\n", "\n").strip()
+
+    return all(norm(have.get(k)) == norm(want[k]) for k in ("SubjectPart", "HtmlPart", "TextPart"))
+
+
+class Ses:
+    """The sink's SES v1 client (templates, quota, sends) and v2 client (the suppression list),
+    built on first use unless given, and the calls made with them.
+
+    Between :meth:`start` and :meth:`stop`, calls are counted in that run's result
+    (``api_calls``, ``retried``), throttled answers in :attr:`throttled` and the time spent
+    waiting to retry in :attr:`retry_wait_s`.
+    """
+
+    def __init__(
+        self,
+        config: EmailSettings,
+        retry: Retry,
+        *,
+        ses_client: Any = None,
+        sesv2_client: Any = None,
+    ) -> None:
+        self.config = config
+        self.retry = retry
+        self._ses = ses_client
+        self._sesv2 = sesv2_client
+        self._injected = ses_client is not None
+        self.result: SinkResult | None = None
+        self.throttled = 0
+        self._waited_before = 0.0
+
+    def start(self, result: SinkResult) -> None:
+        """Count the calls of a run in ``result`` from now on."""
+        self.result = result
+        self.throttled = 0
+        self._waited_before = self.retry.waited_s
+
+    def stop(self) -> None:
+        """Stop counting (the counts of the run stay readable)."""
+        self.result = None
+
+    @property
+    def retry_wait_s(self) -> float:
+        """Seconds the current (or last) run waited to retry a call."""
+        return self.retry.waited_s - self._waited_before
+
+    # -- clients --------------------------------------------------------------------------------
+
+    def has_credentials(self) -> bool:
+        if self._injected:
+            return True
+        import boto3  # deferred: boto3
+
+        try:
+            return boto3.Session(region_name=self.config.region).get_credentials() is not None
+        except Exception:  # a broken profile is no credentials
+            return False
+
+    def _client(self, service: str) -> Any:
+        import boto3  # deferred: boto3
+
+        session = boto3.Session(region_name=self.config.region)
+        return session.client(service, config=client_config())
+
+    def ses(self) -> Any:
+        if self._ses is None:
+            self._ses = self._client("ses")
+        return self._ses
+
+    def sesv2(self) -> Any:
+        if self._sesv2 is None:
+            self._sesv2 = self._client("sesv2")
+        return self._sesv2
+
+    # -- calls ----------------------------------------------------------------------------------
+
+    def call(self, what: str, fn: Callable[..., Any], *, send: bool = False, **kwargs: Any) -> Any:
+        """One SES call: counted, and retried (backoff with jitter) when SES is throttling us,
+        unreachable, or (for reads) failing on its side. A send is never retried after an
+        answer that may have been lost (:class:`InDoubt`)."""
+        from botocore.exceptions import (  # deferred: botocore
+            BotoCoreError,
+            ClientError,
+            ConnectTimeoutError,
+            EndpointConnectionError,
+            NoCredentialsError,
+            NoRegionError,
+            ParamValidationError,
+            PartialCredentialsError,
+        )
+
+        result = self.result
+        attempt = 0
+        while True:
+            attempt += 1
+            if result is not None:
+                result.api_calls += 1
+                if attempt > 1:
+                    result.retried += 1
+            try:
+                return fn(**kwargs)
+            except ClientError as exc:
+                code, message, status = error_parts(exc)
+                detail = f"{code}: {message}" if code else message
+                if is_daily_quota(code, message):
+                    raise Stop(
+                        f"{what}: SES daily sending quota reached ({detail})",
+                        reason="daily_quota",
+                        code=code,
+                    ) from None
+                throttled = code in THROTTLE_CODES or status == 429
+                server = status is not None and status >= 500
+                if throttled:
+                    self.throttled += 1
+                elif server and send and status != 503:
+                    raise InDoubt(f"{what}: SES answered {status} ({detail})", code=code) from None
+                elif not server:
+                    raise SesError(
+                        f"{what}: {detail}", code=code, fatal=code in FATAL_CODES
+                    ) from None
+                if self.retry.exhausted(attempt):
+                    reason = "throttled" if throttled else "unavailable"
+                    raise Stop(
+                        f"{what}: gave up after {attempt} attempts ({detail})",
+                        reason=reason,
+                        code=code,
+                    ) from None
+            except (
+                ParamValidationError,
+                NoRegionError,
+                NoCredentialsError,
+                PartialCredentialsError,
+            ) as exc:  # raised before anything left the process
+                raise SesError(f"{what}: {short_text(str(exc))}", fatal=True) from None
+            except (EndpointConnectionError, ConnectTimeoutError) as exc:
+                detail = f"cannot reach SES: {type(exc).__name__}"
+                if self.retry.exhausted(attempt):
+                    raise Stop(
+                        f"{what}: {detail} after {attempt} attempts", reason="unreachable"
+                    ) from None
+            except BotoCoreError as exc:  # a read timeout, a dropped connection, …
+                detail = f"{type(exc).__name__}: {short_text(str(exc))}"
+                if send:
+                    raise InDoubt(f"{what}: no answer from SES ({detail})") from None
+                if self.retry.exhausted(attempt):
+                    raise Stop(
+                        f"{what}: {detail} after {attempt} attempts", reason="unreachable"
+                    ) from None
+            delay = self.retry.delay(attempt)
+            log.warning("email %s: %s, retry %d in %.2fs", what, detail, attempt, delay)
+            self.retry.pause(delay)
+
+    def template(self, name: str) -> dict[str, str] | None:
+        """The template SES holds under ``name`` (None if none)."""
+        try:
+            response = self.call("GetTemplate", self.ses().get_template, TemplateName=name)
+        except SesError as exc:
+            if exc.code == "TemplateDoesNotExist":
+                return None
+            raise
+        return response.get("Template") or {}
+
+    def put_template(self, want: Mapping[str, str]) -> str:
+        """Create or update one template (``CreateTemplate``/``UpdateTemplate`` body) unless SES
+        holds it already: ``created``, ``updated`` or ``unchanged``."""
+        have = self.template(want["TemplateName"])
+        if have is None:
+            self.call("CreateTemplate", self.ses().create_template, Template=want)
+            return "created"
+        if not same_template(have, want):
+            self.call("UpdateTemplate", self.ses().update_template, Template=want)
+            return "updated"
+        return "unchanged"
+
+    def suppressed(self) -> set[str]:
+        """Every address on the SES v2 account-level suppression list (all pages)."""
+        found: set[str] = set()
+        token: str | None = None
+        while True:
+            kwargs: dict[str, Any] = {"PageSize": 1000}
+            if token:
+                kwargs["NextToken"] = token
+            page = self.call(
+                "ListSuppressedDestinations", self.sesv2().list_suppressed_destinations, **kwargs
+            )
+            for item in page.get("SuppressedDestinationSummaries") or []:
+                found.add(normalise_email(item.get("EmailAddress")))
+            token = page.get("NextToken")
+            if not token:
+                return found

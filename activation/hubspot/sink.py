@@ -1,0 +1,238 @@
+"""The HubSpot sink: churned and at-risk members to HubSpot contacts, and one list per gym.
+
+A run reads ``mart_hubspot_contacts`` (one row per churned or at-risk member), plans what
+changed since the last sync (:mod:`activation.hubspot.plan`) and, through hubspot-api-client:
+
+1. makes sure the ``peak_fitness`` property group and every contact property exist
+   (:func:`activation.hubspot.properties.ensure_properties`);
+2. upserts the contacts whose properties changed, keyed by email, 100 a call
+   (``POST /crm/v3/objects/contacts/batch/upsert``, ``idProperty=email``), journalling each
+   batch in the sync state (:mod:`activation.hubspot.state`) once HubSpot took it;
+3. makes sure there is one contact list per home location
+   (:func:`activation.hubspot.lists.ensure_lists`).
+
+Invalid values. HubSpot's batch endpoints are all or nothing: one input it finds invalid (an
+address it refuses although it has the right shape, say) gets the whole batch a 400
+``VALIDATION_ERROR`` and nothing in it is written. Such a batch is split in halves, each sent
+again (and split again if refused), until the contacts HubSpot refuses are alone in their call;
+they fail with HubSpot's reason, every other contact is sent in the same run. The extra calls
+count as repeated (``retried``; ``details.batches_split``). Every contact ends sent, unchanged
+or failed with its reason (``records == sent + unchanged + failed``); a failed contact is not
+marked synced, so the next run sends it again (:mod:`activation.hubspot.reconcile`).
+
+Status: ``failed`` when a call failed for good (rejected token, HubSpot unavailable after every
+retry, a batch rejected whole for another reason than its values, or contact after contact
+refused for the same reason: a problem with the request, not the contacts); contacts HubSpot
+refused one by one leave it ``ok`` and are listed in ``errors``. Without
+``HUBSPOT_ACCESS_TOKEN`` the sink runs dry (the outbox gets what would be sent). The failpoint
+``hubspot.after_batch`` (after HubSpot took a batch, before it is journalled) is the crash site
+the tests use.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from activation.base import (
+    RecordError,
+    SinkContext,
+    SinkResult,
+    batches,
+    short_text,
+    write_outbox,
+)
+from activation.hubspot.client import HubSpotClient
+from activation.hubspot.errors import HubSpotError
+from activation.hubspot.lists import ensure_lists, list_body
+from activation.hubspot.plan import SyncPlan, Upsert, plan_sync
+from activation.hubspot.properties import (
+    GROUP,
+    MART,
+    MART_COLUMNS,
+    PROPERTIES,
+    ensure_properties,
+)
+from activation.hubspot.reconcile import settle
+from activation.hubspot.settings import SINK, HubSpotConfig
+from activation.hubspot.state import SyncState
+from activation.pacing import RateLimiter, Retry
+from peak.core.failpoints import failpoint
+from peak.core.layout import outbox_prefix
+
+log = logging.getLogger(__name__)
+
+
+class HubSpotSink:
+    name = SINK
+
+    def __init__(
+        self,
+        config: HubSpotConfig | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        settings: Any = None,
+    ) -> None:
+        """``config`` wins; else ``settings`` (how ``activation.runner`` builds sinks); else the
+        environment."""
+        if config is None and settings is not None:
+            config = HubSpotConfig.from_settings(settings)
+        self.config = config or HubSpotConfig.from_env()
+        self.sleep = sleep
+        self.clock = clock
+        limiter = RateLimiter(self.config.rate_limit, self.config.rate_window_s, clock, sleep)
+        retry = Retry(
+            self.config.max_attempts,
+            self.config.backoff_base_s,
+            self.config.backoff_max_s,
+            clock,
+            sleep,
+        )
+        self.client = HubSpotClient(self.config, limiter, retry)
+
+    def apis(self) -> dict[str, Any]:
+        """The API objects, built once: every one points at ``config.base_url``."""
+        return self.client.apis()
+
+    def close(self) -> None:
+        self.client.close()
+
+    # -- run ----------------------------------------------------------------------------------
+
+    def run(self, ctx: SinkContext) -> SinkResult:
+        dry = ctx.dry_run or self.config.token is None
+        result = SinkResult(sink=SINK, dry_run=dry)
+        self.client.start(result)
+        started = self.clock()
+        try:
+            try:
+                rows = ctx.warehouse.read(MART, columns=list(MART_COLUMNS)).to_pylist()
+            except Exception as exc:  # the warehouse reader's errors, DuckDB's, Athena's
+                result.status, result.error = "failed", short_text(f"cannot read {MART}: {exc}")
+                return result
+            state = SyncState.load(ctx.lake)
+            todo = plan_sync(rows, state)
+            result.records = todo.records
+            result.unchanged = todo.unchanged
+            result.fail_records(todo.failed)
+            result.details.update(
+                {
+                    "returned_to_active": todo.returning,
+                    "email_changed": todo.email_changed,
+                    "locations": len(todo.locations),
+                    "batches": math.ceil(len(todo.upserts) / self.config.batch_size),
+                    "rate_limit": f"{self.config.rate_limit} per {self.config.rate_window_s:g}s",
+                }
+            )
+            if dry:
+                self._dry_run(ctx, todo, result)
+            else:
+                state.compact()
+                self._sync(todo, state, result)
+                state.compact()
+        finally:
+            self.client.stop()
+            result.details["throttle_wait_s"] = round(self.client.throttle_wait_s, 3)
+            result.details["retry_wait_s"] = round(self.client.retry_wait_s, 3)
+            result.details["rate_limited_responses"] = self.client.rate_limited
+            result.details["seconds"] = round(self.clock() - started, 3)
+        result.log(log)
+        return result
+
+    def _fail_upserts(self, result: SinkResult, upserts: Iterable[Upsert], reason: str) -> None:
+        result.fail_records(RecordError(u.user_id or u.email, reason) for u in upserts)
+
+    def _dry_run(self, ctx: SinkContext, todo: SyncPlan, result: SinkResult) -> None:
+        bodies = [
+            {"inputs": [u.input() for u in batch]}
+            for batch in batches(todo.upserts, self.config.batch_size)
+        ]
+        write_outbox(ctx, SINK, "contacts_batch_upsert", bodies)
+        write_outbox(ctx, SINK, "property_groups", [GROUP])
+        write_outbox(ctx, SINK, "properties", [p.definition() for p in PROPERTIES])
+        write_outbox(ctx, SINK, "lists", [list_body(loc) for loc in sorted(todo.locations)])
+        result.sent = len(todo.upserts)
+        result.outbox = ctx.lake.uri(outbox_prefix(SINK, ctx.run_id))
+        result.details["note"] = (
+            "dry run: HUBSPOT_ACCESS_TOKEN is not set, nothing was sent"
+            if self.config.token is None
+            else "dry run: nothing was sent"
+        ) + "; 'sent' counts the contacts the outbox holds"
+
+    def _sync(self, todo: SyncPlan, state: SyncState, result: SinkResult) -> None:
+        upserts = todo.upserts
+        try:
+            self.apis()
+            result.details.update(ensure_properties(self.client))
+        except HubSpotError as exc:
+            result.status, result.error = "failed", str(exc)
+            self._fail_upserts(result, upserts, f"not sent: {exc}")
+            return
+            state.record(contacts=dict.fromkeys(todo.forget))
+            result.details["forgotten"] = len(todo.forget)
+
+        failed_in_a_row = 0
+        refused_for = ""  # HubSpot's reason for refusing the last contact sent alone
+        result.details["batches_split"] = 0
+        # (batch, is a half of a refused batch): halves go first, in order, so the run stays
+        # in mart order and a crash re-sends at most the call in flight.
+        pending: deque[tuple[list[Upsert], bool]] = deque(
+            (batch, False) for batch in batches(upserts, self.config.batch_size)
+        )
+        while pending:
+            batch, half = pending.popleft()
+            if half:
+                result.retried += 1  # a repeated call: its contacts were in one HubSpot refused
+            body = {"inputs": [u.input() for u in batch]}
+            try:
+                response = self.client.call(self.apis()["batch"].upsert, body)
+            except HubSpotError as exc:
+                if exc.invalid_input and len(batch) > 1:
+                    # All or nothing: a value HubSpot refuses fails the whole batch. Halve it
+                    # until the contacts at fault are alone; the others go in this run.
+                    middle = (len(batch) + 1) // 2
+                    pending.extendleft([(batch[middle:], True), (batch[:middle], True)])
+                    result.details["batches_split"] += 1
+                    continue
+                if exc.invalid_input:  # one contact, refused: HubSpot's reason is its own
+                    self._fail_upserts(result, batch, f"rejected by HubSpot: {exc.reason}")
+                    # One contact refused after another for the same reason: the request, not
+                    # the contacts (halving would cost ~2 calls a contact). Else: their data.
+                    failed_in_a_row = failed_in_a_row + 1 if exc.reason == refused_for else 1
+                    refused_for = exc.reason
+                    if failed_in_a_row < self.config.max_failed_batches:
+                        continue
+                else:
+                    failed_in_a_row += 1
+                    self._fail_upserts(result, batch, str(exc))
+                result.status, result.error = "failed", str(exc)
+                if exc.fatal or exc.transient or failed_in_a_row >= self.config.max_failed_batches:
+                    # HubSpot refuses us, or is down after every retry: stop rather than spend
+                    # the rate limit on calls that will fail too. The rest go next run.
+                    rest = [u for b, _ in pending for u in b]
+                    self._fail_upserts(result, rest, f"not sent: {exc}")
+                    return
+                continue
+            failed_in_a_row, refused_for = 0, ""
+            failpoint("hubspot.after_batch")
+            synced, rejected = settle(batch, response)
+            state.record(
+                contacts={
+                    u.email: None if u.returning else SyncState.entry(u.hash, u.status, u.user_id)
+                    for u in synced
+                }
+            )
+            result.sent += len(synced)
+            result.fail_records(rejected)
+
+        try:
+            result.details.update(ensure_lists(self.client, todo.locations, state))
+        except HubSpotError as exc:
+            result.status = "failed"
+            result.error = result.error or str(exc)
+            result.details["lists_error"] = str(exc)

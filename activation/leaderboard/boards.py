@@ -1,0 +1,149 @@
+"""The leaderboard in Redis as its readers see it: the key layout, board slugs, the score
+encoding, the members' display data, and a checked connection.
+
+Written once, used by the sink that writes the boards and by every reader (the dashboard's
+live leaderboard, the tests): a reader needs nothing else from the sink.
+
+*Order.* ``ZREVRANGE`` returns a board in exactly the mart's ``rank`` order. The score holds
+the week's visits in the high bits and ``2**32 - rank`` in the low 32 bits (an integer below
+2**53, so exact in Redis' doubles): higher visits first and, among equal visits, the mart's
+tie-break (streak, earliest check-in, user_id) through its rank. :func:`visits_of` reads the
+visits back.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import redis
+
+from activation.base import SinkError
+from activation.config import ActivationSettings, redacted_url
+
+#: The mart every board is published from (and the dashboard falls back to).
+MART = "mart_leaderboard_weekly"
+#: The score's low bits hold the rank; visits above them must keep the score below 2**53.
+RANK_BITS = 32
+MAX_RANK = (1 << RANK_BITS) - 1
+MAX_VISITS = (1 << (53 - RANK_BITS)) - 1
+#: Slugs the key layout uses for itself within a week.
+RESERVED_SLUGS = frozenset({"boards"})
+
+#: The members' display fields, each one hash ``P:members:<field>`` of user_id -> value.
+MEMBER_FIELDS = ("handle", "home_location")
+
+
+def slug(board: str) -> str:
+    """A board's key segment: ASCII lower case, each run of other characters one ``-``.
+
+    ``Peak Camden`` -> ``peak-camden``, ``Zürich Oerlikon`` -> ``zurich-oerlikon``, ``overall``
+    stays ``overall``.
+    """
+    ascii_name = unicodedata.normalize("NFKD", board).encode("ascii", "ignore").decode()
+    value = re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-")
+    if not value:
+        raise SinkError(f"board {board!r} has no letter or digit to name its key")
+    return value
+
+
+def encode_score(visits: Any, rank: Any) -> Any:
+    """The sorted-set score: visits, then the mart's rank, in one integer exact as a double.
+
+    Works on ints and, element-wise, on NumPy int64 arrays."""
+    return (visits << RANK_BITS) | (MAX_RANK + 1 - rank)
+
+
+def visits_of(score: float) -> int:
+    """The week's visits of a board entry, from its score."""
+    return int(score) >> RANK_BITS
+
+
+class WeekBoard(Protocol):
+    """What names a board's key: its week and its slug."""
+
+    @property
+    def iso_week(self) -> str: ...
+
+    @property
+    def slug(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class Keys:
+    """Every key the leaderboard writes, under one prefix."""
+
+    prefix: str
+
+    def board(self, iso_week: str, board_slug: str) -> str:
+        return f"{self.prefix}:{iso_week}:{board_slug}"
+
+    def live(self, board: WeekBoard) -> str:
+        return self.board(board.iso_week, board.slug)
+
+    def temporary(self, board: WeekBoard, run_id: str) -> str:
+        """Where a run fills a board before renaming it over the live key."""
+        return f"{self.live(board)}:tmp:{run_id}"
+
+    def boards(self, iso_week: str) -> str:
+        return f"{self.prefix}:{iso_week}:boards"
+
+    def members(self, field: str) -> str:
+        """The hash of one display field (``handle``, ``home_location``) for every member."""
+        return f"{self.prefix}:members:{field}"
+
+    def members_temporary(self, field: str, run_id: str) -> str:
+        return f"{self.members(field)}:tmp:{run_id}"
+
+    @property
+    def weeks(self) -> str:
+        return f"{self.prefix}:weeks"
+
+    @property
+    def meta(self) -> str:
+        return f"{self.prefix}:meta"
+
+
+def member_details(
+    client: redis.Redis, keys: Keys, user_ids: Sequence[str]
+) -> list[tuple[str | None, str | None]]:
+    """Each member's (handle, home_location) from Redis, None where unknown."""
+    if not user_ids:
+        return []
+    pipe = client.pipeline(transaction=False)
+    for field in MEMBER_FIELDS:
+        pipe.hmget(keys.members(field), list(user_ids))
+    handles, homes = pipe.execute()
+
+    def text(value: Any) -> str | None:
+        return value.decode() if isinstance(value, bytes) else value
+
+    return [(text(h), text(m)) for h, m in zip(handles, homes, strict=True)]
+
+
+def connect(settings: ActivationSettings) -> redis.Redis:
+    """A client that has answered PING, or a one-line :class:`SinkError`."""
+    where = redacted_url(settings.redis_url)
+    try:
+        client = redis.Redis.from_url(
+            settings.redis_url,
+            socket_timeout=settings.redis_timeout,
+            socket_connect_timeout=settings.redis_timeout,
+        )
+    except ValueError as exc:
+        raise SinkError(f"bad REDIS_URL {where}: {first_line(exc)}") from None
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        client.close()
+        raise SinkError(f"redis unreachable at {where}: {first_line(exc)}") from None
+    return client
+
+
+def first_line(exc: BaseException) -> str:
+    """An exception's message, its first line only."""
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__

@@ -1,0 +1,273 @@
+"""The Redis leaderboard sink: ``mart_leaderboard_weekly`` as one sorted set per week and board.
+
+What it writes (``P`` is ``PEAK_LEADERBOARD_PREFIX``, default ``peak:leaderboard``; every key
+expires ``PEAK_LEADERBOARD_TTL_SECONDS`` (7 days) after the run that last wrote it; the layout
+and the score encoding are :mod:`activation.leaderboard.boards`):
+
+- ``P:<iso_week>:<board-slug>``: sorted set, member ``user_id``, score
+  ``encode_score(visits, rank)``; ``<board-slug>`` is ``overall`` or ``slug`` of the gym;
+- ``P:<iso_week>:boards``: hash, board slug -> board name (``peak-camden`` -> ``Peak Camden``);
+- ``P:weeks``: sorted set of the ``iso_week``s published, scored ``YYYYMMDD`` of their Monday;
+- ``P:members:handle`` and ``P:members:home_location``: hashes, ``user_id`` -> the member's
+  display handle and home gym (never an email), for every member on a published board;
+- ``P:meta``: hash, ``<iso_week>:<board-slug>`` -> content hash of the board last written.
+
+Boards of weeks that fell out of the window (:mod:`activation.leaderboard.mart`) are not listed
+any more and are left to expire.
+
+*Atomic, idempotent rebuilds.* A board is filled under ``…:tmp:<run_id>``
+(:mod:`activation.leaderboard.publication`) and then renamed over the live key in one ``MULTI``
+with the indexes and TTLs, so a reader sees the whole old board or the whole new one. A board
+whose content hash matches ``P:meta`` (and whose key still holds that many members) is not
+rewritten: it counts as ``unchanged`` and only its TTL is renewed.
+
+*Checked.* After the commit the top ``VERIFY_TOP`` of every board in Redis (and its size) must
+equal the mart's, read again from the warehouse by ``rank``; otherwise the run fails naming
+the board, and that board's hash is forgotten so the next run rewrites it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import redis
+
+from activation.base import RecordError, SinkContext, SinkError, SinkResult, write_outbox
+from activation.config import ActivationSettings
+from activation.leaderboard.boards import MART, MEMBER_FIELDS, Keys, connect, first_line
+from activation.leaderboard.mart import mart_top, read_publication
+from activation.leaderboard.publication import Board, Publication, write_temporary
+from peak.core.layout import outbox_prefix
+from peak.model.warehouse import Warehouse
+
+#: Board entries compared with the mart after each run.
+VERIFY_TOP = 10
+
+
+class LeaderboardSink:
+    """Publishes ``mart_leaderboard_weekly`` to Redis (see the module's documentation)."""
+
+    name = "leaderboard"
+
+    def __init__(self, settings: ActivationSettings) -> None:
+        self.settings = settings
+        self.keys = Keys(settings.leaderboard_prefix)
+
+    @property
+    def ttl(self) -> int:
+        return self.settings.leaderboard_ttl_seconds
+
+    def run(self, ctx: SinkContext) -> SinkResult:
+        result = SinkResult(sink=self.name, dry_run=ctx.dry_run)
+        started = time.perf_counter()
+        client: redis.Redis | None = None
+        try:
+            if ctx.dry_run:
+                self._dry_run(
+                    ctx, read_publication(ctx.warehouse, self.settings.leaderboard_weeks), result
+                )
+            else:
+                client = connect(self.settings)  # before anything else: down means untouched
+                publication = read_publication(ctx.warehouse, self.settings.leaderboard_weeks)
+                self._publish(client, ctx, publication, result)
+        except SinkError as exc:
+            _fail(result, str(exc))
+        except redis.RedisError as exc:
+            _fail(result, f"redis error: {first_line(exc)}")
+        finally:
+            if client is not None:
+                client.close()
+        result.details["seconds"] = round(time.perf_counter() - started, 3)
+        return result
+
+    # -- dry run --------------------------------------------------------------------------------
+
+    def _dry_run(self, ctx: SinkContext, publication: Publication, result: SinkResult) -> None:
+        """Write what a run would write to the outbox; no Redis call at all."""
+        sink = self.name
+        write_outbox(ctx, sink, "boards", self._board_records(publication))
+        write_outbox(ctx, sink, "members", self._member_records(publication))
+        write_outbox(ctx, sink, "index", self._index_records(publication))
+        result.outbox = ctx.lake.uri(outbox_prefix(sink, ctx.run_id))
+        result.records = result.sent = publication.entries
+        result.details.update(self._describe(publication))
+
+    def _board_records(self, publication: Publication) -> Iterator[dict[str, Any]]:
+        for board in publication.boards:
+            key = self.keys.live(board)
+            ranks, scores = board.ranks.tolist(), board.scores.tolist()
+            for member, rank, score in zip(board.members, ranks, scores, strict=True):
+                yield {"key": key, "member": member, "rank": rank, "score": score}
+
+    def _member_records(self, publication: Publication) -> Iterator[dict[str, Any]]:
+        for user_id, handle, home in publication.members:
+            yield {"user_id": user_id, "handle": handle, "home_location": home}
+
+    def _index_records(self, publication: Publication) -> Iterator[dict[str, Any]]:
+        yield {"key": self.keys.weeks, "members": _week_scores(publication)}
+        for iso_week, names in _board_names(publication).items():
+            yield {"key": self.keys.boards(iso_week), "fields": names}
+
+    def _describe(self, publication: Publication) -> dict[str, Any]:
+        return {
+            "prefix": self.keys.prefix,
+            "current_week": publication.boards[-1].iso_week if publication.boards else None,
+            "weeks": sorted(publication.weeks()),
+            "boards": len(publication.boards),
+            "members": len(publication.members),
+        }
+
+    # -- the run --------------------------------------------------------------------------------
+
+    def _publish(
+        self, client: redis.Redis, ctx: SinkContext, publication: Publication, result: SinkResult
+    ) -> None:
+        result.records = publication.entries
+        result.details.update(self._describe(publication))
+        if not publication.boards:
+            result.details["note"] = f"{MART} is empty: Redis left as it is"
+            return
+        meta, unchanged = self._unchanged(client, publication)
+        changed = [b for b in publication.boards if b.field not in unchanged]
+        try:
+            result.api_calls += write_temporary(
+                client, self.keys, changed, publication.members, ctx.run_id, self.ttl
+            )
+            result.api_calls += self._commit(client, publication, changed, ctx.run_id, set(meta))
+        except redis.RedisError:
+            result.failed = publication.entries  # the live boards were not replaced
+            raise
+        result.sent = sum(len(b) for b in changed)
+        result.unchanged = publication.entries - result.sent
+        result.details["boards_rebuilt"] = len(changed)
+        result.details["boards_unchanged"] = len(publication.boards) - len(changed)
+        self._verify(client, ctx.warehouse, publication, changed, result)
+
+    def _unchanged(
+        self, client: redis.Redis, publication: Publication
+    ) -> tuple[dict[str, str], set[str]]:
+        """The stored content hashes, and the boards whose live key still holds that content."""
+        pipe = client.pipeline(transaction=False)
+        pipe.hgetall(self.keys.meta)
+        for board in publication.boards:
+            pipe.zcard(self.keys.live(board))
+        stored, *sizes = pipe.execute()
+        meta = {k.decode(): v.decode() for k, v in stored.items()}
+        same = {
+            board.field
+            for board, size in zip(publication.boards, sizes, strict=True)
+            if meta.get(board.field) == board.digest and size == len(board)
+        }
+        return meta, same
+
+    def _commit(
+        self,
+        client: redis.Redis,
+        publication: Publication,
+        changed: list[Board],
+        run_id: str,
+        stored_fields: set[str],
+    ) -> int:
+        """One MULTI: new boards over the live ones, the indexes and every TTL; returns commands."""
+        keys, ttl = self.keys, self.ttl
+        pipe = client.pipeline(transaction=True)
+        for board in changed:
+            pipe.rename(
+                keys.temporary(board, run_id),
+                keys.live(board),
+            )
+        for board in publication.boards:
+            pipe.expire(keys.live(board), ttl)
+        for field in MEMBER_FIELDS:
+            if publication.members:
+                pipe.rename(keys.members_temporary(field, run_id), keys.members(field))
+                pipe.expire(keys.members(field), ttl)
+        pipe.hset(keys.meta, mapping={b.field: b.digest for b in publication.boards})
+        stale = stored_fields - {b.field for b in publication.boards}
+        if stale:
+            pipe.hdel(keys.meta, *sorted(stale))
+        pipe.expire(keys.meta, ttl)
+        for iso_week, names in _board_names(publication).items():
+            pipe.delete(keys.boards(iso_week))
+            pipe.hset(keys.boards(iso_week), mapping=names)
+            pipe.expire(keys.boards(iso_week), ttl)
+        pipe.delete(keys.weeks)
+        pipe.zadd(keys.weeks, _week_scores(publication))
+        pipe.expire(keys.weeks, ttl)
+        commands = len(pipe)
+        pipe.execute()
+        return commands
+
+    def _verify(
+        self,
+        client: redis.Redis,
+        warehouse: Warehouse,
+        publication: Publication,
+        changed: list[Board],
+        result: SinkResult,
+    ) -> None:
+        """Every board's top entries and size in Redis must match the mart's own ranks."""
+        expected = mart_top(warehouse, publication, VERIFY_TOP)
+        pipe = client.pipeline(transaction=False)
+        for board in publication.boards:
+            key = self.keys.live(board)
+            pipe.zrevrange(key, 0, VERIFY_TOP - 1)
+            pipe.zcard(key)
+        replies = pipe.execute()
+        result.api_calls += len(replies)
+        rebuilt = {b.field for b in changed}
+        problems: list[tuple[Board, RecordError]] = []
+        for board, top, size in zip(publication.boards, replies[::2], replies[1::2], strict=True):
+            want = expected.get((board.week_start, board.name), [])
+            reason = _difference([m.decode() for m in top], want, size, len(board))
+            if reason is None:
+                continue
+            key = self.keys.live(board)
+            problems.append((board, RecordError(key=key, reason=reason)))
+            if board.field in rebuilt:  # its entries were counted sent or unchanged: now failed
+                result.sent -= len(board)
+            else:
+                result.unchanged -= len(board)
+            result.failed += len(board)
+        if not problems:
+            return
+        client.hdel(self.keys.meta, *[board.field for board, _ in problems])  # rewrite next run
+        result.errors.extend(error for _, error in problems)
+        board, error = problems[0]
+        _fail(
+            result,
+            f"consistency check failed on {len(problems)} board(s); "
+            f"first {board.label} ({error.key}): {error.reason}",
+        )
+
+
+def _difference(top: list[str], want: list[str], size: int, expected_size: int) -> str | None:
+    """Why a board in Redis does not match the mart, or None."""
+    if top != want:
+        at = next(i for i in range(max(len(top), len(want))) if top[i : i + 1] != want[i : i + 1])
+        got = top[at] if at < len(top) else "nothing"
+        wanted = want[at] if at < len(want) else "nothing"
+        return f"Redis top {VERIFY_TOP} differs from the mart at rank {at + 1}: {got}, not {wanted}"
+    if size != expected_size:
+        return f"Redis holds {size} members, the mart {expected_size}"
+    return None
+
+
+def _board_names(publication: Publication) -> dict[str, dict[str, str]]:
+    """iso_week -> {slug: board name}: the per-week board index."""
+    names: dict[str, dict[str, str]] = {}
+    for board in publication.boards:
+        names.setdefault(board.iso_week, {})[board.slug] = board.name
+    return names
+
+
+def _week_scores(publication: Publication) -> dict[str, int]:
+    """iso_week -> YYYYMMDD of its Monday: ``P:weeks`` sorts newest last."""
+    return {iso: int(start.strftime("%Y%m%d")) for iso, start in publication.weeks().items()}
+
+
+def _fail(result: SinkResult, message: str) -> None:
+    result.status = "failed"
+    result.error = message
