@@ -80,9 +80,11 @@ test: install ## Run the whole test suite (unit, integration, end to end)
 test-fast: install ## Run the tests that need no Spark session
 	$(BIN)/python -m pytest -q -m "not spark and not slow"
 
-lint: install ## Lint Python with ruff and the dbt SQL with sqlfluff
+lint: install ## Lint: ruff, the layers (import-linter), types (mypy) and the dbt SQL (sqlfluff)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+	$(BIN)/mypy
 	BIN=$(BIN) tools/sqlfluff-lint.sh
 
 format: install ## Format Python with ruff

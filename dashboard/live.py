@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import cast
 
 import pandas as pd
 import redis
@@ -20,6 +21,9 @@ from activation.config import ActivationSettings
 from activation.leaderboard.boards import Keys, member_details, visits_of
 from activation.leaderboard.boards import connect as connect_boards
 from peak.core.errors import DashboardError
+
+#: A sorted set read with its scores (the client returns bytes: no decode_responses).
+Scored = list[tuple[bytes, float]]
 
 #: Seconds to wait for Redis to connect or answer.
 TIMEOUT_S = 2.0
@@ -54,23 +58,24 @@ class LiveLeaderboard:
 
     def weeks(self) -> list[Week]:
         """The published weeks, newest first (``P:weeks`` is scored YYYYMMDD of each Monday)."""
-        entries = self.client.zrevrange(self.keys.weeks, 0, -1, withscores=True)
+        entries = cast(Scored, self.client.zrevrange(self.keys.weeks, 0, -1, withscores=True))
         return [
-            Week(name.decode(), dt.datetime.strptime(str(int(score)), "%Y%m%d").date())
+            Week(_str(name), dt.datetime.strptime(str(int(score)), "%Y%m%d").date())
             for name, score in entries
         ]
 
     def boards(self, iso_week: str) -> dict[str, str]:
         """Board slug -> board name for a week, ``overall`` first, then by name."""
         raw = self.client.hgetall(self.keys.boards(iso_week))
-        names = {k.decode(): v.decode() for k, v in raw.items()}
+        names = {_str(k): _str(v) for k, v in raw.items()}
         return dict(sorted(names.items(), key=lambda kv: (kv[0] != OVERALL, kv[1])))
 
     def board(self, iso_week: str, board_slug: str, top: int) -> pd.DataFrame:
         """The top of a board: ``rank, handle, home_location, visits, user_id`` in rank order,
         with the members' display data from the ``P:members:<field>`` hashes."""
-        entries = self.client.zrevrange(self.keys.board(iso_week, board_slug), 0, top - 1, True)
-        users = [member.decode() for member, _ in entries]
+        key = self.keys.board(iso_week, board_slug)
+        entries = cast(Scored, self.client.zrevrange(key, 0, top - 1, withscores=True))
+        users = [_str(member) for member, _ in entries]
         details = member_details(self.client, self.keys, users)
         return pd.DataFrame(
             {
@@ -92,12 +97,12 @@ class LiveLeaderboard:
         pipe = self.client.pipeline(transaction=False)
         for week in weeks:
             pipe.zrevrange(self.keys.board(week.iso_week, OVERALL), 0, 0, withscores=True)
-        tops = pipe.execute() if weeks else []
+        tops: list[Scored] = pipe.execute() if weeks else []
         rows = []
         for week, top in zip(weeks, tops, strict=True):
             if not top:
                 continue
-            user_id, score = top[0][0].decode(), top[0][1]
+            user_id, score = _str(top[0][0]), top[0][1]
             ((handle, home),) = member_details(self.client, self.keys, [user_id])
             rows.append(
                 {
@@ -112,5 +117,10 @@ class LiveLeaderboard:
         return pd.DataFrame(rows, columns=columns)
 
 
-def _text(value: bytes | None) -> str | None:
+def _str(value: bytes | str) -> str:
+    """A Redis reply as text (the client is built without decode_responses)."""
     return value.decode() if isinstance(value, bytes) else value
+
+
+def _text(value: bytes | str | None) -> str | None:
+    return None if value is None else _str(value)

@@ -152,3 +152,15 @@ def test_the_layers_contract_catches_a_lower_layer_importing_a_higher_one(tmp_pa
     )
     assert run.returncode == 1, run.stdout
     assert "1 broken" in run.stdout and "peak.core.lake -> peak.cli" in run.stdout
+
+
+def test_no_module_outside_the_tests_is_several_modules_in_one_file():
+    tracked = subprocess.run(
+        ["git", "-C", str(ROOT), "ls-files", "*.py"], capture_output=True, text=True, check=True
+    ).stdout.split()
+    sizes = {
+        name: len((ROOT / name).read_text(encoding="utf-8").splitlines())
+        for name in tracked
+        if not name.startswith("tests/") and (ROOT / name).exists()
+    }
+    assert {name: n for name, n in sizes.items() if n > MAX_MODULE_LINES} == {}

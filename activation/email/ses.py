@@ -136,7 +136,7 @@ class Ses:
     def _client(self, service: str) -> Any:
         import boto3  # deferred: boto3
 
-        session = boto3.Session(region_name=self.config.region)
+        session: Any = boto3.Session(region_name=self.config.region)
         return session.client(service, config=client_config())
 
     def ses(self) -> Any:

@@ -126,7 +126,8 @@ class HubSpotClient:
         build list filter branches. Raises :class:`HubSpotError` when the call fails for good.
         """
         result = self.result
-        what = f"{type(fn.__self__).__module__.split('.')[2]}.{fn.__name__}"
+        api: Any = fn  # a bound method of one of the client's generated APIs
+        what = f"{type(api.__self__).__module__.split('.')[2]}.{fn.__name__}"
         timeout = (self.config.connect_timeout_s, self.config.read_timeout_s)
         attempt = 0
         while True:

@@ -135,9 +135,11 @@ def ensure_lists(client: HubSpotClient, locations: set[str], state: SyncState) -
         if adopted:
             ids = sorted({str(item["listId"]) for item in adopted.values()})
             with_filters = fetch_lists(client, ids)
-            for loc, item in adopted.items():
-                current[loc] = with_filters.get(str(item["listId"]), item)
-    created, repaired, changes = [], [], {}
+            for loc, found in adopted.items():
+                current[loc] = with_filters.get(str(found["listId"]), found)
+    created: list[str] = []
+    repaired: list[str] = []
+    changes: dict[str, dict[str, str]] = {}
     for loc in wanted:
         item = current.get(loc)
         name, want = list_name(loc), list_filter(loc)

@@ -112,7 +112,10 @@ def _check_slugs(boards: Sequence[Board]) -> None:
 def mart_top(
     warehouse: Warehouse, publication: Publication, n: int
 ) -> dict[tuple[dt.date, str], list[str]]:
-    """The mart's top ``n`` user_ids of each board in the publication's window, by its own rank."""
+    """The mart's top ``n`` user_ids of each board in the publication's window, by its own rank
+    (none when the publication holds no week)."""
+    if publication.first is None or publication.current is None:
+        return {}
     table = warehouse.query(
         f"select week_start, board, user_id from {MART} where {_IN_WINDOW} and rank <= ? "
         "order by week_start, board, rank",

@@ -191,7 +191,7 @@ class LeaderboardSink:
         pipe.expire(keys.meta, ttl)
         for iso_week, names in _board_names(publication).items():
             pipe.delete(keys.boards(iso_week))
-            pipe.hset(keys.boards(iso_week), mapping=names)
+            pipe.hset(keys.boards(iso_week), mapping=dict[Any, Any](names))
             pipe.expire(keys.boards(iso_week), ttl)
         pipe.delete(keys.weeks)
         pipe.zadd(keys.weeks, _week_scores(publication))

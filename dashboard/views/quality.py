@@ -84,11 +84,11 @@ if results.empty:
 else:
     latest = results.drop_duplicates("dataset")  # newest run first
     cards = st.columns(max(len(latest), 1))
-    for card, row in zip(cards, latest.itertuples(), strict=False):
+    for card, row in zip(cards, latest.to_dict("records"), strict=False):
         card.metric(
-            f"{row.dataset} suite",
-            "passed" if row.success else f"{row.failed} failed",
-            f"{row.expectations} expectations on {fmt.count(row.rows_checked)} rows",
+            f"{row['dataset']} suite",
+            "passed" if row["success"] else f"{row['failed']} failed",
+            f"{row['expectations']} expectations on {fmt.count(row['rows_checked'])} rows",
             delta_color="off",
             delta_arrow="off",
             border=True,
@@ -103,10 +103,10 @@ else:
         failed=ui.count("Failed"),
         failed_expectations="What failed",
     )
-    for row in latest.itertuples():
-        with st.expander(f"{row.dataset}: every expectation of run {row.run_id}"):
+    for row in latest.to_dict("records"):
+        with st.expander(f"{row['dataset']}: every expectation of run {row['run_id']}"):
             ui.table(
-                ui.expectations(row.run_id, row.dataset),
+                ui.expectations(row["run_id"], row["dataset"]),
                 expectation="Expectation",
                 column="Column",
                 rule="Contract rule",
