@@ -1,7 +1,7 @@
 """Run activation sinks by name, record what they did, and turn failures into an exit code.
 
 Sinks are registered by name in :data:`SINKS` as factories taking the
-:class:`~activation.config.ActivationSettings`. A sink in its own package (``activation/hubspot/``,
+:class:`~peak.core.settings.Settings`. A sink in its own package (``activation/hubspot/``,
 ``activation/email/``) is imported only when it runs, so the runner works before that package
 exists: ``all`` means every sink whose package is present. A sink class is constructed as
 ``Sink(settings=settings)`` when its ``__init__`` takes ``settings``, else as ``Sink()``.
@@ -30,15 +30,15 @@ from typing import Any
 
 from activation import SINK_NAMES
 from activation.base import Sink, SinkContext, SinkError, SinkResult
-from activation.config import ActivationSettings
 from activation.leaderboard.sink import LeaderboardSink
 from peak.core.report import RunReport, one_line
+from peak.core.settings import Settings
 
 #: When an S3 activation lock is a killed run's: the activation CodeBuild project times out at
 #: 45 minutes, so a lock twice that old has no live owner (checked by the infrastructure tests).
 STALE_LOCK = dt.timedelta(minutes=90)
 
-SinkFactory = Callable[[ActivationSettings], Sink]
+SinkFactory = Callable[[Settings], Sink]
 
 #: The exit-code bit of each sink: ``4 << EXIT_ORDER.index(name)``. Append only.
 EXIT_ORDER = SINK_NAMES
@@ -49,7 +49,7 @@ EXIT_OTHER = 1
 STAGE = "activation"
 
 
-def _construct(cls: type, settings: ActivationSettings) -> Sink:
+def _construct(cls: type, settings: Settings) -> Sink:
     """``cls(settings=settings)`` if it takes settings, else ``cls()``."""
     takes_settings = "settings" in inspect.signature(cls).parameters
     return cls(settings=settings) if takes_settings else cls()
@@ -66,7 +66,7 @@ class LazySink:
     def available(self) -> bool:
         return importlib.util.find_spec(self.module) is not None
 
-    def __call__(self, settings: ActivationSettings) -> Sink:
+    def __call__(self, settings: Settings) -> Sink:
         if not self.available:
             raise SinkError(f"{self.module} is not installed yet")
         cls = getattr(importlib.import_module(self.module), self.attribute)
@@ -100,7 +100,7 @@ def resolve(names: Iterable[str]) -> list[str]:
     return chosen
 
 
-def run_sink(name: str, ctx: SinkContext, settings: ActivationSettings) -> SinkResult:
+def run_sink(name: str, ctx: SinkContext, settings: Settings) -> SinkResult:
     """Run one sink; any exception becomes a failed result."""
     try:
         result = SINKS[name](settings).run(ctx)
@@ -114,14 +114,14 @@ def run_sink(name: str, ctx: SinkContext, settings: ActivationSettings) -> SinkR
 def run_sinks(
     ctx: SinkContext,
     names: Iterable[str],
-    settings: ActivationSettings | None = None,
+    settings: Settings | None = None,
     on_done: Callable[[str, SinkResult], Any] | None = None,
 ) -> dict[str, SinkResult]:
     """Run the named sinks (``all`` allowed) one after the other; one result per sink.
 
     ``settings`` defaults to the environment's (an entry point should pass its own).
     """
-    settings = settings if settings is not None else ActivationSettings.from_env()
+    settings = settings if settings is not None else Settings.load()
     results: dict[str, SinkResult] = {}
     for name in resolve(names):
         results[name] = run_sink(name, ctx, settings)

@@ -59,10 +59,10 @@ import duckdb  # noqa: E402
 import redis  # noqa: E402
 
 from activation.base import SinkContext  # noqa: E402
-from activation.config import ActivationSettings  # noqa: E402
 from activation.leaderboard import LeaderboardSink  # noqa: E402
 from peak.core.lake import Lake  # noqa: E402
 from peak.core.report import new_run_id  # noqa: E402
+from peak.core.settings import LeaderboardSettings, RedisSettings, Settings  # noqa: E402
 from peak.model.warehouse import DuckDBWarehouse, serving_path  # noqa: E402
 from tests.redis_server import delete_prefix, free_port, private_server  # noqa: E402
 
@@ -117,7 +117,9 @@ def check_ins(lake: Path) -> int:
 
 def publish_leaderboard(lake: Path, url: str, prefix: str) -> None:
     """The leaderboard sink, as ``peak activate leaderboard`` runs it (Redis only)."""
-    settings = ActivationSettings(REDIS_URL=url, PEAK_LEADERBOARD_PREFIX=prefix)
+    settings = Settings(
+        redis=RedisSettings(url=url), leaderboard=LeaderboardSettings(prefix=prefix)
+    )
     root = Lake.from_uri(str(lake))
     ctx = SinkContext(root, DuckDBWarehouse(serving_path(root)), new_run_id(), dry_run=False)
     result = LeaderboardSink(settings).run(ctx)

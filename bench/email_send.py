@@ -42,9 +42,10 @@ from moto.core import DEFAULT_ACCOUNT_ID  # noqa: E402
 from moto.ses.models import ses_backends  # noqa: E402
 
 from activation.base import SinkContext  # noqa: E402
-from activation.email import EmailSettings, EmailSink  # noqa: E402
-from activation.email.settings import BULK_LIMIT, client_config  # noqa: E402
+from activation.email import EmailSink  # noqa: E402
+from activation.email.settings import client_config  # noqa: E402
 from peak.core.lake import Lake  # noqa: E402
+from peak.core.settings import SES_BULK_LIMIT, EmailSettings  # noqa: E402
 from peak.model.warehouse import DuckDBWarehouse  # noqa: E402
 
 OUT = HERE / "out"
@@ -165,7 +166,7 @@ def main() -> int:
         root = Path(tmp)
         db = root / "warehouse.duckdb"
         counts = build_mart(db, n)
-        target_calls = sum(math.ceil(c / BULK_LIMIT) for c in counts.values())
+        target_calls = sum(math.ceil(c / SES_BULK_LIMIT) for c in counts.values())
         lake = Lake.from_uri(str(root / "lake"))
         ses = boto3.client("ses", region_name=REGION, config=client_config())
         ses.verify_email_identity(EmailAddress="hello@peak.example")

@@ -37,9 +37,9 @@ sys.path.insert(0, str(ROOT))  # run as a script: import the repository's packag
 import duckdb  # noqa: E402
 
 from activation.base import SinkContext  # noqa: E402
-from activation.hubspot import HubSpotConfig, HubSpotSink  # noqa: E402
-from activation.hubspot.settings import BATCH_LIMIT  # noqa: E402
+from activation.hubspot import HubSpotSink  # noqa: E402
 from peak.core.lake import Lake  # noqa: E402
+from peak.core.settings import HUBSPOT_BATCH_LIMIT, HubSpotSettings  # noqa: E402
 from peak.model.warehouse import DuckDBWarehouse  # noqa: E402
 from tests.fake_hubspot import FakeHubSpot  # noqa: E402
 
@@ -75,7 +75,7 @@ def build_mart(db: Path, contacts: int, changed_every: int | None = None) -> Non
         con.close()
 
 
-def measure(label: str, hub: FakeHubSpot, config: HubSpotConfig, ctx: SinkContext) -> dict:
+def measure(label: str, hub: FakeHubSpot, config: HubSpotSettings, ctx: SinkContext) -> dict:
     before_requests = len(hub.requests)
     before_429 = hub.rate_limited
     started = time.perf_counter()
@@ -99,7 +99,7 @@ def measure(label: str, hub: FakeHubSpot, config: HubSpotConfig, ctx: SinkContex
         "failed": result.failed,
         "api_calls": result.api_calls,
         "contact_calls": contact_calls,
-        "target_contact_calls": math.ceil(changed / BATCH_LIMIT),
+        "target_contact_calls": math.ceil(changed / HUBSPOT_BATCH_LIMIT),
         "other_calls": result.api_calls - contact_calls,
         "retried": result.retried,
         "seconds": round(seconds, 2),
@@ -150,7 +150,7 @@ def main() -> None:
             keep_bodies=False,
         ).start()
         try:
-            config = HubSpotConfig(
+            config = HubSpotSettings(
                 access_token=TOKEN,
                 base_url=hub.base_url,
                 rate_limit=args.limit,

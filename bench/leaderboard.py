@@ -44,11 +44,11 @@ sys.path.insert(0, str(HERE.parent))
 import redis  # noqa: E402
 
 from activation.base import SinkContext  # noqa: E402
-from activation.config import ActivationSettings  # noqa: E402
 from activation.leaderboard.boards import MART, MEMBER_FIELDS, Keys  # noqa: E402
 from activation.leaderboard.sink import LeaderboardSink  # noqa: E402
 from peak.core.lake import Lake  # noqa: E402
 from peak.core.report import new_run_id  # noqa: E402
+from peak.core.settings import LeaderboardSettings, RedisSettings, Settings  # noqa: E402
 from peak.model.warehouse import DuckDBWarehouse, serving_path  # noqa: E402
 from tests.redis_server import delete_prefix, private_server  # noqa: E402
 from tests.test_leaderboard import create_mart  # noqa: E402
@@ -168,7 +168,9 @@ def main() -> None:
         entries = 2 * args.members
         print(f"mart: {args.members:,} members, {entries:,} board entries ({build:.1f}s to build)")
 
-        settings = ActivationSettings(redis_url=url, leaderboard_prefix=PREFIX)
+        settings = Settings(
+            redis=RedisSettings(url=url), leaderboard=LeaderboardSettings(prefix=PREFIX)
+        )
         sink = LeaderboardSink(settings)
         client = redis.Redis.from_url(url)
         try:
@@ -177,7 +179,7 @@ def main() -> None:
             runs = [rebuild(sink, lake, client, force=True) for _ in range(args.repeat)]
             unchanged = statistics.median(rebuild(sink, lake, client, False) for _ in range(3))
             subset = min(args.naive_members, args.members)
-            naive_s = naive(lake, client, subset, settings.leaderboard_ttl_seconds)
+            naive_s = naive(lake, client, subset, settings.leaderboard.ttl_seconds)
             zadd_rate = redis_benchmark(url, args.benchmark_requests)
             client.delete(ZSET)
             delete_prefix(client, f"{PREFIX}:")

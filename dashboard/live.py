@@ -17,10 +17,10 @@ import pandas as pd
 import redis
 
 from activation.base import SinkError
-from activation.config import ActivationSettings
 from activation.leaderboard.boards import Keys, member_details, visits_of
 from activation.leaderboard.boards import connect as connect_boards
 from peak.core.errors import DashboardError
+from peak.core.settings import RedisSettings
 
 #: A sorted set read with its scores (the client returns bytes: no decode_responses).
 Scored = list[tuple[bytes, float]]
@@ -34,9 +34,9 @@ class LeaderboardUnavailable(DashboardError):
     """Redis is unreachable (the message names it, password redacted)."""
 
 
-def connect(settings: ActivationSettings, timeout: float = TIMEOUT_S) -> redis.Redis:
+def connect(settings: RedisSettings, timeout: float = TIMEOUT_S) -> redis.Redis:
     """A client that answered PING, or :class:`LeaderboardUnavailable`."""
-    quick = settings.model_copy(update={"redis_timeout": min(timeout, settings.redis_timeout)})
+    quick = settings.model_copy(update={"timeout": min(timeout, settings.timeout)})
     try:
         return connect_boards(quick)
     except SinkError as exc:

@@ -23,12 +23,11 @@ import pandas as pd
 import redis
 import streamlit as st
 
-from activation.config import ActivationSettings, redacted_url
 from dashboard import data, fmt, live, runs
 from dashboard.data import Bounds, Filters
 from peak.core.lake import Lake
 from peak.core.report import load_reports
-from peak.core.settings import Settings
+from peak.core.settings import RedisSettings, Settings, redacted_url
 from peak.model.warehouse import DuckDBWarehouse, Warehouse, WarehouseError, open_warehouse
 
 #: Seconds a warehouse result stays cached (a new publish is picked up at once anyway).
@@ -45,7 +44,6 @@ DATES_KEY = "dates"
 @dataclass(frozen=True)
 class Context:
     settings: Settings
-    activation: ActivationSettings
     lake: Lake
     warehouse: Warehouse
 
@@ -54,7 +52,7 @@ class Context:
         """Which warehouse (part of every cache key)."""
         if isinstance(self.warehouse, DuckDBWarehouse):
             return f"duckdb:{self.warehouse.path}"
-        return f"{self.warehouse.name}:{self.settings.athena_schema}"
+        return f"{self.warehouse.name}:{self.settings.athena.schema_name}"
 
     def version(self) -> str:
         """The published serving copy's identity: it changes with every publish."""
@@ -80,9 +78,9 @@ def _environment() -> tuple[tuple[str, str], ...]:
 
 @st.cache_resource(show_spinner=False)
 def _context(environment: tuple[tuple[str, str], ...]) -> Context:
-    settings = Settings()
+    settings = Settings.load()
     lake = Lake.from_uri(settings.lake)
-    return Context(settings, ActivationSettings.from_env(), lake, open_warehouse(lake, settings))
+    return Context(settings, lake, open_warehouse(lake, settings))
 
 
 def context() -> Context:
@@ -161,7 +159,7 @@ class LiveWeeks:
 
 
 @st.cache_data(ttl=LIVE_TTL_S, show_spinner=False)
-def _live_weeks(url: str, prefix: str, _settings: ActivationSettings) -> LiveWeeks:
+def _live_weeks(url: str, prefix: str, _settings: RedisSettings) -> LiveWeeks:
     try:
         client = live.connect(_settings)
     except live.LeaderboardUnavailable as exc:
@@ -176,13 +174,18 @@ def _live_weeks(url: str, prefix: str, _settings: ActivationSettings) -> LiveWee
 
 def live_weeks() -> LiveWeeks:
     """The weeks Redis holds, or why Redis could not be read."""
-    s = context().activation
-    return _live_weeks(s.redis_url, s.leaderboard_prefix, _settings=s)
+    s = context().settings
+    return _live_weeks(s.redis.url, s.leaderboard.prefix, _settings=s.redis)
 
 
 @st.cache_data(ttl=LIVE_TTL_S, show_spinner=False)
 def _live_week(
-    url: str, prefix: str, week: live.Week, weeks: tuple[live.Week, ...], top: int, _s: Any
+    url: str,
+    prefix: str,
+    week: live.Week,
+    weeks: tuple[live.Week, ...],
+    top: int,
+    _s: RedisSettings,
 ) -> dict[str, Any]:
     try:
         client = live.connect(_s)
@@ -206,8 +209,8 @@ def _live_week(
 def live_week(week: live.Week, weeks: list[live.Week], top: int) -> dict[str, Any]:
     """One week's boards from Redis: names, the top of each, sizes and past weeks' winners;
     or ``{"error": why}`` when Redis could not be read."""
-    s = context().activation
-    return _live_week(s.redis_url, s.leaderboard_prefix, week, tuple(weeks), top, _s=s)
+    s = context().settings
+    return _live_week(s.redis.url, s.leaderboard.prefix, week, tuple(weeks), top, _s=s.redis)
 
 
 # ---------------------------------------------------------------------------------------------

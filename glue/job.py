@@ -173,7 +173,7 @@ def main(argv: Sequence[str] | None = None) -> Any:
     resolver = _glue_resolver()
     args = parse_args(full_argv, resolver)
     # One typed, validated settings object: the job's arguments beat PEAK_*.
-    settings = Settings(lake=args.lake, engine=args.engine, gym_timezone=args.gym_timezone)
+    settings = Settings.load(lake=args.lake, engine=args.engine, gym_timezone=args.gym_timezone)
 
     spark, glue_job = None, None
     if resolver is not None and args.engine == "spark":

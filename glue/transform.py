@@ -49,7 +49,7 @@ class TransformOptions:
             timezone=settings.gym_timezone,
             reprocess=reprocess,
             quality=quality,
-            quality_batch_rows=settings.quality_batch_rows,
+            quality_batch_rows=settings.quality.batch_rows,
         )
 
 

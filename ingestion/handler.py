@@ -60,5 +60,5 @@ def handle(event: dict[str, Any], lake: Lake, *, now: dt.datetime | None = None)
 
 def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     """The Lambda entry point (``ingestion.handler.handler``)."""
-    settings = Settings()
+    settings = Settings.load()
     return handle(event, Lake.from_uri(settings.lake))

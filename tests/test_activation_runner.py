@@ -11,12 +11,12 @@ from typer.testing import CliRunner
 
 from activation import runner
 from activation.base import SinkContext, SinkResult
-from activation.config import ActivationSettings
 from activation.leaderboard import Keys
 from peak.cli import app
 from peak.cli.activate import register
 from peak.core.lake import Lake
 from peak.core.report import RunReport, new_run_id
+from peak.core.settings import Settings
 from peak.model.warehouse import DuckDBWarehouse, serving_path
 from tests.test_leaderboard import weekly_rows, write_mart
 
@@ -60,9 +60,7 @@ def test_a_sink_that_raises_does_not_stop_the_others(ctx, monkeypatch):
     )
     done = []
 
-    out = runner.run_sinks(
-        ctx, ["all"], ActivationSettings(), on_done=lambda name, r: done.append(name)
-    )
+    out = runner.run_sinks(ctx, ["all"], Settings(), on_done=lambda name, r: done.append(name))
 
     assert list(out) == done == ["leaderboard", "hubspot", "email"]
     assert out["hubspot"].status == "failed"
@@ -79,7 +77,7 @@ def test_a_sink_whose_module_is_missing_fails_alone_and_is_left_out_of_all(ctx, 
 
     assert "email" not in runner.available()
     assert "email" not in runner.resolve(["all"])
-    out = runner.run_sinks(ctx, ["leaderboard", "email"], ActivationSettings())
+    out = runner.run_sinks(ctx, ["leaderboard", "email"], Settings())
 
     assert out["email"].status == "failed"
     assert out["email"].error == "activation.no_such_sink is not installed yet"

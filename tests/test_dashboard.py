@@ -665,9 +665,9 @@ def test_numbers_are_formatted_for_people() -> None:
 
 
 def test_live_leaderboard_reads_the_sinks_keys(env: BuiltLake) -> None:
-    from activation.config import ActivationSettings
+    from peak.core.settings import RedisSettings
 
-    settings = ActivationSettings(REDIS_URL=env.redis_url, PEAK_LEADERBOARD_PREFIX=env.prefix)
+    settings = RedisSettings(url=env.redis_url)
     client = live.connect(settings)
     try:
         board = live.LiveLeaderboard(client, env.prefix)
@@ -677,7 +677,7 @@ def test_live_leaderboard_reads_the_sinks_keys(env: BuiltLake) -> None:
         client.close()
     assert weeks == sorted(weeks, key=lambda w: w.week_start, reverse=True)
     assert all(slug(name) == key for key, name in names.items())
-    down = ActivationSettings(REDIS_URL="redis://127.0.0.1:1/0")
+    down = RedisSettings(url="redis://127.0.0.1:1/0")
     with pytest.raises(live.LeaderboardUnavailable, match="unreachable"):
         live.connect(down)
 

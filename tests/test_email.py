@@ -39,7 +39,6 @@ from moto.ses.models import TemplateMessage, ses_backends
 import activation.email.sink as email_sink
 from activation.base import SinkContext, SinkResult
 from activation.email import (
-    EmailSettings,
     EmailSink,
     unsubscribe,
     unsubscribe_url,
@@ -54,6 +53,7 @@ from activation.email.templates import load_template, render
 from activation.pacing import SendPacer
 from peak.core.lake import Lake
 from peak.core.layout import outbox_prefix
+from peak.core.settings import EmailSettings
 from peak.model.warehouse import DuckDBWarehouse
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -746,13 +746,13 @@ def test_a_real_crash_in_a_child_process_sends_each_member_once(
         script = textwrap.dedent(
             f"""
             from activation.base import SinkContext
-            from activation.config import ActivationSettings
             from activation.runner import run_sink
             from peak.core.lake import Lake
             from peak.model.warehouse import DuckDBWarehouse
             ctx = SinkContext(Lake.from_uri({str(e.lake.root)!r}),
                               DuckDBWarehouse(__import__("pathlib").Path({str(e.db)!r})), "r")
-            result = run_sink("email", ctx, ActivationSettings())
+            from peak.core.settings import Settings
+            result = run_sink("email", ctx, Settings())
             print(result.status, result.sent, result.error)
             """
         )
@@ -950,7 +950,7 @@ def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("PEAK_EMAIL_UNSUBSCRIBE_URL", UNSUBSCRIBE_BASE)
     monkeypatch.setenv("PEAK_EMAIL_UNSUBSCRIBE_SECRET", SECRET)
     monkeypatch.setenv("PEAK_EMAIL_MAX_SEND_RATE", "10")
-    settings = EmailSettings.from_env()
+    settings = EmailSettings.load()
     assert (settings.sender, settings.configuration_set, settings.region) == (
         SENDER,
         "peak-retention",
@@ -959,16 +959,16 @@ def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> 
     assert settings.secret == SECRET and "test-unsub" not in repr(settings)
     assert settings.max_send_rate == 10
     monkeypatch.setenv("PEAK_EMAIL_UNSUBSCRIBE_SECRET", "")
-    assert EmailSettings.from_env().dev_secret
+    assert EmailSettings.load().dev_secret
     monkeypatch.setenv("PEAK_EMAIL_BATCH", "51")
     with pytest.raises(ValueError, match="PEAK_EMAIL_BATCH"):
-        EmailSettings.from_env()
+        EmailSettings.load()
 
-    from activation.config import ActivationSettings
     from activation.runner import SINKS
+    from peak.core.settings import Settings
 
     monkeypatch.delenv("PEAK_EMAIL_BATCH")
-    sink = SINKS["email"](ActivationSettings())
+    sink = SINKS["email"](Settings())
     assert isinstance(sink, EmailSink) and sink.config.sender == SENDER
     assert math.isclose(sink.config.max_send_rate or 0, 10)
 

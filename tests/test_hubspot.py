@@ -11,7 +11,6 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import duckdb
@@ -22,13 +21,14 @@ from pydantic import SecretStr
 import activation.hubspot.sink as hubspot_sink
 import contracts
 from activation.base import SinkContext, SinkResult
-from activation.hubspot import HubSpotConfig, HubSpotSink
+from activation.hubspot import HubSpotSink
 from activation.hubspot.lists import list_name
 from activation.hubspot.properties import PROPERTIES
 from activation.hubspot.state import SyncState
 from activation.pacing import RateLimiter
 from peak.core.lake import Lake
 from peak.core.layout import outbox_prefix
+from peak.core.settings import HubSpotSettings, Settings
 from peak.model.warehouse import DuckDBWarehouse
 from tests.fake_hubspot import FakeHubSpot
 
@@ -104,7 +104,7 @@ class Env:
         finally:
             con.close()
 
-    def config(self, **overrides: Any) -> HubSpotConfig:
+    def config(self, **overrides: Any) -> HubSpotSettings:
         values: dict[str, Any] = {
             "access_token": TOKEN,
             "base_url": self.hub.base_url,
@@ -112,7 +112,7 @@ class Env:
             "backoff_max_s": 0.1,
         }
         values.update(overrides)
-        return HubSpotConfig(**values)
+        return HubSpotSettings(**values)
 
     def context(self, dry_run: bool = False) -> SinkContext:
         return SinkContext(
@@ -162,7 +162,7 @@ def test_config_from_env_reads_token_host_and_rate(monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("HUBSPOT_ACCESS_TOKEN", TOKEN)
     monkeypatch.setenv("HUBSPOT_BASE_URL", "http://127.0.0.1:9/")
     monkeypatch.setenv("PEAK_HUBSPOT_RATE_LIMIT", "100")
-    config = HubSpotConfig.from_env()
+    config = HubSpotSettings.load()
     assert config.token == TOKEN
     assert config.base_url == "http://127.0.0.1:9"
     assert config.rate_limit == 100 and config.rate_window_s == 10.0
@@ -171,19 +171,19 @@ def test_config_from_env_reads_token_host_and_rate(monkeypatch: pytest.MonkeyPat
     monkeypatch.delenv("HUBSPOT_ACCESS_TOKEN")
     monkeypatch.delenv("HUBSPOT_BASE_URL")
     monkeypatch.delenv("PEAK_HUBSPOT_RATE_LIMIT")
-    config = HubSpotConfig.from_env()
+    config = HubSpotSettings.load()
     assert config.token is None
     assert config.base_url == "https://api.hubapi.com" and config.rate_limit == 190
 
     monkeypatch.setenv("PEAK_HUBSPOT_RATE_LIMIT", "lots")
     with pytest.raises(ValueError, match="PEAK_HUBSPOT_RATE_LIMIT"):
-        HubSpotConfig.from_env()
+        HubSpotSettings.load()
 
     # How activation.runner builds it: from the activation settings.
-    settings = SimpleNamespace(
-        hubspot_access_token=SecretStr(TOKEN),
-        hubspot_base_url="http://127.0.0.1:9",
-        hubspot_rate_limit=120,
+    settings = Settings(
+        hubspot=HubSpotSettings(
+            access_token=SecretStr(TOKEN), base_url="http://127.0.0.1:9", rate_limit=120
+        )
     )
     sink = HubSpotSink(settings=settings)
     assert (sink.config.token, sink.config.base_url, sink.config.rate_limit) == (
@@ -204,7 +204,7 @@ def test_first_sync_creates_schema_and_upserts_in_batches_then_nothing_changes(
     # HUBSPOT_BASE_URL points every API (properties, contacts, lists) at the fake.
     monkeypatch.setenv("HUBSPOT_ACCESS_TOKEN", TOKEN)
     monkeypatch.setenv("HUBSPOT_BASE_URL", hub.base_url)
-    sink = HubSpotSink(HubSpotConfig.from_env(), sleep=env.sleeps)
+    sink = HubSpotSink(HubSpotSettings.load(), sleep=env.sleeps)
     assert {a.api_client.configuration.host for a in sink.apis().values()} == {hub.base_url}
     rows = members(250)
     env.write_mart(rows)
@@ -743,7 +743,7 @@ def test_without_a_token_the_sink_runs_dry_and_says_so(
     monkeypatch.delenv("HUBSPOT_ACCESS_TOKEN", raising=False)
     monkeypatch.setenv("HUBSPOT_BASE_URL", hub.base_url)
     env.write_mart(members(10))
-    result = HubSpotSink(HubSpotConfig.from_env()).run(env.context())
+    result = HubSpotSink(HubSpotSettings.load()).run(env.context())
     assert result.dry_run and result.status == "ok" and result.sent == 10
     assert "HUBSPOT_ACCESS_TOKEN" in result.details["note"]
     assert hub.requests == []

@@ -18,7 +18,6 @@ import pytest
 import redis
 
 from activation.base import SinkContext
-from activation.config import LEADERBOARD_TTL_SECONDS, ActivationSettings
 from activation.leaderboard import (
     Keys,
     LeaderboardSink,
@@ -30,6 +29,12 @@ from activation.leaderboard import (
 from activation.leaderboard import publication as leaderboard
 from peak.core.lake import Lake
 from peak.core.report import new_run_id
+from peak.core.settings import (
+    LEADERBOARD_TTL_SECONDS,
+    LeaderboardSettings,
+    RedisSettings,
+    Settings,
+)
 from peak.model.warehouse import DuckDBWarehouse, serving_path
 
 CURRENT = dt.date(2026, 11, 23)  # the Monday of 2026-W48
@@ -142,8 +147,10 @@ def mart_order(path: Path) -> dict[tuple[str, str], list[tuple[str, int]]]:
 
 
 @pytest.fixture
-def settings(redis_url: str, redis_prefix: str) -> ActivationSettings:
-    return ActivationSettings(redis_url=redis_url, leaderboard_prefix=redis_prefix)
+def settings(redis_url: str, redis_prefix: str) -> Settings:
+    return Settings(
+        redis=RedisSettings(url=redis_url), leaderboard=LeaderboardSettings(prefix=redis_prefix)
+    )
 
 
 @pytest.fixture
@@ -296,8 +303,9 @@ def test_every_key_expires_within_seven_days(lake, mart, settings, redis_client,
 def test_only_the_newest_week_and_the_n_before_it_are_published(
     lake, mart, redis_url, redis_prefix, redis_client
 ):
-    settings = ActivationSettings(
-        redis_url=redis_url, leaderboard_prefix=redis_prefix, leaderboard_weeks=2
+    settings = Settings(
+        redis=RedisSettings(url=redis_url),
+        leaderboard=LeaderboardSettings(prefix=redis_prefix, weeks=2),
     )
     write_mart(mart, weekly_rows(weeks=5, members=6))  # 2026-W44 .. 2026-W48
 
@@ -409,7 +417,7 @@ def test_an_unreachable_redis_is_one_line_and_leaves_the_boards_alone(
         ),
         ("http://127.0.0.1:6379", "bad REDIS_URL http://127.0.0.1:6379: "),
     ]:
-        down = settings.model_copy(update={"redis_url": url})
+        down = settings.model_copy(update={"redis": RedisSettings(url=url)})
         result = LeaderboardSink(down).run(context(lake))
         assert result.status == "failed"
         assert result.error.startswith(expected), result.error
@@ -515,8 +523,9 @@ def test_a_run_that_fails_midway_leaves_no_key_without_a_ttl(
     lake, mart, redis_url, redis_client, redis_prefix, monkeypatch, fail
 ):
     ttl = 3600  # the configured TTL, below the 7-day default
-    settings = ActivationSettings(
-        redis_url=redis_url, leaderboard_prefix=redis_prefix, leaderboard_ttl_seconds=ttl
+    settings = Settings(
+        redis=RedisSettings(url=redis_url),
+        leaderboard=LeaderboardSettings(prefix=redis_prefix, ttl_seconds=ttl),
     )
     write_mart(mart, weekly_rows(weeks=2))
     monkeypatch.setattr(leaderboard, "BATCH", 7)  # several ZADDs and HSETs per key

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from peak.core.lake import Lake
-from peak.core.settings import Settings
+from peak.core.settings import AthenaSettings, Settings
 from peak.model.warehouse import (
     AthenaWarehouse,
     DuckDBWarehouse,
@@ -67,7 +67,7 @@ def test_athena_reads_through_awswrangler_with_unload_and_literal_parameters(mon
         return frame
 
     monkeypatch.setattr(wr.athena, "read_sql_query", read_sql_query)
-    settings = Settings(athena_schema="peak_analytics", athena_work_group="peak")
+    settings = Settings(athena=AthenaSettings(schema_name="peak_analytics", work_group="peak"))
     reader = open_warehouse(Lake.from_uri("s3://b/p"), settings, target="athena")
     assert isinstance(reader, AthenaWarehouse)
     table = reader.query(

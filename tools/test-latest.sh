@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # `make test-latest`: the whole suite on the newest versions that pyproject.toml's ranges allow,
 # in a throw-away environment, so that we meet a new release's breakage before users do. It is
-# what `pip install -e '.[dev]'` gives someone today: uv's `pip install` ignores the lock and the
-# lock's extra constraints ([tool.uv] in pyproject.toml). Prints every package whose newest
+# what `pip install -e '.[dev]'` gives someone today: `uv pip install --no-config` ignores the lock
+# and the lock's extra constraints ([tool.uv] in pyproject.toml). Prints every package whose newest
 # version differs from the lock, then the tests' summary; exits with pytest's status. Not in CI.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -12,7 +12,7 @@ env_dir=$(mktemp -d "${TMPDIR:-/tmp}/peak-latest.XXXXXX")
 trap 'rm -rf "$env_dir"' EXIT
 
 "$UV" venv --quiet --python "$PYTHON" "$env_dir"
-VIRTUAL_ENV="$env_dir" "$UV" pip install --quiet --upgrade -e '.[dev]' || exit 1
+VIRTUAL_ENV="$env_dir" "$UV" pip install --no-config --quiet --upgrade -e '.[dev]' || exit 1
 
 echo "== newest allowed versions that differ from uv.lock"
 "$env_dir/bin/python" - <<'PY'

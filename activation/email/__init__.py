@@ -9,7 +9,8 @@ suppression list, on our unsubscribe list or not opted in are skipped.
 
 One job per module, each importing only the ones above it:
 
-- :mod:`~activation.email.settings`: ``EmailSettings`` (``PEAK_EMAIL_*``) and the botocore config;
+- :mod:`~activation.email.settings`: the sink's name, its campaigns and templates folders, and
+  the botocore config (its settings are :class:`peak.core.settings.EmailSettings`);
 - :mod:`~activation.email.errors`: the sink's errors;
 - :mod:`~activation.email.mart`: the mart's columns and segments, a value as template text;
 - :mod:`~activation.email.campaigns`: ``campaigns.yml``;
@@ -26,7 +27,6 @@ Pacing and retries come from :mod:`activation.pacing`, the ledger's journal from
 :mod:`activation.journal`. This package's own namespace holds the names other stages use.
 """
 
-from activation.email.settings import EmailSettings
 from activation.email.sink import EmailSink, deploy_templates
 from activation.email.unsubscribe import (
     unsubscribe,
@@ -36,7 +36,6 @@ from activation.email.unsubscribe import (
 )
 
 __all__ = [
-    "EmailSettings",
     "EmailSink",
     "deploy_templates",
     "unsubscribe",

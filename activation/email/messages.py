@@ -12,9 +12,10 @@ from typing import Any
 from activation.base import SinkContext, batches, write_outbox
 from activation.email.mart import format_value
 from activation.email.plan import Target, by_campaign
-from activation.email.settings import SINK, EmailSettings
+from activation.email.settings import SINK
 from activation.email.templates import SINK_FIELDS, Template
 from activation.email.unsubscribe import unsubscribe_url
+from peak.core.settings import EmailSettings
 
 
 def template_values(config: EmailSettings, target: Target, fields: Iterable[str]) -> dict[str, str]:

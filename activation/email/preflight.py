@@ -17,8 +17,8 @@ from activation.email.errors import SesError
 from activation.email.ledger import Ledger
 from activation.email.plan import SendPlan, Target
 from activation.email.ses import Ses, same_template
-from activation.email.settings import EmailSettings
 from activation.email.templates import Template
+from peak.core.settings import EmailSettings
 
 
 def send_problem(config: EmailSettings) -> str | None:

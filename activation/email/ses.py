@@ -19,8 +19,9 @@ from typing import Any
 
 from activation.base import SinkResult, normalise_email, short_text
 from activation.email.errors import InDoubt, SesError, Stop
-from activation.email.settings import EmailSettings, client_config
+from activation.email.settings import client_config
 from activation.pacing import Retry
+from peak.core.settings import EmailSettings
 
 log = logging.getLogger(__name__)
 

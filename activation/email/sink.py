@@ -60,12 +60,13 @@ from activation.email.reconcile import (
     stop_record,
 )
 from activation.email.ses import Ses
-from activation.email.settings import SINK, EmailSettings
+from activation.email.settings import SINK, campaigns_file, templates_dir
 from activation.email.templates import SINK_FIELDS, Template, load_templates
 from activation.email.unsubscribe import unsubscribed
 from activation.pacing import Retry, SendPacer
 from peak.core.failpoints import failpoint
 from peak.core.layout import outbox_prefix
+from peak.core.settings import EmailSettings, Settings
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +94,7 @@ class EmailSink:
 
     def __init__(
         self,
-        settings: Any = None,
+        settings: Settings | None = None,
         *,
         email_settings: EmailSettings | None = None,
         sleep: Callable[[float], None] = time.sleep,
@@ -102,13 +103,14 @@ class EmailSink:
         sesv2_client: Any = None,
         now: Callable[[], dt.datetime] | None = None,
     ) -> None:
-        """``settings`` is the runner's ``ActivationSettings`` (unused: the email settings are
-        :class:`EmailSettings`, from the environment unless given). ``ses_client`` (SES v1) and
+        """``email_settings`` wins; else the ``email`` section of ``settings`` (how
+        ``activation.runner`` builds sinks); else the environment. ``ses_client`` (SES v1) and
         ``sesv2_client`` (the suppression list) replace the clients the sink would build (build
         them with :func:`~activation.email.settings.client_config`); ``now`` is the wall clock
         (UTC) that dates periods."""
-        self.settings = settings
-        self.config = email_settings if email_settings is not None else EmailSettings.from_env()
+        if email_settings is None:
+            email_settings = settings.email if settings is not None else EmailSettings.load()
+        self.config = email_settings
         self.sleep = sleep
         self.clock = clock
         self.now = now or (lambda: dt.datetime.now(dt.UTC))
@@ -135,8 +137,8 @@ class EmailSink:
     # -- templates ------------------------------------------------------------------------------
 
     def campaigns(self) -> tuple[list[Campaign], dict[str, Template]]:
-        campaigns = load_campaigns(self.config.campaigns_file)
-        return campaigns, load_templates(campaigns, self.config.templates_dir)
+        campaigns = load_campaigns(campaigns_file(self.config))
+        return campaigns, load_templates(campaigns, templates_dir(self.config))
 
     def deploy_templates(self, ctx: SinkContext | None = None) -> SinkResult:
         """Create or update the campaigns' templates in SES (``--deploy-templates``).

@@ -3,7 +3,8 @@ contacts, and one contact list per gym.
 
 One job per module, each importing only the ones above it:
 
-- :mod:`~activation.hubspot.settings`: ``HubSpotConfig``, from ``ActivationSettings``;
+- :mod:`~activation.hubspot.settings`: the sink's name (its settings are
+  :class:`peak.core.settings.HubSpotSettings`, a section of the one settings tree);
 - :mod:`~activation.hubspot.errors`: ``HubSpotError``, and HubSpot's error answers in one line;
 - :mod:`~activation.hubspot.client`: the API objects and the one call loop (pacing, retries,
   which answers are worth a retry, the token scrubbed from every message);
@@ -20,7 +21,6 @@ Pacing and retries come from :mod:`activation.pacing`, the sync state's journal 
 :mod:`activation.journal`. This package's own namespace holds the names other stages use.
 """
 
-from activation.hubspot.settings import HubSpotConfig
 from activation.hubspot.sink import HubSpotSink
 
-__all__ = ["HubSpotConfig", "HubSpotSink"]
+__all__ = ["HubSpotSink"]

@@ -22,8 +22,8 @@ from urllib3.util.retry import Retry as ConnectionRetry
 
 from activation.base import SinkError, SinkResult
 from activation.hubspot.errors import HubSpotError, error_text
-from activation.hubspot.settings import HubSpotConfig
 from activation.pacing import RateLimiter, Retry, retry_after_seconds
+from peak.core.settings import HubSpotSettings
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ class HubSpotClient:
     waiting in :attr:`throttle_wait_s` (the rate limit) and :attr:`retry_wait_s` (retries).
     """
 
-    def __init__(self, config: HubSpotConfig, limiter: RateLimiter, retry: Retry) -> None:
+    def __init__(self, config: HubSpotSettings, limiter: RateLimiter, retry: Retry) -> None:
         self.config = config
         self.limiter = limiter
         self.retry = retry

@@ -58,11 +58,12 @@ from activation.hubspot.properties import (
     ensure_properties,
 )
 from activation.hubspot.reconcile import settle
-from activation.hubspot.settings import SINK, HubSpotConfig
+from activation.hubspot.settings import SINK
 from activation.hubspot.state import SyncState
 from activation.pacing import RateLimiter, Retry
 from peak.core.failpoints import failpoint
 from peak.core.layout import outbox_prefix
+from peak.core.settings import HubSpotSettings, Settings
 
 log = logging.getLogger(__name__)
 
@@ -72,17 +73,17 @@ class HubSpotSink:
 
     def __init__(
         self,
-        config: HubSpotConfig | None = None,
+        config: HubSpotSettings | None = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
         *,
-        settings: Any = None,
+        settings: Settings | None = None,
     ) -> None:
-        """``config`` wins; else ``settings`` (how ``activation.runner`` builds sinks); else the
-        environment."""
+        """``config`` wins; else the ``hubspot`` section of ``settings`` (how
+        ``activation.runner`` builds sinks); else the environment."""
         if config is None and settings is not None:
-            config = HubSpotConfig.from_settings(settings)
-        self.config = config or HubSpotConfig.from_env()
+            config = settings.hubspot
+        self.config = config or HubSpotSettings.load()
         self.sleep = sleep
         self.clock = clock
         limiter = RateLimiter(self.config.rate_limit, self.config.rate_window_s, clock, sleep)

@@ -22,7 +22,7 @@ from typing import Any, Protocol
 import redis
 
 from activation.base import SinkError
-from activation.config import ActivationSettings, redacted_url
+from peak.core.settings import RedisSettings, redacted_url
 
 #: The mart every board is published from (and the dashboard falls back to).
 MART = "mart_leaderboard_weekly"
@@ -124,14 +124,14 @@ def member_details(
     return [(text(h), text(m)) for h, m in zip(handles, homes, strict=True)]
 
 
-def connect(settings: ActivationSettings) -> redis.Redis:
+def connect(settings: RedisSettings) -> redis.Redis:
     """A client that has answered PING, or a one-line :class:`SinkError`."""
-    where = redacted_url(settings.redis_url)
+    where = redacted_url(settings.url)
     try:
         client = redis.Redis.from_url(
-            settings.redis_url,
-            socket_timeout=settings.redis_timeout,
-            socket_connect_timeout=settings.redis_timeout,
+            settings.url,
+            socket_timeout=settings.timeout,
+            socket_connect_timeout=settings.timeout,
         )
     except ValueError as exc:
         raise SinkError(f"bad REDIS_URL {where}: {first_line(exc)}") from None

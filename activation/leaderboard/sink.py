@@ -35,11 +35,11 @@ from typing import Any
 import redis
 
 from activation.base import RecordError, SinkContext, SinkError, SinkResult, write_outbox
-from activation.config import ActivationSettings
 from activation.leaderboard.boards import MART, MEMBER_FIELDS, Keys, connect, first_line
 from activation.leaderboard.mart import mart_top, read_publication
 from activation.leaderboard.publication import Board, Publication, write_temporary
 from peak.core.layout import outbox_prefix
+from peak.core.settings import Settings
 from peak.model.warehouse import Warehouse
 
 #: Board entries compared with the mart after each run.
@@ -51,13 +51,13 @@ class LeaderboardSink:
 
     name = "leaderboard"
 
-    def __init__(self, settings: ActivationSettings) -> None:
+    def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.keys = Keys(settings.leaderboard_prefix)
+        self.keys = Keys(settings.leaderboard.prefix)
 
     @property
     def ttl(self) -> int:
-        return self.settings.leaderboard_ttl_seconds
+        return self.settings.leaderboard.ttl_seconds
 
     def run(self, ctx: SinkContext) -> SinkResult:
         result = SinkResult(sink=self.name, dry_run=ctx.dry_run)
@@ -66,11 +66,11 @@ class LeaderboardSink:
         try:
             if ctx.dry_run:
                 self._dry_run(
-                    ctx, read_publication(ctx.warehouse, self.settings.leaderboard_weeks), result
+                    ctx, read_publication(ctx.warehouse, self.settings.leaderboard.weeks), result
                 )
             else:
-                client = connect(self.settings)  # before anything else: down means untouched
-                publication = read_publication(ctx.warehouse, self.settings.leaderboard_weeks)
+                client = connect(self.settings.redis)  # before anything else: down means untouched
+                publication = read_publication(ctx.warehouse, self.settings.leaderboard.weeks)
                 self._publish(client, ctx, publication, result)
         except SinkError as exc:
             _fail(result, str(exc))

@@ -68,7 +68,7 @@ if snapshot is not None and snapshot.get("error"):  # Redis went away since the 
     snapshot = None
     index, _ = mart_weeks()
 if snapshot is not None:
-    st.caption(f"Live from Redis (prefix `{ui.context().activation.leaderboard_prefix}`).")
+    st.caption(f"Live from Redis (prefix `{ui.context().settings.leaderboard.prefix}`).")
     names: dict[str, str] = snapshot["boards"]
     tops: dict[str, pd.DataFrame] = snapshot["tops"]
     sizes: dict[str, int] = snapshot["sizes"]

@@ -17,13 +17,13 @@ def build_engine(name: str, settings: Settings, spark: Any = None) -> Engine:
     if name == "duckdb":
         from glue.engine.duckdb_engine import DuckDBEngine  # deferred: duckdb or pyspark, not both
 
-        return DuckDBEngine(settings.duckdb_memory_limit, settings.duckdb_threads)
+        return DuckDBEngine(settings.duckdb.memory_limit, settings.duckdb.threads)
     if name == "spark":
         from glue.engine.spark_engine import SparkEngine  # deferred: duckdb or pyspark, not both
 
         return SparkEngine(
             spark,
-            driver_memory=settings.spark_driver_memory,
-            shuffle_partitions=settings.spark_shuffle_partitions,
+            driver_memory=settings.spark.driver_memory,
+            shuffle_partitions=settings.spark.shuffle_partitions,
         )
     raise ValueError(f"unknown engine {name!r} (known: duckdb, spark)")

@@ -17,7 +17,6 @@ import typer
 from rich.table import Table
 
 from activation import SINK_NAMES
-from activation.config import ActivationSettings
 from peak.cli.app import fail, out, progress_bar, reported, state
 from peak.cli.model import TargetOption
 from peak.core.layout import ACTIVATION_LOCK_KEY
@@ -73,7 +72,7 @@ def _run(ctx: SinkContext, chosen: list[str]) -> dict[str, SinkResult]:
         def done(name: str, result: SinkResult) -> None:
             progress.update(task, advance=1, description=f"{name}: {result.status}")
 
-        return run_sinks(ctx, chosen, ActivationSettings.from_env(), on_done=done)
+        return run_sinks(ctx, chosen, state.config, on_done=done)
 
 
 def print_summary(results: dict[str, SinkResult], title: str = "activate") -> None:
@@ -151,7 +150,7 @@ def _deploy_templates(report: RunReport, dry_run: bool) -> SinkResult:
     from activation.runner import record  # deferred: sink clients
 
     ctx = SinkContext(lake=state.lake, warehouse=None, run_id=report.run_id, dry_run=dry_run)  # type: ignore[arg-type]
-    result = EmailSink(settings=ActivationSettings.from_env()).deploy_templates(ctx)
+    result = EmailSink(settings=state.config).deploy_templates(ctx)
     record(report, {"email": result})
     return result
 

@@ -30,6 +30,7 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
+from peak.core.errors import PeakError
 from peak.core.lake import Lake
 from peak.core.report import RunReport, one_line
 from peak.core.settings import Settings
@@ -57,12 +58,20 @@ class State:
 
     @property
     def lake(self) -> Lake:
-        return Lake.from_uri(self.lake_uri or self.config.lake)
+        """The lake of ``--lake`` or ``PEAK_LAKE``; a bad URI ends the command in one line."""
+        try:
+            return Lake.from_uri(self.lake_uri or self.config.lake)
+        except PeakError as exc:
+            raise fail(str(exc)) from None
 
     @property
     def config(self) -> Settings:
+        """The settings, read once; a bad variable ends the command in one line naming it."""
         if self.settings is None:
-            self.settings = Settings()
+            try:
+                self.settings = Settings.load()
+            except PeakError as exc:
+                raise fail(str(exc)) from None
         return self.settings
 
 
@@ -98,11 +107,7 @@ def fail(message: str, code: int = EXIT_FAILED) -> typer.Exit:
 @contextmanager
 def reported(command: str, options: dict[str, Any]) -> Iterator[RunReport]:
     """Run a command under a run report that is saved whatever happens."""
-    try:
-        lake = state.lake
-        settings = state.config
-    except Exception as exc:  # bad settings: nothing to report into
-        raise fail(str(exc).splitlines()[0]) from exc
+    lake, settings = state.lake, state.config  # bad settings end here, in one line
     report = RunReport(command, lake=lake.root, options=options)
     report.options.setdefault("gym_timezone", settings.gym_timezone)
     try:

@@ -173,8 +173,8 @@ def open_warehouse(lake: Lake, settings: Settings, target: str | None = None) ->
     target = target or settings.dbt_target
     if target == "athena":
         return AthenaWarehouse(
-            schema=settings.athena_schema,
-            work_group=settings.athena_work_group,
-            s3_output=settings.athena_s3_staging_dir,
+            schema=settings.athena.schema_name,
+            work_group=settings.athena.work_group,
+            s3_output=settings.athena.s3_staging_dir,
         )
     return DuckDBWarehouse(serving_path(lake))
