@@ -32,7 +32,7 @@ from peak.core.report import run_id_of
 #: Run reports read (the newest).
 RUNS_READ = 60
 #: Where the transform writes its quality summaries (``quality_result_key``'s folder) and where
-#: glue/quality.py keeps Great Expectations' results (``RESULTS_FOLDER`` beside the docs).
+#: glue/quality/ keeps Great Expectations' results (``RESULTS_FOLDER`` beside the docs).
 RESULTS_PREFIX = f"{QUALITY_PREFIX}results/"
 VALIDATIONS_PREFIX = f"{QUALITY_PREFIX}validations/"
 SINKS_SHOWN = ("hubspot", "email", "leaderboard")

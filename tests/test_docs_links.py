@@ -162,3 +162,103 @@ def test_the_citation_check_catches_documents_the_repository_does_not_hold(repo)
         "job.py:1: STYLE.md",
         "job.py:2: ../shared/design/seed-design.md",
     ]
+
+
+#: A path into one of the project's folders, anywhere in prose or code.
+REPO_PATH = re.compile(
+    r"(?<![\w./-])((?:peak|glue|ingestion|activation|dashboard|contracts|generator|tests|bench|"
+    r"tools|infra|dbt_project|docs)/[\w./-]*\w\.(?:py|sql|yml|yaml|md|txt|sh|toml|json|in))\b"
+)
+#: A dotted name of our code in backticks: ``peak.core.lake.Lake``, :func:`glue.job.main`.
+DOTTED = re.compile(
+    r"`+~?((?:peak|glue|ingestion|activation|dashboard|contracts|generator)(?:\.\w+)+)(?:\(\))?`+"
+)
+
+
+def _defines(module: Path, name: str) -> bool:
+    text = module.read_text(encoding="utf-8")
+    return bool(
+        re.search(rf"^\s*(?:async\s+)?(?:def|class)\s+{name}\b", text, re.MULTILINE)
+        or re.search(rf"^\s*{name}\s*[:=]", text, re.MULTILINE)
+        or re.search(rf"^\s*(?:from\s+\S+\s+)?import\s.*\b{name}\b", text, re.MULTILINE)
+        or re.search(rf"^\s+{name}\s*[:=]", text, re.MULTILINE)  # a class attribute or field
+        or re.search(rf"^\s+{name},?\s*$", text, re.MULTILINE)  # one of a parenthesised import
+        or re.search(rf"def {name}\b|\b{name}\s*=", text)
+    )
+
+
+def dotted_problem(root: Path, dotted: str) -> str | None:
+    """Why ``dotted`` names nothing in the repository (None when it resolves): each part is a
+    package, then a module, then a name the module defines."""
+    parts = dotted.split(".")
+    here = root / parts[0]
+    module: Path | None = here / "__init__.py"
+    for i, part in enumerate(parts[1:], 1):
+        if (here / part).is_dir() and (here / part / "__init__.py").exists():
+            here, module = here / part, here / part / "__init__.py"
+        elif (here / f"{part}.py").exists():
+            here, module = here / part, here / f"{part}.py"
+            if i + 1 < len(parts) and not _defines(module, parts[i + 1]):
+                return f"{'.'.join(parts[: i + 2])} is not defined"
+            return None
+        elif module is not None and module.exists() and _defines(module, part):
+            return None
+        else:
+            return f"no module {'.'.join(parts[: i + 1])}"
+    return None
+
+
+def reference_problems(root: Path, files: list[Path]) -> list[str]:
+    """Every path into the project and every dotted name of its code, in any tracked text, that
+    no longer exists (a file moved or split, a function renamed)."""
+    problems = []
+    for source in files:
+        if source.suffix not in TEXT_SUFFIXES and source.name not in TEXT_NAMES:
+            continue
+        try:
+            lines = source.read_text(encoding="utf-8").splitlines()
+        except (UnicodeDecodeError, FileNotFoundError):
+            continue
+        for number, line in enumerate(lines, 1):
+            where = f"{source.relative_to(root)}:{number}"
+            for path in REPO_PATH.findall(line):
+                if path.startswith("bench/out/"):  # what the benchmarks write (git-ignored)
+                    continue
+                if not (root / path).exists():
+                    problems.append(f"{where}: {path}")
+            for dotted in DOTTED.findall(line):
+                why = dotted_problem(root, dotted)
+                if why:
+                    problems.append(f"{where}: {dotted} ({why})")
+    return problems
+
+
+#: Records of the past, which name files as they were then.
+HISTORY = {"CHANGELOG.md", "docs/adr/0007-layers-inside-peak.md"}
+
+
+def test_every_path_and_dotted_name_in_the_docs_and_code_exists():
+    here = Path(__file__).resolve()
+    files = [
+        f
+        for f in tracked_files(ROOT)
+        if f.resolve() != here and f.relative_to(ROOT).as_posix() not in HISTORY
+    ]
+    assert reference_problems(ROOT, files) == []
+
+
+def test_the_reference_check_catches_moved_files_and_renamed_names(tmp_path):
+    (tmp_path / "peak" / "core").mkdir(parents=True)
+    (tmp_path / "peak" / "__init__.py").write_text("")
+    (tmp_path / "peak" / "core" / "__init__.py").write_text("")
+    (tmp_path / "peak" / "core" / "lake.py").write_text("class Lake:\n    pass\n")
+    doc = tmp_path / "notes.md"
+    doc.write_text(
+        "`peak.core.lake.Lake` and peak/core/lake.py are fine;\n"
+        "`peak.lake.Lake`, peak/lake.py and :func:`peak.core.lake.exclusive` moved.\n"
+    )
+    assert reference_problems(tmp_path, [doc]) == [
+        "notes.md:2: peak/lake.py",
+        "notes.md:2: peak.lake.Lake (no module peak.lake)",
+        "notes.md:2: peak.core.lake.exclusive (peak.core.lake.exclusive is not defined)",
+    ]

@@ -1,4 +1,4 @@
-"""The Great Expectations step (glue/quality.py) on small staged processed partitions.
+"""The Great Expectations step (glue/quality/) on small staged processed partitions.
 
 Each test writes its own tiny processed-zone fixtures with pyarrow, typed as the transform
 writes them (hive layout: ``dt`` is the folder, not a column of the file).

@@ -85,7 +85,7 @@ def cost_command(
 ) -> None:
     """Estimate the monthly AWS cost from the lake's volumes and run reports, vs the budget.
 
-    The design's budget is Glue ~$1.20 and Athena ~$0.50 a month; prices live in peak/cost.py.
+    The design's budget is Glue ~$1.20 and Athena ~$0.50 a month; prices live in peak/ops/cost.py.
     """
 
     options = {"days": days, "execution_class": execution_class}
@@ -147,7 +147,7 @@ def prune_command(
 ) -> None:
     """Remove files past their zone's retention: raw 30 days, processed 1 year, quarantine 90.
 
-    The same rules as the deployed buckets' S3 lifecycle rules (peak/prune.py).
+    The same rules as the deployed buckets' S3 lifecycle rules (peak/ops/prune.py).
     """
 
     for name in zone or []:

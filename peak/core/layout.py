@@ -75,7 +75,7 @@ def staging_prefix(run_id: str) -> str:
 
 
 #: Great Expectations' home: ``data_docs/`` (the site), ``validations/`` (its full results,
-#: written by glue/quality.py) and ``results/`` (the transform's one-line summaries).
+#: written by glue/quality/) and ``results/`` (the transform's one-line summaries).
 QUALITY_PREFIX = "quality/"
 QUALITY_DOCS = "data_docs"
 

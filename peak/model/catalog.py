@@ -14,10 +14,11 @@ crawler (which costs money, guesses types and lags behind), no ``MSCK REPAIR TAB
 files. A day without a folder simply reads as empty. The catalog changes only when a contract
 does, which is exactly when :func:`sync` has work to do.
 
-Each table carries ``peak.contract`` (the dataset it serves) and ``peak.fingerprint`` (a sha256 of
+Each table carries the parameters ``"peak.contract"`` (the dataset it serves) and
+``"peak.fingerprint"`` (a sha256 of
 the contract-derived definition). :func:`sync` compares both the fingerprint and the table's actual
 columns, partition keys, location and parameters, so a table edited by hand is repaired too.
-Tables tagged ``peak.contract`` whose contract is gone are reported as orphaned, never dropped.
+Tables tagged ``"peak.contract"`` whose contract is gone are reported as orphaned, never dropped.
 """
 
 from __future__ import annotations

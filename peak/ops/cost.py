@@ -4,7 +4,7 @@ The estimate reads only the lake: the bytes in each zone (object listings with s
 run reports under ``_runs/`` of the last ``days`` days. Per service:
 
 - **S3 storage**: bytes per zone x the Standard price. The lake's own retention
-  (``peak/prune.py``) bounds it.
+  (``peak/ops/prune.py``) bounds it.
 - **Glue**: every transform run report (the Glue jobs', or a local ``peak transform``/``peak run``
   as a proxy when there is none yet): duration -> DPU-hours. Spark runs use the template's
   workers (``--workers``/``--worker-type``) at FLEX or STANDARD prices per
