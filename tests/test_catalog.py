@@ -1,6 +1,6 @@
-"""The Glue catalog over the processed zone (peak/model/catalog.py), against moto's Glue: tables created
-from the contracts, partition projection, idempotent sync, repair of hand edits, contract changes,
-orphans, dry runs, and Glue columns that match the Parquet the transform really writes."""
+"""The Glue catalog over the processed zone (peak/model/catalog.py), against moto's Glue: tables
+created from the contracts, partition projection, idempotent sync, repair of hand edits, contract
+changes, orphans, dry runs, and Glue columns that match the Parquet the transform really writes."""
 
 from __future__ import annotations
 
