@@ -32,7 +32,7 @@ import pytest
 
 import contracts
 from contracts import Contract
-from glue import engine as staging_layout
+from glue.engine import base as staging_layout
 from glue.engine.base import EngineJob, EngineResult
 from glue.engine.duckdb_engine import DuckDBEngine
 from ingestion.parse import raw_schema
