@@ -1,6 +1,6 @@
 {{ config(materialized='table') }}  -- read by several models and tests: computed once
 -- Each member's churn status as of the as-of date, with the reason. The rule and its
--- thresholds (dbt vars, set once in dbt_project.yml) are described in models/docs.md.
+-- thresholds (dbt vars, set once in dbt_project.yml) are described in _intermediate__docs.md.
 {% set recent_days = var('at_risk_recent_weeks') * 7 %}
 {% set baseline_days = var('at_risk_baseline_weeks') * 7 %}
 
