@@ -23,52 +23,74 @@
 {% endif %}
 
 with attendance as (
-    select *
-    from {{ ref('stg_attendance') }}
+    select * from {{ ref('stg_attendance') }}
     {% if is_incremental() %}
-    where {{ dt_in('dt', days) }}
+        where {{ dt_in('dt', days) }}
     {% endif %}
 ),
 
+classes as (
+    select * from {{ ref('int_classes_latest') }}
+),
+
+members as (
+    select * from {{ ref('int_members_latest') }}
+),
+
+-- Each check-in with its class and member (null when unknown), and the gyms' local time.
 enriched as (
     select
-        a.attendance_id,
-        a.user_id,
-        a.class_id,
-        a.checked_in_at,
-        {{ to_local_time('a.checked_in_at') }} as checked_in_local,
-        c.location,
-        c.class_name,
-        c.instructor,
-        m.home_location,
-        c.class_id is not null as is_known_class,
-        m.user_id is not null as is_known_member,
-        a.source_file,
-        a.ingested_at,
-        a.dt
-    from attendance as a
-    left join {{ ref('int_classes_latest') }} as c on a.class_id = c.class_id
-    left join {{ ref('int_members_latest') }} as m on a.user_id = m.user_id
+        attendance.attendance_id,
+        attendance.user_id,
+        attendance.class_id,
+        attendance.checked_in_at,
+        classes.location,
+        classes.class_name,
+        classes.instructor,
+        members.home_location,
+        attendance.source_file,
+        attendance.ingested_at,
+        attendance.dt,
+        classes.class_id is not null as is_known_class,
+        members.user_id is not null as is_known_member,
+        {{ to_local_time('attendance.checked_in_at') }} as checked_in_local
+    from attendance
+    left join classes on attendance.class_id = classes.class_id
+    left join members on attendance.user_id = members.user_id
+),
+
+calendar as (
+    select
+        *,
+        cast(checked_in_local as date) as local_date,
+        cast({{ dbt.date_trunc('week', 'checked_in_local') }} as date) as week_start,
+        {{ iso_weekday('checked_in_local') }} as weekday,
+        extract(hour from checked_in_local) as hour
+    from enriched
+),
+
+final as (
+    select
+        attendance_id,
+        user_id,
+        class_id,
+        checked_in_at,
+        checked_in_local,
+        local_date,
+        week_start,
+        weekday,
+        hour,
+        location,
+        class_name,
+        instructor,
+        home_location,
+        is_known_class,
+        is_known_member,
+        source_file,
+        ingested_at,
+        -- The partition column is last (Athena's Hive tables require it).
+        dt
+    from calendar
 )
 
-select
-    attendance_id,
-    user_id,
-    class_id,
-    checked_in_at,
-    checked_in_local,
-    cast(checked_in_local as date) as local_date,
-    cast({{ dbt.date_trunc('week', 'checked_in_local') }} as date) as week_start,
-    {{ iso_weekday('checked_in_local') }} as weekday,
-    extract(hour from checked_in_local) as hour,
-    location,
-    class_name,
-    instructor,
-    home_location,
-    is_known_class,
-    is_known_member,
-    source_file,
-    ingested_at,
-    -- The partition column is last (Athena's Hive tables require it).
-    dt
-from enriched
+select * from final

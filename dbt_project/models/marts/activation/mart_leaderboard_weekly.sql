@@ -1,35 +1,48 @@
 -- Per ISO week and board (overall, and each gym by where the check-ins happened), every member
 -- who visited, ranked: visits, then weekly streak, then the
 -- earliest first check-in of the week, then user_id so ranks are unique.
-with as_of as (
-    select cast({{ dbt.date_trunc('week', as_of_date()) }} as date) as current_week
-),
-
-visits as (
-    select
-        f.week_start,
-        f.user_id,
-        f.location,
-        f.checked_in_at
-    from {{ ref('fct_attendance') }} as f
-    cross join as_of as a
-    where
-        f.week_start > {{ dbt.dateadd('day', -7 * var('leaderboard_weeks'), 'a.current_week') }}
-        and f.week_start <= a.current_week
+with attendance as (
+    select * from {{ ref('fct_attendance') }}
 ),
 
 member_weeks as (
+    select * from {{ ref('int_member_weeks') }}
+),
+
+users as (
+    select * from {{ ref('dim_users') }}
+),
+
+as_of as (
+    select cast({{ dbt.date_trunc('week', as_of_date()) }} as date) as current_week
+),
+
+-- The check-ins and the members' weekly totals of the weeks kept.
+visits as (
     select
-        w.user_id,
-        w.week_start,
-        w.visits,
-        w.first_check_in_at,
-        w.streak_weeks
-    from {{ ref('int_member_weeks') }} as w
-    cross join as_of as a
+        attendance.week_start,
+        attendance.user_id,
+        attendance.location,
+        attendance.checked_in_at
+    from attendance
+    cross join as_of
     where
-        w.week_start > {{ dbt.dateadd('day', -7 * var('leaderboard_weeks'), 'a.current_week') }}
-        and w.week_start <= a.current_week
+        attendance.week_start > {{ dbt.dateadd('day', -7 * var('leaderboard_weeks'), 'as_of.current_week') }}
+        and attendance.week_start <= as_of.current_week
+),
+
+weekly_totals as (
+    select
+        member_weeks.user_id,
+        member_weeks.week_start,
+        member_weeks.visits,
+        member_weeks.first_check_in_at,
+        member_weeks.streak_weeks
+    from member_weeks
+    cross join as_of
+    where
+        member_weeks.week_start > {{ dbt.dateadd('day', -7 * var('leaderboard_weeks'), 'as_of.current_week') }}
+        and member_weeks.week_start <= as_of.current_week
 ),
 
 boards as (
@@ -40,7 +53,7 @@ boards as (
         user_id,
         visits,
         first_check_in_at
-    from member_weeks
+    from weekly_totals
     union all
     select
         week_start,
@@ -51,23 +64,48 @@ boards as (
     from visits
     where location is not null
     group by week_start, location, user_id
+),
+
+ranked as (
+    select
+        boards.week_start,
+        boards.board,
+        boards.user_id,
+        users.home_location,
+        boards.visits,
+        weekly_totals.streak_weeks,
+        boards.first_check_in_at,
+        {{ iso_week_label('boards.week_start') }} as iso_week,
+        coalesce(
+            users.handle, 'Member ***' || substr(boards.user_id, greatest(length(boards.user_id) - 3, 1))
+        ) as handle,
+        row_number() over (
+            partition by boards.week_start, boards.board
+            order by
+                boards.visits desc,
+                weekly_totals.streak_weeks desc,
+                boards.first_check_in_at asc,
+                boards.user_id asc
+        ) as rank
+    from boards
+    inner join weekly_totals
+        on boards.user_id = weekly_totals.user_id and boards.week_start = weekly_totals.week_start
+    left join users on boards.user_id = users.user_id
+),
+
+final as (
+    select
+        week_start,
+        iso_week,
+        board,
+        user_id,
+        handle,
+        home_location,
+        visits,
+        streak_weeks,
+        first_check_in_at,
+        rank
+    from ranked
 )
 
-select
-    b.week_start,
-    {{ iso_week_label('b.week_start') }} as iso_week,
-    b.board,
-    b.user_id,
-    coalesce(u.handle, 'Member ***' || substr(b.user_id, greatest(length(b.user_id) - 3, 1))) as handle,
-    u.home_location,
-    b.visits,
-    w.streak_weeks,
-    b.first_check_in_at,
-    row_number() over (
-        partition by b.week_start, b.board
-        order by b.visits desc, w.streak_weeks desc, b.first_check_in_at asc, b.user_id asc
-    ) as rank
-from boards as b
-inner join member_weeks as w
-    on b.user_id = w.user_id and b.week_start = w.week_start
-left join {{ ref('dim_users') }} as u on b.user_id = u.user_id
+select * from final

@@ -2,12 +2,20 @@
 -- many visited in each month since (month 0 = the join month). Every cohort has its month-0 row
 -- (zero active members included), so summing cohort_size over the month-0 rows of any set of
 -- gyms gives that set's cohort size.
-with cohorts as (
+with users as (
+    select * from {{ ref('dim_users') }}
+),
+
+member_months as (
+    select * from {{ ref('int_member_months') }}
+),
+
+cohorts as (
     select
         user_id,
         home_location,
         cast({{ dbt.date_trunc('month', 'join_date') }} as date) as cohort_month
-    from {{ ref('dim_users') }}
+    from users
 ),
 
 sizes as (
@@ -19,22 +27,15 @@ sizes as (
     group by cohort_month, home_location
 ),
 
-activity as (
-    select
-        user_id,
-        activity_month
-    from {{ ref('int_member_months') }}
-),
-
 months as (
     select
-        c.cohort_month,
-        c.home_location,
-        {{ dbt.datediff('c.cohort_month', 'a.activity_month', 'month') }}
+        cohorts.cohort_month,
+        cohorts.home_location,
+        {{ dbt.datediff('cohorts.cohort_month', 'member_months.activity_month', 'month') }}
             as months_since_join
-    from cohorts as c
-    inner join activity as a on c.user_id = a.user_id
-    where a.activity_month >= c.cohort_month
+    from cohorts
+    inner join member_months on cohorts.user_id = member_months.user_id
+    where member_months.activity_month >= cohorts.cohort_month
 ),
 
 retained as (
@@ -59,20 +60,24 @@ grid as (
         home_location,
         months_since_join
     from retained
+),
+
+final as (
+    select
+        grid.cohort_month,
+        grid.home_location,
+        grid.months_since_join,
+        sizes.cohort_size,
+        coalesce(retained.active_members, 0) as active_members,
+        coalesce(retained.active_members, 0) * 1.0 / sizes.cohort_size as retention_rate
+    from grid
+    inner join sizes
+        on grid.cohort_month = sizes.cohort_month and grid.home_location = sizes.home_location
+    left join retained
+        on
+            grid.cohort_month = retained.cohort_month
+            and grid.home_location = retained.home_location
+            and grid.months_since_join = retained.months_since_join
 )
 
-select
-    g.cohort_month,
-    g.home_location,
-    g.months_since_join,
-    s.cohort_size,
-    coalesce(r.active_members, 0) as active_members,
-    coalesce(r.active_members, 0) * 1.0 / s.cohort_size as retention_rate
-from grid as g
-inner join sizes as s
-    on g.cohort_month = s.cohort_month and g.home_location = s.home_location
-left join retained as r
-    on
-        g.cohort_month = r.cohort_month
-        and g.home_location = r.home_location
-        and g.months_since_join = r.months_since_join
+select * from final

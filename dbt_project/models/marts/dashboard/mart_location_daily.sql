@@ -1,6 +1,10 @@
 -- Per gym and local day: visits, distinct visitors, classes held and new members (by home gym).
-with visits as (
+with location_daily_visits as (
     select * from {{ ref('int_location_daily_visits') }}
+),
+
+users as (
+    select * from {{ ref('dim_users') }}
 ),
 
 joins as (
@@ -8,17 +12,23 @@ joins as (
         home_location as location,
         join_date as activity_date,
         count(*) as new_members
-    from {{ ref('dim_users') }}
+    from users
     group by home_location, join_date
+),
+
+final as (
+    select
+        coalesce(location_daily_visits.location, joins.location) as location,
+        coalesce(location_daily_visits.activity_date, joins.activity_date) as activity_date,
+        coalesce(location_daily_visits.visits, 0) as visits,
+        coalesce(location_daily_visits.unique_visitors, 0) as unique_visitors,
+        coalesce(location_daily_visits.classes_held, 0) as classes_held,
+        coalesce(joins.new_members, 0) as new_members
+    from location_daily_visits
+    full outer join joins
+        on
+            location_daily_visits.location = joins.location
+            and location_daily_visits.activity_date = joins.activity_date
 )
 
-select
-    coalesce(v.location, j.location) as location,
-    coalesce(v.activity_date, j.activity_date) as activity_date,
-    coalesce(v.visits, 0) as visits,
-    coalesce(v.unique_visitors, 0) as unique_visitors,
-    coalesce(v.classes_held, 0) as classes_held,
-    coalesce(j.new_members, 0) as new_members
-from visits as v
-full outer join joins as j
-    on v.location = j.location and v.activity_date = j.activity_date
+select * from final

@@ -1,29 +1,53 @@
 -- One row per member: churn status, reason, and the date the status began.
 -- Churned: the rule's own date (cancellation, or the day inactivity crossed the threshold);
 -- otherwise the as-of date the pipeline first saw the current status (snap_churn_status).
-with current_status as (
+with churn_statuses as (
+    select * from {{ ref('int_churn_status') }}
+),
+
+churn_status_history as (
+    select * from {{ ref('snap_churn_status') }}
+),
+
+users as (
+    select * from {{ ref('dim_users') }}
+),
+
+current_status as (
     select
         user_id,
         cast(dbt_valid_from as date) as status_since
-    from {{ ref('snap_churn_status') }}
+    from churn_status_history
     where dbt_valid_to is null
+),
+
+dated as (
+    select
+        churn_statuses.*,
+        coalesce(churn_statuses.rule_date, current_status.status_since, churn_statuses.evaluated_on)
+            as churn_date
+    from churn_statuses
+    left join current_status on churn_statuses.user_id = current_status.user_id
+),
+
+final as (
+    select
+        dated.user_id,
+        users.email,
+        users.home_location,
+        dated.churn_status,
+        dated.churn_reason,
+        dated.churn_date,
+        dated.membership_status,
+        dated.last_visit_date,
+        dated.days_inactive,
+        dated.recent_visits,
+        dated.baseline_visits,
+        dated.recent_weekly_rate,
+        dated.baseline_weekly_rate,
+        dated.evaluated_on
+    from dated
+    inner join users on dated.user_id = users.user_id
 )
 
-select
-    c.user_id,
-    u.email,
-    u.home_location,
-    c.churn_status,
-    c.churn_reason,
-    coalesce(c.rule_date, s.status_since, c.evaluated_on) as churn_date,
-    c.membership_status,
-    c.last_visit_date,
-    c.days_inactive,
-    c.recent_visits,
-    c.baseline_visits,
-    c.recent_weekly_rate,
-    c.baseline_weekly_rate,
-    c.evaluated_on
-from {{ ref('int_churn_status') }} as c
-inner join {{ ref('dim_users') }} as u on c.user_id = u.user_id
-left join current_status as s on c.user_id = s.user_id
+select * from final
