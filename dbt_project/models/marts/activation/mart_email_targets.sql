@@ -29,8 +29,9 @@ final as (
         users.join_date,
         member_activity.last_visit_date,
         member_activity.days_since_last_visit,
-        member_activity.visits_30d,
-        member_activity.visits_90d,
+        -- bigint on both engines (DuckDB's sum is a hugeint)
+        cast(member_activity.visits_30d as bigint) as visits_30d,
+        cast(member_activity.visits_90d as bigint) as visits_90d,
         member_activity.longest_streak_weeks,
         member_favourites.favourite_class,
         member_favourites.favourite_instructor

@@ -23,7 +23,7 @@ final as (
         member_churn.churn_reason,
         member_churn.churn_date,
         member_activity.last_visit_date,
-        member_activity.visits_30d,
+        cast(member_activity.visits_30d as bigint) as visits_30d,  -- DuckDB's sum is a hugeint
         users.marketing_opt_in
     from member_churn
     inner join users on member_churn.user_id = users.user_id

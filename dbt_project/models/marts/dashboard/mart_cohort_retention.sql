@@ -62,14 +62,13 @@ grid as (
     from retained
 ),
 
-final as (
+cohort_months as (
     select
         grid.cohort_month,
         grid.home_location,
         grid.months_since_join,
         sizes.cohort_size,
-        coalesce(retained.active_members, 0) as active_members,
-        coalesce(retained.active_members, 0) * 1.0 / sizes.cohort_size as retention_rate
+        coalesce(retained.active_members, 0) as active_members
     from grid
     inner join sizes
         on grid.cohort_month = sizes.cohort_month and grid.home_location = sizes.home_location
@@ -78,6 +77,18 @@ final as (
             grid.cohort_month = retained.cohort_month
             and grid.home_location = retained.home_location
             and grid.months_since_join = retained.months_since_join
+),
+
+final as (
+    select
+        cohort_month,
+        home_location,
+        months_since_join,
+        cohort_size,
+        active_members,
+        -- A double on both engines (Athena computes `n * 1.0 / size` as a decimal).
+        cast(active_members * 1.0 / cohort_size as double) as retention_rate
+    from cohort_months
 )
 
 select * from final

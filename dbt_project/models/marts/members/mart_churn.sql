@@ -24,8 +24,10 @@ current_status as (
 dated as (
     select
         churn_statuses.*,
-        coalesce(churn_statuses.rule_date, current_status.status_since, churn_statuses.evaluated_on)
-            as churn_date
+        -- A date on both engines (DuckDB's dateadd gives the rule's date as a timestamp).
+        cast(
+            coalesce(churn_statuses.rule_date, current_status.status_since, churn_statuses.evaluated_on) as date
+        ) as churn_date
     from churn_statuses
     left join current_status on churn_statuses.user_id = current_status.user_id
 ),
@@ -41,10 +43,12 @@ final as (
         dated.membership_status,
         dated.last_visit_date,
         dated.days_inactive,
-        dated.recent_visits,
-        dated.baseline_visits,
-        dated.recent_weekly_rate,
-        dated.baseline_weekly_rate,
+        -- The contract's types on both engines: DuckDB sums integers to a hugeint, and Athena
+        -- computes `visits * 1.0 / weeks` as a decimal.
+        cast(dated.recent_visits as bigint) as recent_visits,
+        cast(dated.baseline_visits as bigint) as baseline_visits,
+        cast(dated.recent_weekly_rate as double) as recent_weekly_rate,
+        cast(dated.baseline_weekly_rate as double) as baseline_weekly_rate,
         dated.evaluated_on
     from dated
     inner join users on dated.user_id = users.user_id
