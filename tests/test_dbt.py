@@ -55,7 +55,7 @@ def target_dir(lake: Path, target: str) -> Path:
 
 def compiled_days(lake: Path) -> list[str]:
     """The dt literals the last run of fct_attendance rebuilt."""
-    path = target_dir(lake, "local") / "compiled/peak_fitness/models/marts/core"
+    path = target_dir(lake, "local") / "compiled/peak_fitness/models/core"
     text = (path / "fct_attendance.sql").read_text()
     return re.findall(r"date '(\d{4}-\d{2}-\d{2})'", text.split("where dt in", 1)[1])
 
@@ -410,7 +410,9 @@ def test_analysts_can_run_plain_dbt(built, tmp_path):
         env=env, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout[-2000:]
-    unit_tests = yaml.safe_load((dbt.PROJECT_DIR / "models/unit_tests.yml").read_text())
+    # The unit tests sit beside their models, in each folder's _<folder>__models.yml.
+    documents = [yaml.safe_load(p.read_text()) for p in (dbt.PROJECT_DIR / "models").rglob("*.yml")]
+    unit_tests = {"unit_tests": [t for d in documents for t in d.get("unit_tests", [])]}
     assert f"PASS={len(unit_tests['unit_tests'])}" in result.stdout
     assert (built / WAREHOUSE_KEY).exists()
 

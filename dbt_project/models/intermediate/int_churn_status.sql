@@ -1,34 +1,62 @@
 {{ config(materialized='table') }}  -- read by several models and tests: computed once
 -- Each member's churn status as of the as-of date, with the reason. The rule and its
--- thresholds (dbt vars, set once in dbt_project.yml) are described in models/docs.md.
+-- thresholds (dbt vars, set once in dbt_project.yml) are described in _intermediate__docs.md.
 {% set recent_days = var('at_risk_recent_weeks') * 7 %}
 {% set baseline_days = var('at_risk_baseline_weeks') * 7 %}
 
-with as_of as (
+with attendance as (
+    select * from {{ ref('fct_attendance') }}
+),
+
+-- Every export's record of every member (the processed zone keeps them all).
+members as (
+    select * from {{ ref('stg_members') }}
+),
+
+users as (
+    select * from {{ ref('dim_users') }}
+),
+
+as_of as (
     select {{ as_of_date() }} as as_of_date
 ),
 
 -- Only check-ins up to the as-of date count: a re-run of a past day must not see later visits.
 visits as (
     select
-        f.user_id,
-        max(f.local_date) as last_visit_date,
+        attendance.user_id,
+        max(attendance.local_date) as last_visit_date,
         sum(
-            case when f.local_date > {{ dbt.dateadd('day', -recent_days, 'a.as_of_date') }} then 1 else 0 end
+            case
+                when attendance.local_date > {{ dbt.dateadd('day', -recent_days, 'as_of.as_of_date') }}
+                    then 1
+                else 0
+            end
         ) as recent_visits,
         sum(
             case
                 when
-                    f.local_date > {{ dbt.dateadd('day', -(recent_days + baseline_days), 'a.as_of_date') }}
-                    and f.local_date <= {{ dbt.dateadd('day', -recent_days, 'a.as_of_date') }}
+                    attendance.local_date
+                    > {{ dbt.dateadd('day', -(recent_days + baseline_days), 'as_of.as_of_date') }}
+                    and attendance.local_date <= {{ dbt.dateadd('day', -recent_days, 'as_of.as_of_date') }}
                     then 1
                 else 0
             end
         ) as baseline_visits
-    from {{ ref('fct_attendance') }} as f
-    cross join as_of as a
-    where f.local_date <= a.as_of_date
-    group by f.user_id
+    from attendance
+    cross join as_of
+    where attendance.local_date <= as_of.as_of_date
+    group by attendance.user_id
+),
+
+member_updates as (
+    select
+        user_id,
+        status,
+        updated_at,
+        export_date,
+        min(updated_at) over (partition by user_id) as first_updated_at
+    from members
 ),
 
 -- The member's records as of the as-of date: every export's row changed on or before it, in
@@ -37,21 +65,18 @@ visits as (
 -- depend on when the pipeline ran.
 member_records as (
     select
-        m.user_id,
-        m.status,
-        m.updated_at,
-        row_number() over (partition by m.user_id order by m.export_date, m.updated_at) as seq
-    from (
-        select
-            user_id,
-            status,
-            updated_at,
-            export_date,
-            min(updated_at) over (partition by user_id) as first_updated_at
-        from {{ ref('stg_members') }}
-    ) as m
-    cross join as_of as a
-    where cast(m.updated_at as date) <= a.as_of_date or m.updated_at = m.first_updated_at
+        member_updates.user_id,
+        member_updates.status,
+        member_updates.updated_at,
+        row_number() over (
+            partition by member_updates.user_id
+            order by member_updates.export_date, member_updates.updated_at
+        ) as seq
+    from member_updates
+    cross join as_of
+    where
+        cast(member_updates.updated_at as date) <= as_of.as_of_date
+        or member_updates.updated_at = member_updates.first_updated_at
 ),
 
 member_runs as (
@@ -68,34 +93,40 @@ member_runs as (
 -- one): later edits of a cancelled member (email, opt-in) do not move it.
 member_status as (
     select
-        r.user_id,
-        max(case when r.seq = runs.last_seq then r.status end) as membership_status,
+        member_records.user_id,
+        max(case when member_records.seq = member_runs.last_seq then member_records.status end)
+            as membership_status,
         min(
-            case when r.status = 'cancelled' and r.seq > coalesce(runs.last_not_cancelled_seq, 0) then r.updated_at end
+            case
+                when
+                    member_records.status = 'cancelled'
+                    and member_records.seq > coalesce(member_runs.last_not_cancelled_seq, 0)
+                    then member_records.updated_at
+            end
         ) as cancelled_at
-    from member_records as r
-    inner join member_runs as runs on r.user_id = runs.user_id
-    group by r.user_id
+    from member_records
+    inner join member_runs on member_records.user_id = member_runs.user_id
+    group by member_records.user_id
 ),
 
-members as (
+member_metrics as (
     select
-        u.user_id,
-        s.membership_status,
-        s.cancelled_at,
-        u.join_date,
-        v.last_visit_date,
-        coalesce(v.recent_visits, 0) as recent_visits,
-        coalesce(v.baseline_visits, 0) as baseline_visits,
-        coalesce(v.recent_visits, 0) * 1.0 / {{ var('at_risk_recent_weeks') }} as recent_weekly_rate,
-        coalesce(v.baseline_visits, 0) * 1.0 / {{ var('at_risk_baseline_weeks') }} as baseline_weekly_rate,
-        {{ dbt.datediff('coalesce(v.last_visit_date, u.join_date)', 'a.as_of_date', 'day') }}
-            as days_inactive,
-        a.as_of_date
-    from {{ ref('dim_users') }} as u
-    cross join as_of as a
-    left join member_status as s on u.user_id = s.user_id
-    left join visits as v on u.user_id = v.user_id
+        users.user_id,
+        member_status.membership_status,
+        member_status.cancelled_at,
+        users.join_date,
+        visits.last_visit_date,
+        as_of.as_of_date,
+        coalesce(visits.recent_visits, 0) as recent_visits,
+        coalesce(visits.baseline_visits, 0) as baseline_visits,
+        coalesce(visits.recent_visits, 0) * 1.0 / {{ var('at_risk_recent_weeks') }} as recent_weekly_rate,
+        coalesce(visits.baseline_visits, 0) * 1.0 / {{ var('at_risk_baseline_weeks') }} as baseline_weekly_rate,
+        {{ dbt.datediff('coalesce(visits.last_visit_date, users.join_date)', 'as_of.as_of_date', 'day') }}
+            as days_inactive
+    from users
+    cross join as_of
+    left join member_status on users.user_id = member_status.user_id
+    left join visits on users.user_id = visits.user_id
 ),
 
 classified as (
@@ -110,29 +141,41 @@ classified as (
                 and recent_weekly_rate < {{ var('at_risk_rate_ratio') }} * baseline_weekly_rate
                 then 'visit_rate_drop'
         end as churn_reason
-    from members
+    from member_metrics
+),
+
+statuses as (
+    select
+        *,
+        case
+            when churn_reason in ('cancelled', 'inactive') then 'churned'
+            when churn_reason = 'visit_rate_drop' then 'at_risk'
+            else 'active'
+        end as churn_status,
+        case
+            when churn_reason = 'cancelled' then cast(cancelled_at as date)
+            when churn_reason = 'inactive'
+                then {{ dbt.dateadd('day', var('churn_inactive_days'), 'coalesce(last_visit_date, join_date)') }}
+        end as rule_date
+    from classified
+),
+
+final as (
+    select
+        user_id,
+        churn_status,
+        churn_reason,
+        membership_status,
+        rule_date,
+        last_visit_date,
+        days_inactive,
+        recent_visits,
+        baseline_visits,
+        recent_weekly_rate,
+        baseline_weekly_rate,
+        as_of_date as evaluated_on,
+        cast(as_of_date as timestamp) as evaluated_at
+    from statuses
 )
 
-select
-    user_id,
-    case
-        when churn_reason in ('cancelled', 'inactive') then 'churned'
-        when churn_reason = 'visit_rate_drop' then 'at_risk'
-        else 'active'
-    end as churn_status,
-    churn_reason,
-    membership_status,
-    case
-        when churn_reason = 'cancelled' then cast(cancelled_at as date)
-        when churn_reason = 'inactive'
-            then {{ dbt.dateadd('day', var('churn_inactive_days'), 'coalesce(last_visit_date, join_date)') }}
-    end as rule_date,
-    last_visit_date,
-    days_inactive,
-    recent_visits,
-    baseline_visits,
-    recent_weekly_rate,
-    baseline_weekly_rate,
-    as_of_date as evaluated_on,
-    cast(as_of_date as timestamp) as evaluated_at
-from classified
+select * from final

@@ -19,16 +19,35 @@
   ) %}
 {% endif %}
 
-select
-    location,
-    count(*) as visits,
-    count(distinct user_id) as unique_visitors,
-    count(distinct class_id) as classes_held,
-    max(ingested_at) as ingested_at,
-    -- The partition column is last (Athena's Hive tables require it).
-    local_date as activity_date
-from {{ ref('fct_attendance') }}
-where
-    location is not null
-    and {{ dt_in('local_date', days) if is_incremental() else '1 = 1' }}
-group by location, local_date
+with attendance as (
+    select * from {{ ref('fct_attendance') }}
+    where
+        location is not null
+        and {{ dt_in('local_date', days) if is_incremental() else '1 = 1' }}
+),
+
+daily as (
+    select
+        location,
+        local_date as activity_date,
+        count(*) as visits,
+        count(distinct user_id) as unique_visitors,
+        count(distinct class_id) as classes_held,
+        max(ingested_at) as ingested_at
+    from attendance
+    group by location, local_date
+),
+
+final as (
+    select
+        location,
+        visits,
+        unique_visitors,
+        classes_held,
+        ingested_at,
+        -- The partition column is last (Athena's Hive tables require it).
+        activity_date
+    from daily
+)
+
+select * from final

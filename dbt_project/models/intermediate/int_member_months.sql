@@ -20,16 +20,33 @@
     ) %}
 {% endif %}
 
-select
-    user_id,
-    count(*) as visits,
-    max(ingested_at) as ingested_at,
-    -- The partition column is last (Athena's Hive tables require it).
-    {{ month }} as activity_month
-from {{ ref('fct_attendance') }}
-{% if is_incremental() %}
-    where
-        {{ on_or_after('local_date', months[0] if months else none) }}
-        and {{ dt_in(month, months) }}
-{% endif %}
-group by user_id, {{ month }}
+with attendance as (
+    select * from {{ ref('fct_attendance') }}
+    {% if is_incremental() %}
+        where
+            {{ on_or_after('local_date', months[0] if months else none) }}
+            and {{ dt_in(month, months) }}
+    {% endif %}
+),
+
+monthly as (
+    select
+        user_id,
+        {{ month }} as activity_month,
+        count(*) as visits,
+        max(ingested_at) as ingested_at
+    from attendance
+    group by user_id, {{ month }}
+),
+
+final as (
+    select
+        user_id,
+        visits,
+        ingested_at,
+        -- The partition column is last (Athena's Hive tables require it).
+        activity_month
+    from monthly
+)
+
+select * from final

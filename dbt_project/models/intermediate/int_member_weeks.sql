@@ -20,17 +20,21 @@
   {% set first_week = first_changed(ref('fct_attendance'), 'week_start') %}
 {% endif %}
 
-with weekly as (
+with attendance as (
+    select * from {{ ref('fct_attendance') }}
+    {% if is_incremental() %}
+        where {{ on_or_after('week_start', first_week) }}
+    {% endif %}
+),
+
+weekly as (
     select
         user_id,
         week_start,
         count(*) as visits,
         min(checked_in_at) as first_check_in_at,
         max(ingested_at) as ingested_at
-    from {{ ref('fct_attendance') }}
-    {% if is_incremental() %}
-        where {{ on_or_after('week_start', first_week) }}
-    {% endif %}
+    from attendance
     group by user_id, week_start
 ),
 
@@ -76,21 +80,32 @@ carried as (
 
 streaks as (
     select
-        r.*,
-        r.run_position
-        + case when r.island_start = c.week_number + 1 then c.streak_weeks else 0 end as streak_weeks
-    from runs as r
-    left join carried as c on r.user_id = c.user_id
+        runs.*,
+        runs.run_position
+        + case when runs.island_start = carried.week_number + 1 then carried.streak_weeks else 0 end as streak_weeks
+    from runs
+    left join carried on runs.user_id = carried.user_id
+),
+
+started as (
+    select
+        *,
+        week_number - streak_weeks + 1 as streak_start_week
+    from streaks
+),
+
+final as (
+    select
+        user_id,
+        week_number,
+        visits,
+        first_check_in_at,
+        streak_weeks,
+        streak_start_week,
+        ingested_at,
+        -- The partition column is last (Athena's Hive tables require it).
+        week_start
+    from started
 )
 
-select
-    user_id,
-    week_number,
-    visits,
-    first_check_in_at,
-    streak_weeks,
-    week_number - streak_weeks + 1 as streak_start_week,
-    ingested_at,
-    -- The partition column is last (Athena's Hive tables require it).
-    week_start
-from streaks
+select * from final

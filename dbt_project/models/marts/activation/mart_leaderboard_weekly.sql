@@ -1,0 +1,111 @@
+-- Per ISO week and board (overall, and each gym by where the check-ins happened), every member
+-- who visited, ranked: visits, then weekly streak, then the
+-- earliest first check-in of the week, then user_id so ranks are unique.
+with attendance as (
+    select * from {{ ref('fct_attendance') }}
+),
+
+member_weeks as (
+    select * from {{ ref('int_member_weeks') }}
+),
+
+users as (
+    select * from {{ ref('dim_users') }}
+),
+
+as_of as (
+    select cast({{ dbt.date_trunc('week', as_of_date()) }} as date) as current_week
+),
+
+-- The check-ins and the members' weekly totals of the weeks kept.
+visits as (
+    select
+        attendance.week_start,
+        attendance.user_id,
+        attendance.location,
+        attendance.checked_in_at
+    from attendance
+    cross join as_of
+    where
+        attendance.week_start > {{ dbt.dateadd('day', -7 * var('leaderboard_weeks'), 'as_of.current_week') }}
+        and attendance.week_start <= as_of.current_week
+),
+
+weekly_totals as (
+    select
+        member_weeks.user_id,
+        member_weeks.week_start,
+        member_weeks.visits,
+        member_weeks.first_check_in_at,
+        member_weeks.streak_weeks
+    from member_weeks
+    cross join as_of
+    where
+        member_weeks.week_start > {{ dbt.dateadd('day', -7 * var('leaderboard_weeks'), 'as_of.current_week') }}
+        and member_weeks.week_start <= as_of.current_week
+),
+
+boards as (
+    -- overall: the weekly totals int_member_weeks already holds
+    select
+        week_start,
+        'overall' as board,
+        user_id,
+        visits,
+        first_check_in_at
+    from weekly_totals
+    union all
+    select
+        week_start,
+        location as board,
+        user_id,
+        count(*) as visits,
+        min(checked_in_at) as first_check_in_at
+    from visits
+    where location is not null
+    group by week_start, location, user_id
+),
+
+ranked as (
+    select
+        boards.week_start,
+        boards.board,
+        boards.user_id,
+        users.home_location,
+        boards.visits,
+        weekly_totals.streak_weeks,
+        boards.first_check_in_at,
+        {{ iso_week_label('boards.week_start') }} as iso_week,
+        coalesce(
+            users.handle, 'Member ***' || substr(boards.user_id, greatest(length(boards.user_id) - 3, 1))
+        ) as handle,
+        row_number() over (
+            partition by boards.week_start, boards.board
+            order by
+                boards.visits desc,
+                weekly_totals.streak_weeks desc,
+                boards.first_check_in_at asc,
+                boards.user_id asc
+        ) as rank
+    from boards
+    inner join weekly_totals
+        on boards.user_id = weekly_totals.user_id and boards.week_start = weekly_totals.week_start
+    left join users on boards.user_id = users.user_id
+),
+
+final as (
+    select
+        week_start,
+        iso_week,
+        board,
+        user_id,
+        handle,
+        home_location,
+        visits,
+        streak_weeks,
+        first_check_in_at,
+        rank
+    from ranked
+)
+
+select * from final
