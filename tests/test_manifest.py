@@ -141,3 +141,16 @@ def test_every_snapshot_column_is_documented_in_order(built):
         assert columns == built_columns(built, snapshot["name"]), snapshot["name"]
         undescribed = [c["name"] for c in snapshot["columns"] if not c.get("description")]
         assert undescribed == [], snapshot["name"]
+
+
+def test_what_each_sink_reads_is_what_its_mart_publishes():
+    """The sinks take their columns from the marts' contracts, or read only contracted ones."""
+    from activation.email import mart as email_mart
+    from activation.hubspot import properties as hubspot
+    from activation.leaderboard import boards
+    from activation.leaderboard import mart as leaderboard_mart
+
+    assert list(email_mart.MART_COLUMNS) == manifest.public_columns(email_mart.MART)
+    assert set(email_mart.REQUIRED_COLUMNS) <= set(email_mart.MART_COLUMNS)
+    assert set(hubspot.MART_COLUMNS) <= set(manifest.public_columns("mart_hubspot_contacts"))
+    assert set(leaderboard_mart.READ_COLUMNS) <= set(manifest.public_columns(boards.MART))

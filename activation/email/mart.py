@@ -9,25 +9,11 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from peak.model.manifest import public_columns
+
 MART = "mart_email_targets"
-#: The mart's columns (dbt_project/models/marts/mart_email_targets.sql): what templates may use.
-MART_COLUMNS = (
-    "user_id",
-    "email",
-    "segment",
-    "churn_reason",
-    "churn_date",
-    "home_location",
-    "plan",
-    "join_date",
-    "last_visit_date",
-    "days_since_last_visit",
-    "visits_30d",
-    "visits_90d",
-    "longest_streak_weeks",
-    "favourite_class",
-    "favourite_instructor",
-)
+#: The mart's columns, from its dbt contract (a public model): what templates may use.
+MART_COLUMNS = tuple(public_columns(MART))
 REQUIRED_COLUMNS = ("user_id", "email", "segment")
 SEGMENTS = ("at_risk", "churned")
 

@@ -24,7 +24,18 @@ from activation.leaderboard.boards import MART, RESERVED_SLUGS, slug
 from activation.leaderboard.publication import Board, Members, Publication, board_scores
 from peak.model.warehouse import Warehouse
 
-_COLUMNS = "week_start, iso_week, board, user_id, handle, home_location, visits, rank"
+#: The mart's columns the sink publishes (each in its dbt contract: tests/test_manifest.py).
+READ_COLUMNS = (
+    "week_start",
+    "iso_week",
+    "board",
+    "user_id",
+    "handle",
+    "home_location",
+    "visits",
+    "rank",
+)
+_COLUMNS = ", ".join(READ_COLUMNS)
 _IN_WINDOW = "week_start between cast(? as date) and cast(? as date)"
 
 
