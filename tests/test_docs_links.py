@@ -169,6 +169,8 @@ REPO_PATH = re.compile(
     r"(?<![\w./-])((?:peak|glue|ingestion|activation|dashboard|contracts|generator|tests|bench|"
     r"tools|infra|dbt_project|docs)/[\w./-]*\w\.(?:py|sql|yml|yaml|md|txt|sh|toml|json|in))\b"
 )
+#: Folders the project's runs write into (git-ignored): a path there need not exist in a clone.
+GENERATED = ("bench/out/", "dbt_project/target/", "dist/", "lake/")
 #: A dotted name of our code in backticks: ``peak.core.lake.Lake``, :func:`glue.job.main`.
 DOTTED = re.compile(
     r"`+~?((?:peak|glue|ingestion|activation|dashboard|contracts|generator)(?:\.\w+)+)(?:\(\))?`+"
@@ -222,7 +224,7 @@ def reference_problems(root: Path, files: list[Path]) -> list[str]:
         for number, line in enumerate(lines, 1):
             where = f"{source.relative_to(root)}:{number}"
             for path in REPO_PATH.findall(line):
-                if path.startswith("bench/out/"):  # what the benchmarks write (git-ignored)
+                if path.startswith(GENERATED):  # written by runs, git-ignored
                     continue
                 if not (root / path).exists():
                     problems.append(f"{where}: {path}")

@@ -15,7 +15,7 @@ from peak.core.errors import ModelError
 from peak.model import dbt, manifest
 from tests.test_dbt import AS_OF, END, peak, query, target_dir
 
-#: The models code reads (activation/*.py, dashboard/data.py): public, with enforced contracts.
+#: The models code reads (activation/, dashboard/data/): public, with enforced contracts.
 PUBLIC = {
     "fct_attendance",
     "dim_users",
@@ -35,8 +35,9 @@ def test_the_models_code_reads_are_the_public_ones():
 
 
 def test_the_sinks_columns_are_the_public_columns_today():
-    # What activation/email.py (MART_COLUMNS) and activation/hubspot.py (MART_COLUMNS, in its
-    # properties' order) list by hand, and the columns activation/leaderboard.py selects.
+    # What the e-mail sink (activation/email/mart.py) and the HubSpot sink
+    # (activation/hubspot/properties.py, in its properties' order) read, and the columns the
+    # leaderboard sink (activation/leaderboard/mart.py) selects.
     assert manifest.public_columns("mart_email_targets", None) == [
         "user_id", "email", "segment", "churn_reason", "churn_date", "home_location", "plan",
         "join_date", "last_visit_date", "days_since_last_visit", "visits_30d", "visits_90d",
