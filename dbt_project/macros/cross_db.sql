@@ -17,8 +17,39 @@
   cast(year_of_week({{ expr }}) as varchar) || '-W' || lpad(cast(week_of_year({{ expr }}) as varchar), 2, '0')
 {%- endmacro %}
 
-{# Integer division that truncates on both engines (DuckDB's `/` returns a double). #}
-{% macro int_div(a, b) %}cast(floor(({{ a }}) * 1.0 / ({{ b }})) as bigint){% endmacro %}
+{#
+  Dividing is where the two engines differ most: DuckDB's `/` always returns a double; Trino's
+  divides integers as integers (7 / 2 = 3) and decimals as decimals, keeping the larger scale of
+  the two (so `n * 1.0 / d` is rounded to one decimal place). Models never write `/`: a
+  fraction is a ratio(), a whole quotient an int_div(). `peak build --target athena
+  --compile-only` fails on any other division of exact numbers (docs/athena.md).
+#}
+
+{# A fraction, as a double on both engines; null when the denominator is zero (where Trino's
+   double division gives Infinity and its integer division an error). #}
+{% macro ratio(numerator, denominator) -%}
+  cast(({{ numerator }}) as double) / nullif(cast(({{ denominator }}) as double), 0)
+{%- endmacro %}
+
+{# The whole quotient of two integers, truncated toward zero on both engines (DuckDB's `//`,
+   Trino's `/` on integers); the cast says the integer division is meant. #}
+{% macro int_div(a, b) %}{{ return(adapter.dispatch('int_div', 'peak_fitness')(a, b)) }}{% endmacro %}
+{% macro default__int_div(a, b) %}cast(({{ a }}) // ({{ b }}) as bigint){% endmacro %}
+{% macro athena__int_div(a, b) %}cast(({{ a }}) / ({{ b }}) as bigint){% endmacro %}
+
+{#
+  dbt.datediff in days on Athena, replacing dbt-athena's (dbt_project.yml's `dispatch` looks
+  here first): dbt-athena divides the dates' distance in milliseconds by 86,400,000, an integer
+  division of Trino's; date_diff on the two dates gives the same days directly. Other dateparts
+  stay dbt-athena's.
+#}
+{% macro athena__datediff(first_date, second_date, datepart) -%}
+  {%- if datepart == 'day' -%}
+    date_diff('day', cast(cast({{ first_date }} as timestamp) as date), cast(cast({{ second_date }} as timestamp) as date))
+  {%- else -%}
+    {{ dbt.athena__datediff(first_date, second_date, datepart) }}
+  {%- endif -%}
+{%- endmacro %}
 
 {# A UTC timestamp as the gyms' local wall-clock time (the same expression on both engines). #}
 {% macro to_local_time(expr) -%}

@@ -121,3 +121,34 @@
   {%- else -%} {{ column }} >= cast('{{ value }}' as date)
   {%- endif -%}
 {%- endmacro %}
+
+{#
+  A bound on fct_attendance's partition column `dt` (a check-in's UTC day) for the check-ins of
+  some local periods: a local date lies within a day of its UTC date, so a period's check-ins
+  are in its own UTC days and the day either side. Athena reads only the partitions a filter on
+  `dt` selects: without this bound, an incremental model filtering on local_date or week_start
+  alone reads the whole fact every day. `starts` are 'YYYY-MM-DD' period starts of `period`
+  ('day' or 'month'); `1 = 0` when there is none.
+#}
+{% macro dt_around(starts, period='day', column='dt') -%}
+  {%- set one_day = modules.datetime.timedelta(days=1) -%}
+  {%- if starts | length == 0 -%} 1 = 0
+  {%- else -%}
+    ({% for start in starts %}
+      {%- set first = modules.datetime.date.fromisoformat(start) -%}
+      {%- if period == 'month' -%}
+        {%- set last = (first.replace(day=28) + modules.datetime.timedelta(days=4)).replace(day=1) - one_day -%}
+      {%- else -%}
+        {%- set last = first -%}
+      {%- endif -%}
+      {{ column }} between date '{{ first - one_day }}' and date '{{ last + one_day }}'{{ " or " if not loop.last }}
+    {%- endfor %})
+  {%- endif -%}
+{%- endmacro %}
+
+{# The same bound for every check-in from a local date on (`1 = 0` when there is none). #}
+{% macro dt_from(start, column='dt') -%}
+  {%- if start is none -%} 1 = 0
+  {%- else -%} {{ column }} >= date '{{ modules.datetime.date.fromisoformat(start) - modules.datetime.timedelta(days=1) }}'
+  {%- endif -%}
+{%- endmacro %}

@@ -191,7 +191,17 @@ def register(app: typer.Typer) -> None:
         ] = False,
         compile_only: Annotated[
             bool,
-            typer.Option(help="Compile every model and parse it as the target's SQL; run none."),
+            typer.Option(
+                help="Compile every model and parse it as the target's SQL; run none. On athena: "
+                "both forms of every model, typed, checked for Trino/DuckDB hazards."
+            ),
+        ] = False,
+        compare: Annotated[
+            bool,
+            typer.Option(
+                help="athena: also run each compiled model on DuckDB and compare its rows with "
+                "the local warehouse's (docs/athena.md)."
+            ),
         ] = False,
         as_of: Annotated[
             str | None, typer.Option(help="Measure churn and streaks from this day (YYYY-MM-DD).")
@@ -200,7 +210,12 @@ def register(app: typer.Typer) -> None:
         """Run dbt build (models, snapshots, tests) on the processed zone."""
         chosen = target or state.config.dbt_target
         options = {"target": chosen, "select": select, "full_refresh": full_refresh}
+        if compare and chosen != "athena":
+            raise fail("--compare runs the athena target's SQL: add --target athena", code=2)
         with reported("build", {**options, "compile_only": compile_only}) as report:
+            if chosen == "athena" and (compile_only or compare):
+                athena_check(report, select or [], compare=compare, as_of=as_of)
+                return
             if compile_only:
                 _compile_only(report, chosen, select or [])
                 return
@@ -309,3 +324,94 @@ def _compile_only(report: RunReport, target: str, select: list[str]) -> None:
         raise RuntimeError("no model was compiled")
     if bad:
         raise RuntimeError(f"{len(bad)} compiled model(s) do not parse as {target} SQL")
+
+
+def athena_check(report: RunReport, select: list[str], *, compare: bool, as_of: str | None) -> None:
+    """``--compile-only`` (and ``--compare``) on athena: both forms of every model compiled,
+    typed and checked for the Trino/DuckDB hazards; with ``compare``, each run on DuckDB and
+    compared with the local warehouse (docs/athena.md)."""
+    from peak.model.athena import check, compare_rows, project  # deferred: sqlglot, duckdb, moto
+
+    lake = state.lake
+    if compare and as_of is None:
+        as_of = compare_rows.built_as_of(lake)
+    with console.status("compiling for Athena: full-refresh and incremental forms"):
+        compiled = project.compile_project(
+            lake, vars=_build_vars(as_of), work_group=state.config.athena.work_group
+        )
+    try:
+        result = check.check_project(compiled, select=select or None)
+        models = [n for n in compiled.nodes.values() if n.resource_type == "model"]
+        report.stages["compile"] = {
+            "target": "athena",
+            "models": len([n for n in models if "full-refresh" in n.sql]),
+            "incremental_forms": sorted(n.name for n in models if "incremental" in n.sql),
+            "introspective_queries": len(compiled.queries),
+            "unparseable": [{"model": m, "error": e} for m, e in result.errors.items()],
+        }
+        report.stages["athena_check"] = result.to_dict()
+        _print_check(result)
+        comparisons = []
+        if compare:
+            with console.status(f"running each model's Athena SQL on DuckDB (as of {as_of})"):
+                comparisons = compare_rows.compare_project(compiled, select or None)
+            report.stages["compare"] = {
+                "as_of": as_of,
+                "models": [c.to_dict() for c in comparisons],
+            }
+            _print_comparisons(comparisons)
+    finally:
+        compiled.close()
+    if not result.ok:
+        raise RuntimeError(
+            f"Athena check: {len(result.failures)} finding(s), {len(result.stale)} stale accepted "
+            f"scan(s), {len(result.errors)} untyped quer(ies) (see the tables above)"
+        )
+    different = [c.model for c in comparisons if c.status == compare_rows.DIFFERENT]
+    if different:
+        raise RuntimeError(f"Athena SQL on DuckDB differs from the local build: {', '.join(different)}")
+
+
+def _print_check(result: Any) -> None:
+    """Each finding as a block: rule, file:line and form; the expression; why, and the fix."""
+    for finding in result.failures:
+        out.print(f"[bold]{finding.rule}[/]  {finding.where}  ({finding.form})", highlight=False)
+        out.print(f"    {escape(finding.expression)}", highlight=False, soft_wrap=True)
+        out.print(f"    {escape(finding.message)}", highlight=False)
+        out.print(f"    fix: {escape(finding.hint)}", highlight=False)
+    for entry in result.stale:
+        out.print(
+            f"[bold]stale accepted scan[/]  {entry.model} reads {entry.relation} "
+            f"({entry.query}): no query does any more; remove it from "
+            "dbt_project/athena_accepted_scans.yml",
+            highlight=False,
+        )
+    for model, error in result.errors.items():
+        out.print(f"[bold]untyped[/]  {model}: {escape(error)}", highlight=False)
+    accepted = Table(title="accepted full scans (dbt_project/athena_accepted_scans.yml)")
+    for col in ("model", "query", "reads", "columns", "bytes at 10x the demo"):
+        accepted.add_column(col, justify="right" if col.startswith("bytes") else "left")
+    for finding, entry in result.accepted:
+        accepted.add_row(finding.model, entry.query, entry.relation, ", ".join(finding.columns),
+                         f"{entry.bytes_at_10x:,}")  # fmt: skip
+    if accepted.rows:
+        out.print(accepted)
+    out.print(
+        f"Athena check: {len(result.checked)} queries checked, {len(result.failures)} finding(s), "
+        f"{len(result.accepted)} accepted scan(s)"
+    )
+
+
+def _print_comparisons(comparisons: list[Any]) -> None:
+    table = Table(title="Athena SQL on DuckDB against the local build")
+    for col in ("model", "form", "result", "rows (athena / local)", "detail"):
+        table.add_column(col, overflow="fold")
+    for item in comparisons:
+        rows = "" if item.athena_rows is None else f"{item.athena_rows:,} / {item.duckdb_rows:,}"
+        detail = item.reason
+        if item.partitions:
+            detail = f"partitions {', '.join(item.partitions)}"
+        if item.only_athena or item.only_duckdb:
+            detail = f"only athena: {item.only_athena[:1]}; only local: {item.only_duckdb[:1]}"
+        table.add_row(item.model, item.form, item.status, rows, escape(detail))
+    out.print(table)

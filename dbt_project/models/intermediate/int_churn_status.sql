@@ -119,8 +119,8 @@ member_metrics as (
         as_of.as_of_date,
         coalesce(visits.recent_visits, 0) as recent_visits,
         coalesce(visits.baseline_visits, 0) as baseline_visits,
-        coalesce(visits.recent_visits, 0) * 1.0 / {{ var('at_risk_recent_weeks') }} as recent_weekly_rate,
-        coalesce(visits.baseline_visits, 0) * 1.0 / {{ var('at_risk_baseline_weeks') }} as baseline_weekly_rate,
+        {{ ratio('coalesce(visits.recent_visits, 0)', var('at_risk_recent_weeks')) }} as recent_weekly_rate,
+        {{ ratio('coalesce(visits.baseline_visits, 0)', var('at_risk_baseline_weeks')) }} as baseline_weekly_rate,
         {{ dbt.datediff('coalesce(visits.last_visit_date, users.join_date)', 'as_of.as_of_date', 'day') }}
             as days_inactive
     from users

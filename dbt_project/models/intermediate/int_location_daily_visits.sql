@@ -24,6 +24,7 @@ with attendance as (
     where
         location is not null
         and {{ dt_in('local_date', days) if is_incremental() else '1 = 1' }}
+        and {{ dt_around(days) if is_incremental() else '1 = 1' }}
 ),
 
 daily as (

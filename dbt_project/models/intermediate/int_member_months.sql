@@ -26,6 +26,7 @@ with attendance as (
         where
             {{ on_or_after('local_date', months[0] if months else none) }}
             and {{ dt_in(month, months) }}
+            and {{ dt_around(months, 'month') }}
     {% endif %}
 ),
 

@@ -23,7 +23,7 @@
 with attendance as (
     select * from {{ ref('fct_attendance') }}
     {% if is_incremental() %}
-        where {{ on_or_after('week_start', first_week) }}
+        where {{ on_or_after('week_start', first_week) }} and {{ dt_from(first_week) }}
     {% endif %}
 ),
 

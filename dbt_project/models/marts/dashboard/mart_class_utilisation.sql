@@ -28,11 +28,11 @@ measured as (
         coalesce(per_class.sessions_held, 0) as sessions_held,
         coalesce(per_class.check_ins, 0) as check_ins,
         case
-            when per_class.sessions_held > 0 then per_class.check_ins * 1.0 / per_class.sessions_held
+            when per_class.sessions_held > 0 then {{ ratio('per_class.check_ins', 'per_class.sessions_held') }}
         end as avg_attendees,
         case
             when per_class.sessions_held > 0
-                then per_class.check_ins * 1.0 / (per_class.sessions_held * classes.capacity)
+                then {{ ratio('per_class.check_ins', 'per_class.sessions_held * classes.capacity') }}
         end as utilisation
     from classes
     left join per_class on classes.class_id = per_class.class_id

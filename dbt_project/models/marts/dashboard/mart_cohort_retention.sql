@@ -86,8 +86,7 @@ final as (
         months_since_join,
         cohort_size,
         active_members,
-        -- A double on both engines (Athena computes `n * 1.0 / size` as a decimal).
-        cast(active_members * 1.0 / cohort_size as double) as retention_rate
+        {{ ratio('active_members', 'cohort_size') }} as retention_rate
     from cohort_months
 )
 

@@ -43,8 +43,7 @@ final as (
         dated.membership_status,
         dated.last_visit_date,
         dated.days_inactive,
-        -- The contract's types on both engines: DuckDB sums integers to a hugeint, and Athena
-        -- computes `visits * 1.0 / weeks` as a decimal.
+        -- The contract's types on both engines: DuckDB sums integers to a hugeint.
         cast(dated.recent_visits as bigint) as recent_visits,
         cast(dated.baseline_visits as bigint) as baseline_visits,
         cast(dated.recent_weekly_rate as double) as recent_weekly_rate,
