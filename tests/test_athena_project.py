@@ -24,7 +24,12 @@ from tests.conftest import run_peak
 
 END = dt.date(2026, 11, 24)
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("dbt")]
-INCREMENTAL = {"fct_attendance", "int_location_daily_visits", "int_member_months", "int_member_weeks"}
+INCREMENTAL = {
+    "fct_attendance",
+    "int_location_daily_visits",
+    "int_member_months",
+    "int_member_weeks",
+}
 
 
 def peak(lake: Path, *args: str, ok: bool = True):
@@ -99,7 +104,9 @@ def test_every_models_athena_sql_gives_the_local_builds_rows(compiled):
     by_status: dict[str, list[str]] = {}
     for item in results:
         by_status.setdefault(item.status, []).append(f"{item.model} ({item.form})")
-    assert compare_rows.DIFFERENT not in by_status, [r.to_dict() for r in results if r.status == "different"]
+    assert compare_rows.DIFFERENT not in by_status, [
+        r.to_dict() for r in results if r.status == "different"
+    ]
     assert sorted(by_status[compare_rows.NOT_COMPARABLE]) == [
         "snap_churn_status (snapshot)",
         "snap_member_status (snapshot)",

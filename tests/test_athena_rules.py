@@ -121,14 +121,18 @@ def test_findings_name_the_expression_and_the_rules_hint():
 )
 def test_expressions_are_typed_as_trino_types_them(expression, expected):
     tree = trino_types.annotate(
-        sqlglot.parse_one(f"select {expression} as x from awsdatacatalog.fixtures.members", read="athena"),
+        sqlglot.parse_one(
+            f"select {expression} as x from awsdatacatalog.fixtures.members", read="athena"
+        ),
         SCHEMA,
     )
     assert trino_types.output_types(tree) == {"x": expected}
 
 
 def test_compiled_lines_map_back_to_the_model_source():
-    source = "{{ config(x) }}\nwith a as (\n  select 1\n)\n{% if y %}\nselect * from a\n{% endif %}\n"
+    source = (
+        "{{ config(x) }}\nwith a as (\n  select 1\n)\n{% if y %}\nselect * from a\n{% endif %}\n"
+    )
     compiled = "\nwith a as (\n  select 1\n)\n\nselect * from a\n\n"
     mapping = check.line_map(source, compiled)
     assert mapping[2] == 2 and mapping[3] == 3 and mapping[6] == 6
@@ -156,7 +160,13 @@ def project(incremental_sql: str = DAILY) -> CompiledProject:
         partition="dt",
         sql={"full-refresh": DAILY, "incremental": incremental_sql},
     )
-    source = Source("processed.visits", "visits", "fixtures", "visits", SCHEMA["awsdatacatalog"]["fixtures"]["visits"])
+    source = Source(
+        "processed.visits",
+        "visits",
+        "fixtures",
+        "visits",
+        SCHEMA["awsdatacatalog"]["fixtures"]["visits"],
+    )
     return CompiledProject({"daily": node}, [source], SCHEMA, [], {}, session=None, vars=None)  # type: ignore[arg-type]
 
 
@@ -197,6 +207,17 @@ def test_the_accepted_scans_file_lists_each_scan_once_with_its_bytes():
 
 
 def test_models_are_typed_in_dag_order_from_their_inputs():
-    first = Node("model.p.a", "a", "model", "table", "a.sql", "s", [], sql={"full-refresh": "select 1"})
-    second = Node("model.p.b", "b", "model", "table", "b.sql", "s", ["model.p.a"], sql={"full-refresh": "select 1"})
+    first = Node(
+        "model.p.a", "a", "model", "table", "a.sql", "s", [], sql={"full-refresh": "select 1"}
+    )
+    second = Node(
+        "model.p.b",
+        "b",
+        "model",
+        "table",
+        "b.sql",
+        "s",
+        ["model.p.a"],
+        sql={"full-refresh": "select 1"},
+    )
     assert [n.name for n in dag_order({"b": second, "a": first})] == ["a", "b"]

@@ -346,10 +346,14 @@ def test_the_snapshot_keeps_member_status_history(lake_copy, tmp_path):
 def test_every_model_compiles_for_athena_and_parses_as_athena_sql(built):
     env = {k: "" for k in ("AWS_ENDPOINT_URL",)}
     result = peak(built, "build", "--target", "athena", "--compile-only", **env)
-    stage = last_report(built, "build")["stages"]["compile"]
+    stages = last_report(built, "build")["stages"]
+    stage = stages["compile"]
     assert stage["target"] == "athena" and stage["unparseable"] == []
+    # Both forms, typed and checked for the Trino/DuckDB hazards (tests/test_athena_*.py).
+    assert "fct_attendance" in stage["incremental_forms"]
+    assert stages["athena_check"]["findings"] == []
     assert stage["models"] == len(list((dbt.PROJECT_DIR / "models").rglob("*.sql")))
-    assert "parsed as athena SQL" in result.stdout
+    assert "Athena check:" in result.stdout
     compiled = (
         target_dir(built, "athena") / "compiled/peak_fitness/models/staging"
     ) / "stg_attendance.sql"

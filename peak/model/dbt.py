@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -319,58 +317,11 @@ def node_result(item: Any) -> NodeResult:
 
 
 # ---------------------------------------------------------------------------------------------
-# Compile-only checks for Athena
+# Compile-only: every compiled model parsed as its engine's SQL (Athena: peak.model.athena)
 # ---------------------------------------------------------------------------------------------
 
 #: sqlglot's dialect for each target's engine.
 DIALECTS = {"local": "duckdb", "athena": "athena"}
-#: Placeholders for the Athena profile's settings when compiling without AWS.
-_COMPILE_ONLY_ENV = {
-    "PEAK_ATHENA_S3_STAGING_DIR": "s3://peak-compile-only/athena-results/",
-    "PEAK_ATHENA_S3_DATA_DIR": "s3://peak-compile-only/dbt/",
-    "AWS_ACCESS_KEY_ID": "compile-only",
-    "AWS_SECRET_ACCESS_KEY": "compile-only",
-    "AWS_REGION": "eu-west-1",
-    "AWS_DEFAULT_REGION": "eu-west-1",
-}
-
-
-@contextmanager
-def aws_emulator() -> Iterator[str | None]:
-    """A local AWS emulator (moto) for compiling against Athena without an account.
-
-    Uses ``AWS_ENDPOINT_URL`` when it is set; otherwise starts moto's server on a free port for
-    the duration, with placeholder credentials, and restores the environment afterwards.
-    """
-    if os.environ.get("AWS_ENDPOINT_URL"):
-        yield os.environ["AWS_ENDPOINT_URL"]
-        return
-    try:
-        from moto.server import ThreadedMotoServer
-    except ImportError as exc:  # moto is a dev extra
-        raise RuntimeError(
-            "compiling for Athena without AWS needs moto (pip install -e '.[dev]') "
-            "or AWS_ENDPOINT_URL pointing at an emulator"
-        ) from exc
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    endpoint = f"http://127.0.0.1:{port}"
-    saved = {k: os.environ.get(k) for k in (*_COMPILE_ONLY_ENV, "AWS_ENDPOINT_URL")}
-    os.environ.update({"AWS_ENDPOINT_URL": endpoint})
-    for key, value in _COMPILE_ONLY_ENV.items():
-        os.environ.setdefault(key, value)
-    try:
-        yield endpoint
-    finally:
-        server.stop()
-        for key, old in saved.items():
-            if old is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = old
 
 
 @dataclass

@@ -57,7 +57,7 @@ class Finding:
         return f"{self.file}:{self.line}" if self.line else self.file
 
     def to_dict(self) -> dict[str, Any]:
-        out = {
+        out: dict[str, Any] = {
             "rule": self.rule,
             "model": self.model,
             "form": self.form,
@@ -200,7 +200,9 @@ def check_scans(
     source: str | None = None,
 ) -> list[Finding]:
     """``unbounded-partition-scan`` over one query of an incremental model."""
-    views = {n.key: n.sql["full-refresh"] for n in project.nodes.values() if n.materialized == "view"}
+    views = {
+        n.key: n.sql["full-refresh"] for n in project.nodes.values() if n.materialized == "view"
+    }
     partitions = {s.key: "dt" for s in project.sources}
     partitions.update({n.key: n.partition for n in project.nodes.values() if n.partition})
     names = project.by_key()
@@ -217,7 +219,11 @@ def check_scans(
                 model=model,
                 form=form,
                 file=file,
-                line=(lines.get(scan.line, scan.line) if scan.line and form != "introspective" else None),
+                line=(
+                    lines.get(scan.line, scan.line)
+                    if scan.line and form != "introspective"
+                    else None
+                ),
                 expression=expression,
                 message=(
                     f"reads every {scan.partition} partition of {relation} "
@@ -237,9 +243,9 @@ def _subjects(project: CompiledProject) -> Iterable[tuple[Node, str, str]]:
         for form, sql in node.sql.items():
             yield node, ("snapshot" if node.resource_type == "snapshot" else form), sql
     for query in project.queries:
-        node = by_id.get(query.node_id or "")
-        if node is not None:
-            yield node, "introspective", query.sql
+        sender = by_id.get(query.node_id or "")
+        if sender is not None:
+            yield sender, "introspective", query.sql
 
 
 def _dedupe(findings: list[Finding]) -> list[Finding]:
@@ -269,7 +275,9 @@ def check_project(
             continue
         result.checked.append((node.name, form))
         path = PROJECT_DIR / node.file
-        source = path.read_text(encoding="utf-8") if path.suffix == ".sql" and path.exists() else None
+        source = (
+            path.read_text(encoding="utf-8") if path.suffix == ".sql" and path.exists() else None
+        )
         file = f"dbt_project/{node.file}"
         try:
             findings += check_query(

@@ -102,9 +102,7 @@ def _q(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _compare(
-    con: Any, model: str, form: str, reference: str, partition: str | None
-) -> Comparison:
+def _compare(con: Any, model: str, form: str, reference: str, partition: str | None) -> Comparison:
     """Compare the temp table ``athena_result`` with ``reference``."""
     ref_columns = con.execute(f"select * from {reference} limit 0").description
     got_columns = [d[0] for d in con.execute("select * from athena_result limit 0").description]
@@ -176,7 +174,9 @@ def compare_node(project: CompiledProject, node: Node, form: str) -> Comparison:
         except Exception as exc:  # DuckDB's own error: the translation is not runnable
             return Comparison(node.name, form, NOT_COMPARABLE, reason=f"duckdb: {_first_line(exc)}")
         try:
-            return _compare(con, node.name, form, reference, node.partition if incremental else None)
+            return _compare(
+                con, node.name, form, reference, node.partition if incremental else None
+            )
         finally:
             con.execute("drop table if exists athena_result")
 

@@ -11,9 +11,9 @@ athena`` against a bare moto fails on ``StartQueryExecution``).
 So the emulator here starts moto in this process (``ThreadedMotoServer``), creates the workgroup,
 the results bucket and, for the incremental form, a Glue table for every relation the project
 builds, then hooks moto's Athena backend: each query it receives is recorded (with the dbt node
-that sent it, from dbt's query comment) and answered by a function, :class:`.transpile.DuckDBSession`
-in practice, which runs the query's DuckDB translation on the local lake. Nothing leaves the
-process and no AWS account is involved.
+that sent it, from dbt's query comment) and answered by a function: in practice
+:class:`.transpile.DuckDBSession`, which runs the query's DuckDB translation on the local lake.
+Nothing leaves the process and no AWS account is involved.
 """
 
 from __future__ import annotations

@@ -95,6 +95,7 @@ class CompiledProject:
     untyped: dict[str, str]
     session: DuckDBSession
     vars: dict[str, Any] | None
+    lake: Lake | None = None
 
     def by_key(self) -> dict[tuple[str, str], str]:
         """Every relation's key -> its display name (a model's name, a source's dotted name)."""
@@ -214,7 +215,9 @@ def compile_project(
     answers = _Deferred()
     with athena_emulator(answer=answers, work_group=work_group) as emulator:
         full = _compile(
-            lake, ["--select", "resource_type:model", "resource_type:snapshot", "--full-refresh"], vars
+            lake,
+            ["--select", "resource_type:model", "resource_type:snapshot", "--full-refresh"],
+            vars,
         )
         manifest_path = dbt.target_path(lake, "athena") / "manifest.json"
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
@@ -249,7 +252,7 @@ def compile_project(
             if result.name in nodes and result.compiled_code is not None:
                 nodes[result.name].sql["incremental"] = result.compiled_code
         queries = list(emulator.queries)
-    return CompiledProject(nodes, sources, schema, queries, untyped, session, vars)
+    return CompiledProject(nodes, sources, schema, queries, untyped, session, vars, lake)
 
 
 def compiled_path(lake: Lake, node: Node) -> Path:

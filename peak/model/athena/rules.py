@@ -142,7 +142,10 @@ def _unit(node: exp.Expr) -> str | None:
 
 def timestamp_precision(tree: exp.Expr) -> Iterator[Hit]:
     for clock in tree.find_all(*_CLOCK):
-        yield clock, "the clock: microseconds on DuckDB, milliseconds on Athena, and another value every run"
+        yield (
+            clock,
+            "the clock: microseconds on DuckDB, milliseconds on Athena, another value each run",
+        )
     for cast in tree.find_all(exp.Cast):
         if cast.to.this in TEMPORAL and cast.to.this != exp.DType.DATE:
             digits = [int(p.name) for p in cast.to.expressions if p.name.isdigit()]

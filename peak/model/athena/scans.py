@@ -74,7 +74,9 @@ def inline_views(tree: exp.Expr, views: Mapping[Key, str], depth: int = 0) -> ex
 
     def replace(node: exp.Expr) -> exp.Expr:
         if isinstance(node, exp.Table) and key_of(node) in views:
-            body = inline_views(sqlglot.parse_one(views[key_of(node)], read=DIALECT), views, depth + 1)
+            body = inline_views(
+                sqlglot.parse_one(views[key_of(node)], read=DIALECT), views, depth + 1
+            )
             alias = exp.TableAlias(this=exp.to_identifier(node.alias_or_name))
             inlined = exp.Subquery(this=body, alias=alias)
             inlined.meta[_LINE] = first_line(node)

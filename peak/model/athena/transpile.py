@@ -129,7 +129,9 @@ class DuckDBSession:
                         f"create view {name} as select * from {WAREHOUSE}.main.{_quote(table)}"
                     )
                 else:
-                    defined = ", ".join(f"{_quote(c)} {_duckdb_type(t)}" for c, t in columns.items())
+                    defined = ", ".join(
+                        f"{_quote(c)} {_duckdb_type(t)}" for c, t in columns.items()
+                    )
                     self.con.execute(f"create table {name} ({defined})")
         self.warehouse_models = built
         self.incremental = dict(incremental or {})
