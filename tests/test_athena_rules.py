@@ -96,11 +96,11 @@ def test_findings_name_the_expression_and_the_rules_hint():
     (finding,) = check.check_query(
         "select\n  visits * 1.0 / weeks as rate\nfrom awsdatacatalog.fixtures.members",
         SCHEMA,
-        model="m",
+        model="mart_cohort_retention",
         form="full-refresh",
-        file="dbt_project/models/m.sql",
+        file="dbt_project/models/marts/dashboard/mart_cohort_retention.sql",
     )
-    assert finding.where == "dbt_project/models/m.sql:2"
+    assert finding.where == "dbt_project/models/marts/dashboard/mart_cohort_retention.sql:2"
     assert finding.expression == "members.visits * 1.0 / members.weeks"
     assert "1 decimal place" in finding.message
     assert finding.hint == rules.RULES["exact-division"].hint
