@@ -117,7 +117,7 @@ class DuckDBSession:
             for table, columns in tables.items():
                 name = f"{CATALOG}.{_quote(database)}.{_quote(table)}"
                 dataset = sources.get((database, table))
-                files = lake.list(processed_prefix(dataset)) if dataset else []
+                files = lake.list(processed_prefix(dataset)) if dataset and lake.is_local else []
                 if dataset and any(key.endswith(".parquet") for key in files):
                     pattern = str(lake.path(processed_prefix(dataset))) + "/*/*.parquet"
                     self.con.execute(
