@@ -15,7 +15,7 @@ One job per module, each importing only the ones above it:
 - :mod:`~activation.email.mart`: the mart's columns and segments, a value as template text;
 - :mod:`~activation.email.campaigns`: ``campaigns.yml``;
 - :mod:`~activation.email.templates`: the template compiler (and why it escapes as it does);
-- :mod:`~activation.email.unsubscribe`: signed unsubscribe links and our unsubscribe list;
+- :mod:`~activation.unsubscribe.links`: signed unsubscribe links and our unsubscribe list;
 - :mod:`~activation.email.ledger`: the send ledger (at most once per period);
 - :mod:`~activation.email.plan`: who is due which campaign, and why the others are skipped;
 - :mod:`~activation.email.messages`: the bulk requests (and the dry run's rendered emails);
@@ -28,7 +28,7 @@ Pacing and retries come from :mod:`activation.pacing`, the ledger's journal from
 """
 
 from activation.email.sink import EmailSink, deploy_templates
-from activation.email.unsubscribe import (
+from activation.unsubscribe.links import (
     unsubscribe,
     unsubscribe_url,
     unsubscribed,

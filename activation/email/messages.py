@@ -14,7 +14,7 @@ from activation.email.mart import format_value
 from activation.email.plan import Target, by_campaign
 from activation.email.settings import SINK
 from activation.email.templates import SINK_FIELDS, Template
-from activation.email.unsubscribe import unsubscribe_url
+from activation.unsubscribe.links import unsubscribe_url
 from peak.core.settings import EmailSettings
 
 

@@ -4,7 +4,7 @@ Who is skipped (``unchanged``, broken down in ``details["skipped"]``): members a
 campaign in its current period (``already_sent``), or in doubt after a crash (``in_doubt``, see
 :mod:`activation.email.ledger`); on the SES account-level suppression list (``suppressed``: SES
 v2 ``ListSuppressedDestinations``, read once per run, all pages, just before the first send); on
-our own unsubscribe list (``unsubscribed``, :mod:`activation.email.unsubscribe`); members
+our own unsubscribe list (``unsubscribed``, :mod:`activation.unsubscribe.links`); members
 ``dim_users`` says have not opted in to marketing (``opted_out``: the mart already filters them;
 the double-check is skipped, and said so, when ``dim_users`` is not readable,
 :func:`not_opted_in`); and rows whose segment has no campaign (``no_campaign``). Rows without a
