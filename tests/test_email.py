@@ -38,19 +38,15 @@ from moto.ses.models import TemplateMessage, ses_backends
 
 import activation.email.sink as email_sink
 from activation.base import SinkContext, SinkResult
-from activation.email import (
-    EmailSink,
-    unsubscribe,
-    unsubscribe_url,
-    unsubscribed,
-    verify_unsubscribe,
-)
+from activation.email import EmailSink
 from activation.email.campaigns import load_campaigns
 from activation.email.errors import EmailConfigError
 from activation.email.ledger import Ledger
 from activation.email.settings import DEFAULT_CAMPAIGNS, DEFAULT_TEMPLATES
 from activation.email.templates import load_template, render
 from activation.pacing import SendPacer
+from activation.unsubscribe.links import unsubscribe_url, verify_unsubscribe
+from activation.unsubscribe.register import unsubscribe, unsubscribed
 from peak.core.lake import Lake
 from peak.core.layout import outbox_prefix
 from peak.core.settings import EmailSettings
@@ -991,3 +987,31 @@ def test_the_ledger_forgets_periods_long_over(env: Env) -> None:
         "at_risk_nudge|U00010",
         "at_risk_nudge|U00011",
     ]
+
+
+def test_the_register_keeps_hashes_takes_concurrent_writers_and_reads_the_old_file(
+    tmp_path: Path,
+) -> None:
+    """Many one-click POSTs at once (the Lambda) each leave their record, once; the lake holds
+    no address in clear; the register's first form (one JSON file of addresses) still counts."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    lake = Lake.from_uri(str(tmp_path / "lake"))
+    addresses = [f"member{i}@example.com" for i in range(40)]
+    with ThreadPoolExecutor(8) as pool:
+        first = list(pool.map(lambda a: unsubscribe(lake, a, source="one-click"), addresses * 2))
+    assert sum(first) == 40  # each address recorded once, however many times it came
+    register = unsubscribed(lake)
+    assert len(register) == 40 and "MEMBER7@Example.com " in register
+    assert "member40@example.com" not in register
+    stored = b"".join(lake.read_bytes(k) for k in lake.list("_state/"))
+    assert b"@" not in stored and not any("@" in k for k in lake.list("_state/"))
+
+    lake.write_json(
+        "_state/activation/email/unsubscribes.json",
+        {"version": 1, "emails": {"old@example.com": {"at": "2026-01-01T00:00:00+00:00"}}},
+    )
+    assert "old@example.com" in unsubscribed(lake)
+    assert not unsubscribe(lake, "Old@Example.com")
+    with pytest.raises(ValueError):
+        unsubscribe(lake, "not an address")

@@ -4,7 +4,7 @@ Who is skipped (``unchanged``, broken down in ``details["skipped"]``): members a
 campaign in its current period (``already_sent``), or in doubt after a crash (``in_doubt``, see
 :mod:`activation.email.ledger`); on the SES account-level suppression list (``suppressed``: SES
 v2 ``ListSuppressedDestinations``, read once per run, all pages, just before the first send); on
-our own unsubscribe list (``unsubscribed``, :mod:`activation.unsubscribe.links`); members
+the unsubscribe register (``unsubscribed``, :mod:`activation.unsubscribe.register`); members
 ``dim_users`` says have not opted in to marketing (``opted_out``: the mart already filters them;
 the double-check is skipped, and said so, when ``dim_users`` is not readable,
 :func:`not_opted_in`); and rows whose segment has no campaign (``no_campaign``). Rows without a
@@ -16,14 +16,15 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from activation.addresses import EMAIL_ADDRESS
 from activation.base import RecordError, normalise_email, short_text
 from activation.email.campaigns import Campaign
 from activation.email.ledger import FAILED, SENDING, SENT, Ledger
-from activation.email.mart import EMAIL_ADDRESS, MART
+from activation.email.mart import MART
 from peak.model.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,8 @@ class SendPlan:
     due: list[Target] = field(default_factory=list)
     skipped: Counter[str] = field(default_factory=Counter)
     failed: list[RecordError] = field(default_factory=list)
+    #: Every valid address of the mart (the e-mail audience), due or not.
+    addresses: set[str] = field(default_factory=set)
 
 
 def plan_sends(
@@ -58,7 +61,7 @@ def plan_sends(
     ledger: Ledger,
     today: dt.date,
     *,
-    unsubscribed: Iterable[str] = (),
+    unsubscribed: Container[str] = (),
     opted_out: Iterable[str] = (),
 ) -> SendPlan:
     """Sort every mart row into due, skipped (why) or failed (why). Due targets come in
@@ -66,7 +69,6 @@ def plan_sends(
     out = SendPlan()
     by_segment = {c.segment: c for c in campaigns}
     order = {c.name: i for i, c in enumerate(campaigns)}
-    unsubs = {normalise_email(e) for e in unsubscribed}
     opted = set(opted_out)
     seen: dict[str, str] = {}
     for row in sorted(rows, key=lambda r: str(r.get("user_id") or "")):
@@ -84,6 +86,7 @@ def plan_sends(
             out.failed.append(RecordError(key, f"email shared with member {seen[address]}"))
             continue
         seen[address] = user_id
+        out.addresses.add(address)
         campaign = by_segment.get(str(row.get("segment") or ""))
         if campaign is None:
             out.skipped["no_campaign"] += 1
@@ -91,7 +94,7 @@ def plan_sends(
         if user_id in opted:
             out.skipped["opted_out"] += 1
             continue
-        if address in unsubs:
+        if address in unsubscribed:
             out.skipped["unsubscribed"] += 1
             continue
         entry = ledger.entries.get(Ledger.key(campaign.name, user_id))

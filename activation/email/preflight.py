@@ -18,6 +18,7 @@ from activation.email.ledger import Ledger
 from activation.email.plan import SendPlan, Target
 from activation.email.ses import Ses, same_template
 from activation.email.templates import Template
+from activation.unsubscribe.register import record_suppressed
 from peak.core.settings import EmailSettings
 
 
@@ -102,6 +103,9 @@ def prepare(
         api.ses()
         if config.check_suppression:
             suppressed = api.suppressed()
+            # The audience's suppressed addresses, for the HubSpot sink's marketing lists.
+            ours = {a: why for a, why in suppressed.items() if a in todo.addresses}
+            record_suppressed(ledger.lake, ours)
             kept = [t for t in due if t.email not in suppressed]
             if len(kept) < len(due):
                 todo.skipped["suppressed"] += len(due) - len(kept)

@@ -250,9 +250,10 @@ class Ses:
             return "updated"
         return "unchanged"
 
-    def suppressed(self) -> set[str]:
-        """Every address on the SES v2 account-level suppression list (all pages)."""
-        found: set[str] = set()
+    def suppressed(self) -> dict[str, str]:
+        """Every address on the SES v2 account-level suppression list (all pages), with its
+        reason (``BOUNCE``, ``COMPLAINT``)."""
+        found: dict[str, str] = {}
         token: str | None = None
         while True:
             kwargs: dict[str, Any] = {"PageSize": 1000}
@@ -262,7 +263,7 @@ class Ses:
                 "ListSuppressedDestinations", self.sesv2().list_suppressed_destinations, **kwargs
             )
             for item in page.get("SuppressedDestinationSummaries") or []:
-                found.add(normalise_email(item.get("EmailAddress")))
+                found[normalise_email(item.get("EmailAddress"))] = str(item.get("Reason") or "")
             token = page.get("NextToken")
             if not token:
                 return found

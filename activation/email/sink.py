@@ -62,8 +62,8 @@ from activation.email.reconcile import (
 from activation.email.ses import Ses
 from activation.email.settings import SINK, campaigns_file, templates_dir
 from activation.email.templates import SINK_FIELDS, Template, load_templates
-from activation.unsubscribe.links import unsubscribed
 from activation.pacing import Retry, SendPacer
+from activation.unsubscribe.register import unsubscribed
 from peak.core.failpoints import failpoint
 from peak.core.layout import outbox_prefix
 from peak.core.settings import EmailSettings, Settings

@@ -1,34 +1,24 @@
-"""Unsubscribes: the signed link every email carries, and our own unsubscribe list.
+"""The signed unsubscribe link every retention e-mail carries, in its body and in its
+``List-Unsubscribe`` header.
 
-Every email carries ``{{unsubscribe_url}}``: ``PEAK_EMAIL_UNSUBSCRIBE_URL`` plus
-``?e=<base64url(email)>&t=<HMAC-SHA256>`` keyed by ``PEAK_EMAIL_UNSUBSCRIBE_SECRET``
-(:func:`unsubscribe_url`, checked by :func:`verify_unsubscribe`). Without a secret a public
-development default is used; a real send refuses it unless ``AWS_ENDPOINT_URL`` points at an
-emulator. **No ``List-Unsubscribe`` header is set**: SES v1 ``SendBulkTemplatedEmail`` takes no
-custom headers. SES v2 ``SendBulkEmail`` does (``ReplacementHeaders`` in the installed botocore),
-but moto does not implement it, so it cannot be tested here; moving to v2 is the way to add the
-one-click header bulk senders now need.
-
-The list (``_state/activation/email/unsubscribes.json``) is the unsubscribe page's to fill
-(:func:`unsubscribe`); the sink skips every address on it (``unsubscribed``).
+The link is ``PEAK_EMAIL_UNSUBSCRIBE_URL`` plus ``?e=<base64url(email)>&t=<HMAC-SHA256>`` keyed by
+``PEAK_EMAIL_UNSUBSCRIBE_SECRET`` (:func:`unsubscribe_url`, checked by
+:func:`verify_unsubscribe`). Without a secret a public development default is used; a real send
+refuses it unless ``AWS_ENDPOINT_URL`` points at an emulator. The unsubscribe Lambda
+(:mod:`activation.unsubscribe.handler`) answers the link: a page on ``GET``, the unsubscribe on
+``POST`` (RFC 8058's one-click POST, or the page's button), recorded in the register
+(:mod:`activation.unsubscribe.register`).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import datetime as dt
 import hmac
 from collections.abc import Mapping
-from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from activation.base import load_state, normalise_email, save_state
-from activation.email.mart import EMAIL_ADDRESS
-from activation.email.settings import SINK
-from peak.core.lake import Lake
-
-UNSUBSCRIBES = "unsubscribes.json"
+from activation.addresses import normalise_email
 
 _TOKEN_CONTEXT = b"peak-unsubscribe:v1:"
 
@@ -51,7 +41,7 @@ def unsubscribe_url(base: str, email: str, secret: str) -> str:
 
 def verify_unsubscribe(params: Mapping[str, str] | str, secret: str) -> str | None:
     """The address an unsubscribe link (its query string or parameters) names, if its token is
-    valid; None otherwise. For the unsubscribe page, which then calls :func:`unsubscribe`."""
+    valid; None otherwise. The unsubscribe Lambda then records it in the register."""
     if isinstance(params, str):
         params = dict(parse_qsl(urlsplit(params).query or params))
     encoded, token = params.get("e") or "", params.get("t") or ""
@@ -63,29 +53,3 @@ def verify_unsubscribe(params: Mapping[str, str] | str, secret: str) -> str | No
     if not address or not hmac.compare_digest(unsubscribe_token(address, secret), token):
         return None
     return address
-
-
-def unsubscribed(lake: Lake) -> dict[str, dict[str, Any]]:
-    """Our unsubscribe list: address -> ``{"at": …, "source": …}``."""
-    return dict(load_state(lake, SINK, UNSUBSCRIBES).get("emails") or {})
-
-
-def unsubscribe(
-    lake: Lake, email: str, *, source: str = "manual", now: dt.datetime | None = None
-) -> bool:
-    """Add an address to the unsubscribe list; False if it was there already.
-
-    One JSON file, read and rewritten: callers must not write it concurrently (one CLI or one
-    worker draining the unsubscribe page's queue).
-    """
-    address = normalise_email(email)
-    if not EMAIL_ADDRESS.match(address):
-        raise ValueError(f"not an email address: {email!r}")
-    state = load_state(lake, SINK, UNSUBSCRIBES)
-    emails = dict(state.get("emails") or {})
-    if address in emails:
-        return False
-    when = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
-    emails[address] = {"at": when.isoformat(timespec="seconds"), "source": source}
-    save_state(lake, SINK, {"version": 1, "emails": emails}, UNSUBSCRIBES)
-    return True
