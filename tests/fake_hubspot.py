@@ -842,7 +842,13 @@ class FakeHubSpot:
                     "STRING",
                     "MULTISTRING",
                     "ENUMERATION",
+                    "BOOL",
                 ) or not op.get("operator"):
+                    raise HubSpotReply(400, f"Unsupported operation {op!r}", "VALIDATION_ERROR")
+                if op["operationType"] == "BOOL" and (
+                    op["operator"] not in ("IS_EQUAL_TO", "IS_NOT_EQUAL_TO")
+                    or not isinstance(op.get("value"), bool)
+                ):
                     raise HubSpotReply(400, f"Unsupported operation {op!r}", "VALIDATION_ERROR")
                 filters.append(
                     {

@@ -804,6 +804,27 @@ def test_suppressed_opted_out_and_unsubscribed_members_are_skipped(env: Env) -> 
     assert sorted(sent_counts()) == [f"member{i}@example.com" for i in (0, 6, 7, 8, 9)]
 
 
+def test_the_consent_column_is_taken_from_the_activation_config(env: Env) -> None:
+    """The column the config names decides (in the mart when it has it), not a name the sink
+    hard-codes: a member whose consent column says no is skipped even though dim_users says
+    they opted in."""
+    import yaml
+
+    doc = yaml.safe_load(DEFAULT_CAMPAIGNS.read_text())
+    doc["consent"]["column"] = "marketing_consent"
+    env.campaigns = env.tmp / "activation.yml"
+    env.campaigns.write_text(yaml.safe_dump(doc))
+    rows = [{**r, "marketing_consent": r["user_id"] != "U00003"} for r in members(5)]
+    schema = MART_SCHEMA.append(pa.field("marketing_consent", pa.bool_()))
+    env.write_mart(rows, schema=schema, opted_in={r["user_id"]: True for r in rows})
+
+    result = env.run()
+
+    assert result.details["opt_in_check"] == "mart_email_targets.marketing_consent"
+    assert result.sent == 4 and result.details["skipped"] == {"opted_out": 1}
+    assert "member3@example.com" not in sent_counts()
+
+
 def test_the_unsubscribe_link_round_trip(env: Env) -> None:
     env.run(members(2))
     (_, data, _), _ = destinations()

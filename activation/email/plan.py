@@ -5,10 +5,11 @@ campaign in its current period (``already_sent``), or in doubt after a crash (``
 :mod:`activation.email.ledger`); on the SES account-level suppression list (``suppressed``: SES
 v2 ``ListSuppressedDestinations``, read once per run, all pages, just before the first send); on
 the unsubscribe register (``unsubscribed``, :mod:`activation.unsubscribe.register`); members
-``dim_users`` says have not opted in to marketing (``opted_out``: the mart already filters them;
-the double-check is skipped, and said so, when ``dim_users`` is not readable,
-:func:`not_opted_in`); and rows whose segment has no campaign (``no_campaign``). Rows without a
-member id, without a valid address, or sharing an address with another member fail.
+without marketing consent (``opted_out``: the consent column the activation config names, in the
+mart or else ``dim_users``; the mart already filters them, the double-check is skipped, and said
+so, when ``dim_users`` is not readable, :func:`not_opted_in`); and rows whose segment has no
+campaign (``no_campaign``). Rows without a member id, without a valid address, or sharing an
+address with another member fail.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from activation.addresses import EMAIL_ADDRESS
+from activation.audience import consented
 from activation.base import RecordError, normalise_email, short_text
 from activation.email.campaigns import Campaign
 from activation.email.ledger import FAILED, SENDING, SENT, Ledger
@@ -115,20 +117,24 @@ def by_campaign(target: Target) -> Campaign:
 
 
 def not_opted_in(
-    warehouse: Warehouse, columns: Sequence[str], rows: Iterable[Mapping[str, Any]]
+    warehouse: Warehouse,
+    columns: Sequence[str],
+    rows: Iterable[Mapping[str, Any]],
+    consent_column: str,
 ) -> tuple[set[str], str]:
-    """Members not opted in to marketing, and where that came from: the mart's own
-    ``marketing_opt_in`` if it has one, else ``dim_users`` (the mart already filters; this is
-    the cheap double-check, skipped when ``dim_users`` cannot be read)."""
-    if "marketing_opt_in" in columns:
-        note = f"{MART}.marketing_opt_in"
-        return {str(r["user_id"]) for r in rows if r.get("marketing_opt_in") is not True}, note
+    """Members without marketing consent, and where that came from: the mart's own consent
+    column (``consent.column`` of the activation config, :mod:`activation.audience`) if it has
+    one, else ``dim_users``' (the mart already filters; this is the cheap double-check, skipped
+    when ``dim_users`` cannot be read)."""
+    if consent_column in columns:
+        note = f"{MART}.{consent_column}"
+        return {str(r["user_id"]) for r in rows if not consented(r.get(consent_column))}, note
     try:
-        users = warehouse.read("dim_users", columns=["user_id", "marketing_opt_in"])
+        users = warehouse.read("dim_users", columns=["user_id", consent_column])
     except Exception as exc:
         note = short_text(f"skipped: dim_users is not readable ({exc})", 200)
         log.warning("email: opt-in double-check %s", note)
         return set(), note
     return {
-        str(u["user_id"]) for u in users.to_pylist() if u.get("marketing_opt_in") is not True
-    }, "dim_users.marketing_opt_in"
+        str(u["user_id"]) for u in users.to_pylist() if not consented(u.get(consent_column))
+    }, f"dim_users.{consent_column}"

@@ -36,6 +36,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from activation.audience import AudienceConfigError, load_audience
 from activation.base import (
     RecordError,
     SinkContext,
@@ -209,7 +210,8 @@ class EmailSink:
         try:
             try:
                 campaigns, templates = self.campaigns()
-            except EmailConfigError as exc:
+                audience = load_audience(campaigns_file(self.config))
+            except (EmailConfigError, AudienceConfigError) as exc:
                 result.status, result.error = "failed", str(exc)
                 return result
             try:
@@ -234,7 +236,9 @@ class EmailSink:
 
             ledger = Ledger.load(ctx.lake)
             run = _Run(ctx, result, today, ledger)
-            opted_out, opt_in_check = not_opted_in(ctx.warehouse, columns, rows)
+            opted_out, opt_in_check = not_opted_in(
+                ctx.warehouse, columns, rows, audience.consent_column
+            )
             result.details["opt_in_check"] = opt_in_check
             todo = plan_sends(
                 rows,
