@@ -39,6 +39,7 @@ from peak.core.layout import outbox_prefix
 from peak.core.settings import HubSpotSettings, Settings
 from peak.model.manifest import public_columns
 from peak.model.warehouse import DuckDBWarehouse
+from tests.conftest import run_peak
 from tests.fake_hubspot import FakeHubSpot
 
 TOKEN = "pat-na1-test-0f5e2c1a-secret"
@@ -871,6 +872,153 @@ def test_what_the_repository_audience_reads_is_in_the_marts_contract() -> None:
     props = select_properties(audience.hubspot_properties)
     read = mart_columns(props, audience.consent_column)
     assert set(read) <= set(public_columns("mart_hubspot_contacts"))
+
+
+# ---------------------------------------------------------------------------------------------
+# Full resync: the state rebuilt from what HubSpot holds
+# ---------------------------------------------------------------------------------------------
+
+SEARCH = "/crm/v3/objects/contacts/search"
+
+
+def test_full_resync_against_an_empty_hubspot_recreates_every_contact_once(
+    env: Env, hub: FakeHubSpot
+) -> None:
+    rows = members(250)
+    env.sync(rows)
+    with FakeHubSpot(token=TOKEN) as empty:  # a new portal; the lake's state is the old one's
+        env.hub = empty
+        trusting = env.sync()
+        assert (trusting.sent, trusting.unchanged) == (0, 250)  # it believes they are there
+        assert empty.upsert_calls() == []
+
+        result = env.sync(full_resync=True)
+
+        assert result.status == "ok", result.to_dict()
+        # (the trusting run created the properties: one search, which finds nothing)
+        assert result.details["full_resync"] == {"found": 0, "search_calls": 1, "forgotten": 250}
+        upserted = [i["id"] for c in empty.upsert_calls() for i in c.body["inputs"]]
+        assert sorted(upserted) == sorted(r["email"] for r in rows)  # each contact, once
+        assert len(empty.contacts) == 250 and result.sent == 250
+        assert list_members_by_location(empty) == {
+            loc: {r["email"] for r in rows if r["home_location"] == loc and r["marketing_opt_in"]}
+            for loc in LOCATIONS
+        }
+
+        searched = len(empty.calls("POST", SEARCH))
+        again = env.sync(full_resync=True)  # HubSpot now holds them all: nothing to send
+        assert (again.sent, again.unchanged) == (0, 250)
+        assert again.details["full_resync"]["found"] == 250
+        pages = empty.calls("POST", SEARCH)[searched:]
+        assert len(pages) == 2 and all(r.body["limit"] == 200 for r in pages)
+        assert not [r for r in empty.requests if r.status >= 400]
+
+
+def test_full_resync_sends_only_the_differences(env: Env, hub: FakeHubSpot) -> None:
+    """Contacts deleted in HubSpot are re-created, a property edited there is set back, a
+    contact HubSpot lost track of as retired stays untouched; everything else is unchanged."""
+    rows = members(40)
+    env.sync(rows)
+    gone = [f"member{i}@example.com" for i in (3, 17, 22)]
+    with hub.lock:
+        for address in gone:
+            del hub.contacts[hub.by_email.pop(address)]
+        hub.contacts[hub.by_email["member5@example.com"]]["properties"]["peak_plan"] = "gold"
+    before = len(hub.upsert_calls())
+    dry = env.sync(full_resync=True, dry_run=True)  # reads HubSpot, sends and records nothing
+    outbox = read_outbox(env, "run-2", "contacts_batch_upsert")
+    assert sorted(i["id"] for b in outbox for i in b["inputs"]) == sorted(
+        [*gone, "member5@example.com"]
+    )
+    assert dry.details["full_resync"]["found"] == 37 and len(hub.upsert_calls()) == before
+    assert len(SyncState.load(env.lake).contacts) == 40
+
+    result = env.sync(full_resync=True)
+
+    assert result.details["full_resync"]["found"] == 37
+    sent = sorted(i["id"] for c in hub.upsert_calls()[before:] for i in c.body["inputs"])
+    assert sent == sorted([*gone, "member5@example.com"])
+    assert (result.sent, result.unchanged) == (4, 36)
+    assert hub.contact("member5@example.com")["peak_plan"] == "premium"
+    assert all(hub.contact(a) is not None for a in gone)
+
+
+def test_full_resync_pages_past_the_search_limit_of_10000(env: Env, hub: FakeHubSpot) -> None:
+    """HubSpot's search stops at 10,000 results a query: the read-back pages by object id, so a
+    portal of 10,250 of our contacts is read whole, 200 a page, without one 400."""
+    rows = members(10_250)
+    env.write_mart(rows)
+    with hub.lock:  # what an earlier sync left in HubSpot, stored directly (fast)
+        for name in ("peak_fitness",):
+            hub.groups[name] = {"name": name, "label": "Peak Fitness", "archived": False}
+        for prop in PROPERTIES:
+            hub._create_property(prop.definition())
+    first = env.sync()  # an empty state: sends them all once, HubSpot now holds them
+    assert first.sent == 10_250
+    env.lake.delete_prefix("_state/activation/hubspot/")  # the state is lost
+
+    result = env.sync(full_resync=True)
+
+    assert result.details["full_resync"]["found"] == 10_250
+    assert (result.sent, result.unchanged) == (0, 10_250)
+    searches = hub.calls("POST", SEARCH)
+    assert len(searches) == 52 and not [r for r in hub.requests if r.status >= 400]
+
+
+def test_full_resync_waits_out_the_search_limit(tmp_path: Path) -> None:
+    """Search has its own limit (HubSpot: 5 a second); a 429 there is retried after its
+    Retry-After, and the read-back completes."""
+    with FakeHubSpot(token=TOKEN, search_rate_limit=5) as hub:
+        env = Env(tmp_path, hub)
+        env.sync(members(1_000))
+        hub.fail_next(1, status=429, retry_after=2, path=SEARCH)
+        result = env.sync(full_resync=True)
+        assert result.status == "ok" and result.details["full_resync"]["found"] == 1_000
+        assert any(s >= 2 for s in env.sleeps.calls)
+        assert result.details["rate_limited_responses"] >= 1
+
+
+def test_peak_activate_hubspot_full_resync(tmp_path: Path, hub: FakeHubSpot) -> None:
+    """The command: `--full-resync` re-creates what a new portal lacks; the plain command
+    trusts its state; the option belongs to the HubSpot sink."""
+    lake = tmp_path / "lake"
+    env = Env(tmp_path, hub)
+    env.db = lake / "warehouse.serving.duckdb"
+    lake.mkdir()
+    env.write_mart(members(30))
+    cli_env = {"HUBSPOT_ACCESS_TOKEN": TOKEN, "HUBSPOT_BASE_URL": hub.base_url}
+    run_peak(lake, "activate", "hubspot", check=True, **cli_env)
+    with FakeHubSpot(token=TOKEN) as empty:
+        cli_env["HUBSPOT_BASE_URL"] = empty.base_url
+        run_peak(lake, "activate", "hubspot", check=True, **cli_env)
+        assert empty.contacts == {}
+        run_peak(lake, "activate", "hubspot", "--full-resync", check=True, **cli_env)
+        assert len(empty.contacts) == 30
+    wrong = run_peak(lake, "activate", "email", "--full-resync", **cli_env)
+    assert wrong.returncode != 0 and "hubspot sink only" in wrong.stderr
+
+
+def test_the_fake_search_answers_like_hubspot(hub: FakeHubSpot) -> None:
+    for i in range(3):
+        hub._store_contact(f"c{i}@example.com", {"firstname": f"C{i}"})
+    status, ok = call(hub, "POST", SEARCH, {"limit": 2, "properties": ["firstname"]})
+    assert status == 200 and ok["total"] == 3 and ok["paging"]["next"]["after"] == "2"
+    assert set(ok["results"][0]["properties"]) == {
+        "firstname",
+        "hs_object_id",
+        "createdate",
+        "lastmodifieddate",
+    }
+    _, last = call(hub, "POST", SEARCH, {"limit": 2, "after": "2"})
+    assert len(last["results"]) == 1 and "paging" not in last
+    for body, message in (
+        ({"limit": 201}, "limit"),
+        ({"limit": 200, "after": "9900"}, "10000"),
+        ({"filterGroups": [{"filters": [{"propertyName": "nope", "operator": "HAS_PROPERTY"}]}]},
+         "does not exist"),
+    ):  # fmt: skip
+        status, answer = call(hub, "POST", SEARCH, body)
+        assert status == 400 and message in answer["message"], answer
 
 
 # ---------------------------------------------------------------------------------------------

@@ -64,13 +64,14 @@ from activation.hubspot.properties import (
     select_properties,
 )
 from activation.hubspot.reconcile import settle
+from activation.hubspot.resync import read_back, rebuild
 from activation.hubspot.settings import SINK
 from activation.hubspot.state import SyncState
 from activation.pacing import RateLimiter, Retry
 from activation.unsubscribe.register import DoNotMarket
 from peak.core.failpoints import failpoint
 from peak.core.layout import outbox_prefix
-from peak.core.settings import HubSpotSettings, Settings
+from peak.core.settings import HUBSPOT_SEARCH_PAGE, HubSpotSettings, Settings
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +112,8 @@ class HubSpotSink:
             sleep,
         )
         self.client = HubSpotClient(self.config, limiter, retry)
+        #: HubSpot's CRM search has a limit of its own (a full resync's read-back).
+        self.search_limiter = RateLimiter(self.config.search_rate_limit, 1.0, clock, sleep)
 
     def apis(self) -> dict[str, Any]:
         """The API objects, built once: every one points at ``config.base_url``."""
@@ -140,6 +143,8 @@ class HubSpotSink:
                 result.status, result.error = "failed", short_text(f"cannot read {MART}: {exc}")
                 return result
             state = SyncState.load(ctx.lake)
+            if self.config.full_resync and not self._resync(state, props, dry, result):
+                return result
             selection = Selection(
                 props,
                 audience.hubspot_statuses,
@@ -180,6 +185,29 @@ class HubSpotSink:
             result.details["seconds"] = round(self.clock() - started, 3)
         result.log(log)
         return result
+
+    def _resync(
+        self, state: SyncState, props: tuple[Prop, ...], dry: bool, result: SinkResult
+    ) -> bool:
+        """Rebuild the state from what HubSpot holds (:mod:`activation.hubspot.resync`); in a
+        dry run in memory only. False (the run failed) when HubSpot could not be read."""
+        if self.config.token is None:
+            result.details["full_resync"] = "skipped: HUBSPOT_ACCESS_TOKEN is not set"
+            return True
+        try:
+            if not dry:
+                state.compact()
+            held = read_back(self.client, props, self.search_limiter, HUBSPOT_SEARCH_PAGE)
+        except HubSpotError as exc:
+            result.status, result.error = "failed", f"full resync: {exc}"
+            return False
+        forgotten = rebuild(state, held, persist=not dry)
+        result.details["full_resync"] = {
+            "found": held.found,
+            "search_calls": held.search_calls,
+            "forgotten": forgotten,
+        }
+        return True
 
     def _fail_upserts(self, result: SinkResult, upserts: Iterable[Upsert], reason: str) -> None:
         result.fail_records(RecordError(u.user_id or u.email, reason) for u in upserts)
