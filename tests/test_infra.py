@@ -70,7 +70,7 @@ KNOWN_UNSUPPORTED = {
     "AWS::SecretsManager::Secret",
 }
 #: The only actions granted on Resource "*": they have no resource-level permissions.
-RESOURCELESS_ACTIONS = {"ses:GetSendQuota", "ses:ListSuppressedDestinations"}
+RESOURCELESS_ACTIONS = {"ses:GetAccount", "ses:ListSuppressedDestinations"}
 
 
 # ---------------------------------------------------------------------------------------------

@@ -37,8 +37,8 @@ def send_problem(config: EmailSettings) -> str | None:
 
 @dataclass(frozen=True)
 class SendQuota:
-    """What ``GetSendQuota`` allows this run: the send rate (capped by
-    ``PEAK_EMAIL_MAX_SEND_RATE``) and the messages left in the last 24 hours."""
+    """What the account's ``SendQuota`` (``GetAccount``) allows this run: the send rate (capped
+    by ``PEAK_EMAIL_MAX_SEND_RATE``) and the messages left in the last 24 hours."""
 
     max_24h: float
     sent_last_24h: float
@@ -100,7 +100,7 @@ def prepare(
     from botocore.exceptions import BotoCoreError  # deferred: botocore
 
     try:
-        api.ses()
+        api.sesv2()
         if config.check_suppression:
             suppressed = api.suppressed()
             # The audience's suppressed addresses, for the HubSpot sink's marketing lists.
@@ -125,14 +125,10 @@ def prepare(
                     f"activation/templates/{name}: run `peak activate email "
                     "--deploy-templates` first"
                 )
-        quota = api.call("GetSendQuota", api.ses().get_send_quota)
-    except NotImplementedError as exc:  # moto has no SES v2 suppression list
-        give_up(
-            f"cannot read the SES suppression list ({exc}); set "
-            "PEAK_EMAIL_CHECK_SUPPRESSION=false to rely on SES's own suppression",
-            due,
-        )
-        return None
+        account = api.account()
+        if account.get("SendingEnabled") is False:
+            raise SesError("SES sending is paused for the account (GetAccount: SendingEnabled)")
+        quota = account.get("SendQuota") or {}
     except SesError as exc:
         give_up(str(exc), due)
         return None

@@ -235,7 +235,9 @@ class EmailSettings(Section):
         "for transactional mail).",
     )
     check_suppression: bool = Field(
-        True, description="Read the SES v2 account suppression list before sending."
+        True,
+        description="Read the SES account suppression list before sending (false: rely on "
+        "SES's own suppression, and keep no snapshot for the HubSpot lists).",
     )
     batch_size: int = Field(
         SES_BULK_LIMIT,
