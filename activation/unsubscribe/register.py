@@ -40,12 +40,11 @@ def unsubscribe(
     """Put an address on the register; False if it was there already (nothing changes).
 
     Safe to call concurrently and repeatedly: each address is one object, created only if it
-    does not exist. ``ValueError`` if ``email`` is not an address."""
+    does not exist (so the writer needs nothing but ``s3:PutObject`` on the register's prefix).
+    ``ValueError`` if ``email`` is not an address."""
     address = normalise_email(email)
     if not EMAIL_ADDRESS.match(address):
         raise ValueError("not an email address")
-    if address_key(address) in _legacy(lake):
-        return False
     when = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
     record = {"at": when.isoformat(timespec="seconds"), "source": source}
     return lake.create(unsubscribe_key(address_key(address)), json.dumps(record).encode())

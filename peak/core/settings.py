@@ -213,6 +213,11 @@ class EmailSettings(Section):
     unsubscribe_secret: SecretStr | None = Field(
         None, description="HMAC key of unsubscribe links (secret; required for real sends)."
     )
+    unsubscribe_secret_id: str | None = Field(
+        None,
+        description="The Secrets Manager secret holding that key (JSON key "
+        "PEAK_EMAIL_UNSUBSCRIBE_SECRET): what the unsubscribe Lambda reads it from.",
+    )
     campaigns_file: Path | None = Field(
         None,
         validation_alias=AliasChoices("campaigns_file", "PEAK_EMAIL_CAMPAIGNS"),
@@ -254,7 +259,13 @@ class EmailSettings(Section):
     ledger_keep_days: int = Field(90, ge=0)
 
     _blanks = field_validator(
-        "sender", "configuration_set", "region", "endpoint_url", "unsubscribe_secret", mode="before"
+        "sender",
+        "configuration_set",
+        "region",
+        "endpoint_url",
+        "unsubscribe_secret",
+        "unsubscribe_secret_id",
+        mode="before",
     )(_blank_is_none)
 
     @property
