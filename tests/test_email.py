@@ -941,6 +941,8 @@ def test_a_real_send_needs_a_sender_and_an_unsubscribe_secret(env: Env) -> None:
     assert no_secret.api_calls == 0 and env.ses.messages == []
     emulator = env.run(unsubscribe_secret=None, endpoint_url="http://127.0.0.1:5000")
     assert emulator.sent == 2 and "development default" in emulator.details["unsubscribe_secret"]
+    plain = env.run(members(3), unsubscribe_url="http://peak.example/unsubscribe", days=7)
+    assert plain.status == "failed" and "https://" in str(plain.error) and plain.sent == 0
 
 
 def test_configuration_set_and_campaign_tag_are_sent(env: Env) -> None:

@@ -26,6 +26,12 @@ def send_problem(config: EmailSettings) -> str | None:
     """Why a real send cannot start, or None."""
     if not config.sender:
         return "PEAK_EMAIL_SENDER is not set: SES needs a verified From address"
+    if not config.endpoint_url and not config.unsubscribe_url.startswith("https://"):
+        return (
+            "PEAK_EMAIL_UNSUBSCRIBE_URL must be an https:// URL for real sends (mail clients "
+            "make a one-click unsubscribe only to https); emulators (AWS_ENDPOINT_URL) allow "
+            "any"
+        )
     if config.dev_secret and not config.endpoint_url:
         return (
             "PEAK_EMAIL_UNSUBSCRIBE_SECRET is not set: real sends need it (the development "
