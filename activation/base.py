@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol, TypeVar
 
+from activation.addresses import normalise_email as normalise_email  # its home: addresses
 from peak.core.errors import ActivationError
 from peak.core.lake import Lake
 from peak.core.layout import activation_state_key, outbox_prefix
@@ -95,11 +96,6 @@ class Sink(Protocol):
     name: str
 
     def run(self, ctx: SinkContext) -> SinkResult: ...
-
-
-def normalise_email(value: Any) -> str:
-    """An email as the sinks key it: trimmed, lower case ("" for none)."""
-    return str(value or "").strip().lower()
 
 
 def short_text(text: Any, limit: int = 300) -> str:

@@ -1,17 +1,19 @@
-"""Benchmark: the email sink sending 10k retention emails through moto's SES.
+"""Benchmark: the email sink sending 10k retention emails through SES API v2 (the fake).
 
 It builds ``mart_email_targets`` with ``--emails`` members (half at risk, half churned) in a
-DuckDB file, deploys the two templates to moto, and runs the sink once. moto reports a sandbox
-quota (200 a day, 1 a second), so the sink's SES client reports ``--rate`` messages a second and
-no daily limit instead (GetSendQuota only; every other call is moto's). Pacing is measured on a
-virtual clock: the sink's sleeps advance it instead of the wall clock, so the wall time is the
-sink's own cost and the paced time is what a real account at ``--rate`` would take.
+DuckDB file, deploys the two templates to the fake SES v2 of ``tests/fake_sesv2.py`` (a real
+HTTP server that checks every request's signature, renders every message and holds SES's
+limits; moto has no SES v2 bulk sending), and runs the sink once. The fake reports a production
+account: ``--rate`` messages a second, no daily limit. Pacing is measured on a virtual clock: the
+sink's sleeps advance it instead of the wall clock, and the fake counts its sending rate on the
+same clock (a call the sink sends too early is refused), so the wall time is the sink's own cost
+and the paced time is what a real account at ``--rate`` would take.
 
-It prints the SendBulkTemplatedEmail calls (the target is ceil(n/50) per campaign), the other
-API calls, the sink's wall time, the paced time against ``n / rate``, and, as the reference, a
-bare loop of the very same boto3 send calls (the requests the sink made, replayed) against the
-same moto, with the ratio of the sink's wall time to it. A second run (nothing due) is timed
-too. Results go to bench/out/email.json. A benchmark, not a test: it asserts nothing.
+It prints the SendBulkEmail calls (the target is ceil(n/50) per campaign), the other API calls,
+the sink's wall time, the paced time against ``n / rate``, and, as the reference, a bare loop
+of the very same boto3 send calls (the requests the sink made, replayed) against the same fake,
+with the ratio of the sink's wall time to it. A second run (nothing due) is timed too. Results
+go to bench/out/email.json. A benchmark, not a test: it asserts nothing.
 
     .venv/bin/python bench/email_send.py                 # 10k emails, 14 a second
     .venv/bin/python bench/email_send.py --emails 2000
@@ -27,7 +29,6 @@ ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))  # run as a script: import the repository's packages
 
 import argparse  # noqa: E402
-import datetime as dt  # noqa: E402
 import json  # noqa: E402
 import math  # noqa: E402
 import os  # noqa: E402
@@ -37,9 +38,6 @@ from typing import Any  # noqa: E402
 
 import boto3  # noqa: E402
 import duckdb  # noqa: E402
-from moto import mock_aws  # noqa: E402
-from moto.core import DEFAULT_ACCOUNT_ID  # noqa: E402
-from moto.ses.models import ses_backends  # noqa: E402
 
 from activation.base import SinkContext  # noqa: E402
 from activation.email import EmailSink  # noqa: E402
@@ -47,6 +45,7 @@ from activation.email.settings import client_config  # noqa: E402
 from peak.core.lake import Lake  # noqa: E402
 from peak.core.settings import SES_BULK_LIMIT, EmailSettings  # noqa: E402
 from peak.model.warehouse import DuckDBWarehouse  # noqa: E402
+from tests.fake_sesv2 import FakeSesV2  # noqa: E402
 
 OUT = HERE / "out"
 REGION = "eu-west-1"
@@ -92,45 +91,19 @@ def build_mart(db: Path, n: int) -> dict[str, int]:
     return counts
 
 
-class BenchClient:
-    """moto's SES client; GetSendQuota reports a production account; the sends are recorded."""
+class Recorder:
+    """The boto3 SES v2 client, its sends recorded (to replay them as the reference)."""
 
-    def __init__(self, client: Any, rate: float) -> None:
+    def __init__(self, client: Any) -> None:
         self.client = client
-        self.rate = rate
         self.sends: list[dict[str, Any]] = []
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.client, name)
 
-    def get_send_quota(self, **kwargs: Any) -> dict[str, Any]:
-        self.client.get_send_quota(**kwargs)  # the call itself still goes to moto
-        return {"Max24HourSend": -1.0, "MaxSendRate": self.rate, "SentLast24Hours": 0.0}
-
-    def send_bulk_templated_email(self, **kwargs: Any) -> dict[str, Any]:
+    def send_bulk_email(self, **kwargs: Any) -> dict[str, Any]:
         self.sends.append(kwargs)
-        return self.client.send_bulk_templated_email(**kwargs)
-
-
-class Suppressions:
-    """The SES v2 suppression list (moto has none): 1,000 addresses, not our members."""
-
-    def __init__(self) -> None:
-        self.calls = 0
-
-    def list_suppressed_destinations(self, **kwargs: Any) -> dict[str, Any]:
-        self.calls += 1
-        stamp = dt.datetime(2026, 10, 1, tzinfo=dt.UTC)
-        return {
-            "SuppressedDestinationSummaries": [
-                {
-                    "EmailAddress": f"bounced{i}@example.org",
-                    "Reason": "BOUNCE",
-                    "LastUpdateTime": stamp,
-                }
-                for i in range(1000)
-            ]
-        }
+        return self.client.send_bulk_email(**kwargs)
 
 
 class VirtualClock:
@@ -162,14 +135,30 @@ def main() -> int:
             "AWS_DEFAULT_REGION": REGION,
         }
     )
-    with tempfile.TemporaryDirectory(prefix="peak-email-bench-") as tmp, mock_aws():
+    clock = VirtualClock()
+    fake = FakeSesV2(
+        region=REGION,
+        max_send_rate=args.rate,
+        max_24h=-1.0,
+        verified=("hello@peak.example",),
+        clock=clock.monotonic,
+    )
+    for i in range(1000):  # the account's suppression list: 1,000 addresses, not our members
+        fake.suppress(f"bounced{i}@example.org", "BOUNCE")
+    with tempfile.TemporaryDirectory(prefix="peak-email-bench-") as tmp, fake:
         root = Path(tmp)
         db = root / "warehouse.duckdb"
         counts = build_mart(db, n)
         target_calls = sum(math.ceil(c / SES_BULK_LIMIT) for c in counts.values())
         lake = Lake.from_uri(str(root / "lake"))
-        ses = boto3.client("ses", region_name=REGION, config=client_config())
-        ses.verify_email_identity(EmailAddress="hello@peak.example")
+        sesv2 = boto3.client(
+            "sesv2",
+            endpoint_url=fake.base_url,
+            region_name=REGION,
+            aws_access_key_id=fake.access_key,
+            aws_secret_access_key=fake.secret_key,
+            config=client_config(),
+        )
         settings = EmailSettings(
             sender=SENDER,
             region=REGION,
@@ -178,37 +167,37 @@ def main() -> int:
             unsubscribe_secret="bench-secret",
             template_prefix="bench-",
         )
-        client = BenchClient(ses, args.rate)
-        clock = VirtualClock()
+        client = Recorder(sesv2)
 
         def sink() -> EmailSink:
             return EmailSink(
                 email_settings=settings,
                 sleep=clock.sleep,
                 clock=clock.monotonic,
-                ses_client=client,
-                sesv2_client=Suppressions(),
+                sesv2_client=client,
             )
 
         sink().deploy_templates(SinkContext(lake, DuckDBWarehouse(db), "deploy"))
-        backend = ses_backends[DEFAULT_ACCOUNT_ID][REGION]
 
         t0, slept0 = time.perf_counter(), clock.slept
         result = sink().run(SinkContext(lake, DuckDBWarehouse(db), "bench-1"))
         sink_s = time.perf_counter() - t0
         paced_s = sink_s + clock.slept - slept0
         send_calls = len(client.sends)
-        moto_recipients = sum(len(m.destinations) for m in backend.sent_messages)
+        ses_recipients = len(fake.messages)
+        headers = sum(1 for m in fake.messages if m.header("List-Unsubscribe-Post"))
 
         t0 = time.perf_counter()
         again = sink().run(SinkContext(lake, DuckDBWarehouse(db), "bench-2"))
         again_s = time.perf_counter() - t0
 
         requests = list(client.sends)
-        backend.sent_messages.clear()
+        fake.messages.clear()
+        fake.max_send_rate = 1e9  # the reference replays the calls unpaced, an hour later
+        clock.slept += 3600
         t0 = time.perf_counter()
         for request in requests:  # the reference: the same calls, nothing else
-            ses.send_bulk_templated_email(**request)
+            sesv2.send_bulk_email(**request)
         bare_s = time.perf_counter() - t0
 
     report = {
@@ -218,7 +207,8 @@ def main() -> int:
         "send_calls_target": target_calls,
         "other_api_calls": result.api_calls - send_calls,
         "sent": result.sent,
-        "moto_recipients": moto_recipients,
+        "ses_recipients": ses_recipients,
+        "one_click_headers": headers,
         "status": result.status,
         "sink_wall_s": round(sink_s, 3),
         "bare_loop_s": round(bare_s, 3),
@@ -233,11 +223,12 @@ def main() -> int:
     OUT.mkdir(exist_ok=True)
     (OUT / "email.json").write_text(json.dumps(report, indent=2) + "\n")
 
-    print(f"email sink: {n:,} emails through moto's SES ({counts})")
+    print(f"email sink: {n:,} emails through the fake SES API v2 ({counts})")
     print(
-        f"  SendBulkTemplatedEmail calls {send_calls} (target ceil(n/50) per campaign = "
+        f"  SendBulkEmail calls {send_calls} (target ceil(n/50) per campaign = "
         f"{target_calls}); other calls {report['other_api_calls']}; sent {result.sent:,}; "
-        f"moto received {moto_recipients:,}; status {result.status}"
+        f"SES took {ses_recipients:,}, {headers:,} with one-click unsubscribe headers; "
+        f"status {result.status}"
     )
     print(
         f"  sink {sink_s:.2f} s wall ({n / sink_s:,.0f} emails/s) vs a bare loop of the same "

@@ -12,6 +12,13 @@ thread; point hubspot-api-client at :attr:`FakeHubSpot.base_url`. It implements:
   duplicate ids, an unknown property, or any input with an invalid email or property value
   reject the whole batch (400 ``VALIDATION_ERROR``, one entry in ``errors`` per problem, with
   its ``code``) and nothing in it is written
+- ``POST /crm/v3/objects/contacts/search``: CRM search as HubSpot answers it: ``filterGroups``
+  (OR of ANDed filters; EQ, NEQ, LT, LTE, GT, GTE, IN, NOT_IN, HAS_PROPERTY, NOT_HAS_PROPERTY;
+  at most 5 groups, 6 filters a group, 18 in all; a filter on an unknown property is a 400),
+  one ``sorts`` entry, ``properties`` (plus ``hs_object_id``, ``createdate``,
+  ``lastmodifieddate``; unset ones are null), ``limit`` (default 10, at most 200) and ``after``
+  paging (``paging.next.after``), at most 10,000 results per query (paging past them is a 400),
+  and its own limit of ``search_rate_limit`` requests a second (429 with ``Retry-After``)
 - Lists v3: ``POST /crm/v3/lists/`` (create), ``POST /crm/v3/lists/search``, ``GET /crm/v3/lists/``
   (``listIds``, ``includeFilters``), ``GET|DELETE /crm/v3/lists/{id}``,
   ``GET /crm/v3/lists/object-type-id/{type}/name/{name}``,
@@ -49,6 +56,19 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import pytest
 
 BATCH_LIMIT = 100
+SEARCH_PAGE_LIMIT = 200  # the most results one search page holds
+SEARCH_RESULT_LIMIT = 10_000  # the most results any one search query pages through
+SEARCH_LIMITS = {"groups": 5, "per_group": 6, "filters": 18}
+#: What a contact search returns besides the properties asked for.
+SEARCH_ALWAYS = ("hs_object_id", "createdate", "lastmodifieddate")
+SEARCH_DEFAULT = (
+    "createdate",
+    "email",
+    "firstname",
+    "hs_object_id",
+    "lastmodifieddate",
+    "lastname",
+)
 CONTACTS_OBJECT_TYPE_ID = "0-1"
 FIELD_TYPES = {
     "string": {"text", "textarea", "phonenumber", "html", "file"},
@@ -148,9 +168,13 @@ class FakeHubSpot:
         window_s: float = 10.0,
         latency_s: float = 0.0,
         keep_bodies: bool = True,
+        search_rate_limit: int | None = None,
     ) -> None:
         self.token = token
         self.rate_limit = rate_limit
+        #: Search requests a second (HubSpot: 5 per account), when set.
+        self.search_rate_limit = search_rate_limit
+        self._search_arrivals: deque[float] = deque()
         self.window_s = window_s
         self.latency_s = latency_s
         self.keep_bodies = keep_bodies
@@ -414,6 +438,8 @@ class FakeHubSpot:
             return self._properties_route(method, path, query, body)
         if path == "/crm/v3/objects/contacts/batch/upsert" and method == "POST":
             return self._upsert(body)
+        if path == "/crm/v3/objects/contacts/search" and method == "POST":
+            return self._search_contacts(body)
         if path.startswith("/crm/v3/lists"):
             return self._lists_route(method, path, query, body)
         raise HubSpotReply(404, f"No route for {method} {path}", "OBJECT_NOT_FOUND")
@@ -713,6 +739,105 @@ class FakeHubSpot:
             "new": new,
         }
 
+    # -- contact search -----------------------------------------------------------------------
+
+    def _search_rate_check(self) -> None:
+        if not self.search_rate_limit:
+            return
+        now = time.monotonic()
+        while self._search_arrivals and self._search_arrivals[0] <= now - 1.0:
+            self._search_arrivals.popleft()
+        if len(self._search_arrivals) >= self.search_rate_limit:
+            self.rate_limited += 1
+            reply = HubSpotReply(
+                429,
+                "You have reached your secondly limit.",
+                "RATE_LIMITS",
+                errorType="RATE_LIMIT",
+                policyName="SECONDLY",
+            )
+            wait = self._search_arrivals[0] + 1.0 - now
+            reply.headers = {"Retry-After": str(max(1, math.ceil(wait)))}
+            raise reply
+        self._search_arrivals.append(now)
+
+    def _search_contacts(self, body: Any):
+        self._search_rate_check()
+        if not isinstance(body, dict):
+            raise HubSpotReply(400, "Invalid input JSON", "VALIDATION_ERROR")
+        groups = body.get("filterGroups") or []
+        filters = [f for g in groups for f in (g.get("filters") or [])]
+        if (
+            len(groups) > SEARCH_LIMITS["groups"]
+            or any(len(g.get("filters") or []) > SEARCH_LIMITS["per_group"] for g in groups)
+            or len(filters) > SEARCH_LIMITS["filters"]
+        ):
+            raise HubSpotReply(
+                400,
+                f"Too many filters: at most {SEARCH_LIMITS['groups']} filter groups of "
+                f"{SEARCH_LIMITS['per_group']} filters, {SEARCH_LIMITS['filters']} in all",
+                "VALIDATION_ERROR",
+            )
+        sorts = body.get("sorts") or []
+        if len(sorts) > 1:
+            raise HubSpotReply(400, "Only one sort is allowed", "VALIDATION_ERROR")
+        for name in [f.get("propertyName") for f in filters] + [
+            s.get("propertyName") if isinstance(s, dict) else s for s in sorts
+        ]:
+            if name not in self.properties:
+                raise HubSpotReply(
+                    400, f"Property {name!r} does not exist on contacts", "VALIDATION_ERROR"
+                )
+        limit = int(body.get("limit") or 10)
+        if not 1 <= limit <= SEARCH_PAGE_LIMIT:
+            raise HubSpotReply(
+                400,
+                f"limit must be between 1 and {SEARCH_PAGE_LIMIT}, got {limit}",
+                "VALIDATION_ERROR",
+            )
+        after = int(body.get("after") or 0)
+        if after + limit > SEARCH_RESULT_LIMIT:
+            raise HubSpotReply(
+                400,
+                f"The search API returns at most {SEARCH_RESULT_LIMIT} results per query",
+                "VALIDATION_ERROR",
+            )
+        matches = [
+            c
+            for c in self.contacts.values()
+            if not groups or any(_search_matches(g.get("filters") or [], c, self) for g in groups)
+        ]
+        if sorts:
+            sort = sorts[0] if isinstance(sorts[0], dict) else {"propertyName": sorts[0]}
+            name = sort["propertyName"]
+            numeric = self.properties[name]["type"] == "number"
+            matches.sort(
+                key=lambda c: _sort_key(c["properties"].get(name), numeric),
+                reverse=sort.get("direction") == "DESCENDING",
+            )
+        else:
+            matches.sort(key=lambda c: int(c["id"]))
+        wanted = body.get("properties") or list(SEARCH_DEFAULT)
+        names = list(dict.fromkeys([*wanted, *SEARCH_ALWAYS]))
+        page = matches[after : after + limit]
+        out: dict[str, Any] = {
+            "total": len(matches),
+            "results": [
+                {
+                    "id": c["id"],
+                    "properties": {n: c["properties"].get(n) for n in names},
+                    "createdAt": c["createdAt"],
+                    "updatedAt": c["updatedAt"],
+                    "archived": False,
+                }
+                for c in page
+            ],
+        }
+        if after + len(page) < len(matches):
+            nxt = str(after + len(page))
+            out["paging"] = {"next": {"after": nxt, "link": f"?after={nxt}"}}
+        return 200, out
+
     # -- lists --------------------------------------------------------------------------------
 
     def _lists_route(self, method: str, path: str, query: dict[str, list[str]], body: Any):
@@ -842,7 +967,13 @@ class FakeHubSpot:
                     "STRING",
                     "MULTISTRING",
                     "ENUMERATION",
+                    "BOOL",
                 ) or not op.get("operator"):
+                    raise HubSpotReply(400, f"Unsupported operation {op!r}", "VALIDATION_ERROR")
+                if op["operationType"] == "BOOL" and (
+                    op["operator"] not in ("IS_EQUAL_TO", "IS_NOT_EQUAL_TO")
+                    or not isinstance(op.get("value"), bool)
+                ):
                     raise HubSpotReply(400, f"Unsupported operation {op!r}", "VALIDATION_ERROR")
                 filters.append(
                     {
@@ -920,6 +1051,57 @@ def _matches(branch: dict[str, Any], properties: dict[str, Any]) -> bool:
     if branch["filterBranchType"] == "OR":
         return any(results)
     return all(results)
+
+
+def _sort_key(value: Any, numeric: bool) -> tuple[bool, Any]:
+    if value is None:
+        return (True, 0 if numeric else "")
+    return (False, float(value) if numeric else str(value).lower())
+
+
+def _compare(a: Any, b: Any, numeric: bool) -> int:
+    if numeric:
+        return (float(a) > float(b)) - (float(a) < float(b))
+    x, y = str(a).lower(), str(b).lower()
+    return (x > y) - (x < y)
+
+
+def _search_matches(filters: list[dict[str, Any]], contact: dict[str, Any], hub: FakeHubSpot):
+    """Does a contact pass every filter of one search filter group."""
+    for f in filters:
+        name, operator = f.get("propertyName"), f.get("operator")
+        value = contact["properties"].get(name)
+        numeric = hub.properties[name]["type"] == "number"
+
+        def same(a: Any, b: Any, numeric: bool = numeric) -> int:
+            return _compare(a, b, numeric)
+
+        if operator == "HAS_PROPERTY":
+            ok = value not in (None, "")
+        elif operator == "NOT_HAS_PROPERTY":
+            ok = value in (None, "")
+        elif value in (None, ""):
+            ok = operator in ("NEQ", "NOT_IN")
+        elif operator in ("IN", "NOT_IN"):
+            hit = any(same(value, v) == 0 for v in f.get("values") or [])
+            ok = hit if operator == "IN" else not hit
+        elif operator in ("EQ", "NEQ", "LT", "LTE", "GT", "GTE"):
+            if "value" not in f:
+                raise HubSpotReply(400, f"{operator} needs a value", "VALIDATION_ERROR")
+            order = same(value, f["value"])
+            ok = {
+                "EQ": order == 0,
+                "NEQ": order != 0,
+                "LT": order < 0,
+                "LTE": order <= 0,
+                "GT": order > 0,
+                "GTE": order >= 0,
+            }[operator]
+        else:
+            raise HubSpotReply(400, f"Unsupported operator {operator!r}", "VALIDATION_ERROR")
+        if not ok:
+            return False
+    return True
 
 
 class _Drop(Exception):

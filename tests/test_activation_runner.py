@@ -209,19 +209,20 @@ def test_peak_activate_refuses_an_unknown_sink(cli, published):
 
 
 def test_peak_activate_email_deploys_the_templates_idempotently(cli, lake, monkeypatch):
-    from moto import mock_aws
+    from tests.fake_sesv2 import FakeSesV2  # SES API v2 templates (moto lacks them)
 
+    fake = FakeSesV2()
     for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_REGION": "eu-west-1",
-        "AWS_DEFAULT_REGION": "eu-west-1",
+        "AWS_ACCESS_KEY_ID": fake.access_key,
+        "AWS_SECRET_ACCESS_KEY": fake.secret_key,
+        "AWS_REGION": fake.region,
+        "AWS_DEFAULT_REGION": fake.region,
     }.items():
         monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     root = Path(lake.root)
     argv = ["--lake", str(root), "activate", "email", "--deploy-templates"]
-    with mock_aws():
+    with fake:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", fake.base_url)
         first = cli.invoke(app, argv)
         assert first.exit_code == 0, first.output
         line = last_report(root)["stages"]["activation"]["email"]

@@ -1,12 +1,12 @@
-"""The email sink against moto's SES (boto3 end to end).
+"""The email sink against a fake SES API v2 over real HTTP (boto3 end to end).
 
-moto implements SES v1 templates, SendBulkTemplatedEmail and GetSendQuota (200 a day, 1 a
-second), and keeps what was "sent" in its backend (``sent_messages``). It does not implement the
-SES v2 suppression list (``ListSuppressedDestinations`` raises NotImplementedError), so the sink
-gets an SES v2 client wrapped in botocore's ``Stubber`` for that one call: the Stubber checks our
-request and its canned answers against botocore's own service model, which is as faithful as a
-fake can be. Throttling, per-destination failures and lost answers are injected by wrapping the
-moto client. Time never passes: sleeps advance a fake clock.
+moto has no SES v2 bulk sending, so :mod:`tests.fake_sesv2` plays SES: the real boto3 ``sesv2``
+client signs and sends every request to it, and it answers as SES does (templates, the account's
+quota and sending rate, the suppression list, ``SendBulkEmail`` with its 50-recipient limit,
+headers and per-entry results, errors). Faults (throttling, a daily quota, an answer lost after
+SES took a send) are injected into the fake, never into the sink. Time never passes: the sink's
+sleeps advance a fake clock, which the fake SES reads too, so pacing is checked against SES's
+own sending rate without waiting.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ import json
 import math
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import textwrap
@@ -30,31 +29,23 @@ import boto3
 import duckdb
 import pyarrow as pa
 import pytest
-from botocore.exceptions import ClientError, ReadTimeoutError
-from botocore.stub import Stubber
-from moto import mock_aws
-from moto.core import DEFAULT_ACCOUNT_ID
-from moto.ses.models import TemplateMessage, ses_backends
 
 import activation.email.sink as email_sink
 from activation.base import SinkContext, SinkResult
-from activation.email import (
-    EmailSink,
-    unsubscribe,
-    unsubscribe_url,
-    unsubscribed,
-    verify_unsubscribe,
-)
+from activation.email import EmailSink
 from activation.email.campaigns import load_campaigns
 from activation.email.errors import EmailConfigError
 from activation.email.ledger import Ledger
-from activation.email.settings import DEFAULT_CAMPAIGNS, DEFAULT_TEMPLATES
+from activation.email.settings import DEFAULT_CAMPAIGNS, DEFAULT_TEMPLATES, client_config
 from activation.email.templates import load_template, render
 from activation.pacing import SendPacer
+from activation.unsubscribe.links import unsubscribe_url, verify_unsubscribe
+from activation.unsubscribe.register import DoNotMarket, suppressed, unsubscribe, unsubscribed
 from peak.core.lake import Lake
 from peak.core.layout import outbox_prefix
 from peak.core.settings import EmailSettings
 from peak.model.warehouse import DuckDBWarehouse
+from tests.fake_sesv2 import FakeSesV2
 
 ROOT = Path(__file__).resolve().parents[1]
 REGION = "eu-west-1"
@@ -133,28 +124,18 @@ class Clock:
         self.t += seconds
 
 
-def moto_messages() -> list[TemplateMessage]:
-    """One entry per SendBulkTemplatedEmail moto accepted."""
-    backend = ses_backends[DEFAULT_ACCOUNT_ID][REGION]
-    return [m for m in backend.sent_messages if isinstance(m, TemplateMessage)]
+def batch_sizes(ses: FakeSesV2) -> list[int]:
+    """The entries of every SendBulkEmail SES took."""
+    return [len(r.body["BulkEmailEntries"]) for r in ses.calls("SendBulkEmail")]
 
 
-def destinations() -> list[tuple[str, dict[str, str], str]]:
-    """(address, template data, template) of every destination moto accepted."""
-    out = []
-    for message in moto_messages():
-        for d in message.destinations:
-            data = json.loads(d.get("ReplacementTemplateData") or "{}")
-            out.append((d["Destination"]["ToAddresses"][0], data, message.template))
-    return out
+def destinations(ses: FakeSesV2) -> list[tuple[str, dict[str, Any], str]]:
+    """(address, template data, template) of every message SES took."""
+    return [(m.to[0], m.data, m.template) for m in ses.messages]
 
 
-def sent_counts() -> Counter[str]:
-    return Counter(address for address, _, _ in destinations())
-
-
-def batch_sizes() -> list[int]:
-    return [len(m.destinations) for m in moto_messages()]
+def sent_counts(ses: FakeSesV2) -> Counter[str]:
+    return Counter(m.to[0] for m in ses.messages)
 
 
 def balanced(result: SinkResult) -> SinkResult:
@@ -162,101 +143,29 @@ def balanced(result: SinkResult) -> SinkResult:
     return result
 
 
-def suppression_client(addresses: list[str], page: int = 2) -> Any:
-    """An SES v2 client whose ListSuppressedDestinations answers from ``addresses``, ``page``
-    per page (Stubber: request and answers are checked against botocore's model)."""
-    client = boto3.client("sesv2", region_name=REGION)
-    stub = Stubber(client)
-    chunks = [addresses[i : i + page] for i in range(0, len(addresses), page)] or [[]]
-    for n, chunk in enumerate(chunks):
-        response: dict[str, Any] = {
-            "SuppressedDestinationSummaries": [
-                {
-                    "EmailAddress": a,
-                    "Reason": "BOUNCE",
-                    "LastUpdateTime": dt.datetime(2026, 10, 1, tzinfo=dt.UTC),
-                }
-                for a in chunk
-            ]
-        }
-        if n + 1 < len(chunks):
-            response["NextToken"] = f"page-{n + 2}"
-        expected: dict[str, Any] = {"PageSize": 1000}
-        if n:
-            expected["NextToken"] = f"page-{n + 1}"
-        stub.add_response("list_suppressed_destinations", response, expected)
-    stub.activate()
-    client.stub = stub  # type: ignore[attr-defined]
-    return client
-
-
-class Wrapped:
-    """The moto SES client, with faults injected into SendBulkTemplatedEmail."""
-
-    def __init__(self, client: Any) -> None:
-        self.client = client
-        self.send_calls = 0
-        self.raise_on: set[int] = set()  # 1-based send calls that raise `error`
-        self.raise_from: int | None = None  # every send call from this one raises
-        self.error: Exception = throttling()
-        self.reject: dict[str, tuple[str, str]] = {}  # address -> (Status, Error)
-        self.quota: dict[str, float] | None = None
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.client, name)
-
-    def get_send_quota(self, **kwargs: Any) -> dict[str, Any]:
-        return dict(self.quota) if self.quota else self.client.get_send_quota(**kwargs)
-
-    def send_bulk_templated_email(self, **kwargs: Any) -> dict[str, Any]:
-        self.send_calls += 1
-        n = self.send_calls
-        if n in self.raise_on or (self.raise_from is not None and n >= self.raise_from):
-            raise self.error
-        response = self.client.send_bulk_templated_email(**kwargs)
-        statuses = []
-        for d, s in zip(kwargs["Destinations"], response["Status"], strict=True):
-            address = d["Destination"]["ToAddresses"][0]
-            if address in self.reject:
-                status, error = self.reject[address]
-                statuses.append({"Status": status, "Error": error})
-            else:
-                statuses.append({"Status": "Success", "MessageId": s["MessageId"]})
-        return {**response, "Status": statuses}
-
-
-def throttling(message: str = "Maximum sending rate exceeded.") -> ClientError:
-    return ClientError(
-        {
-            "Error": {"Code": "Throttling", "Message": message, "Type": "Sender"},
-            "ResponseMetadata": {"HTTPStatusCode": 400},
-        },
-        "SendBulkTemplatedEmail",
-    )
+THROTTLED = {"code": "TooManyRequestsException", "message": "Maximum sending rate exceeded."}
 
 
 @pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+def aws(monkeypatch: pytest.MonkeyPatch) -> None:
+    """boto3's environment: credentials and a region (the fake checks its own keys)."""
     for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_SESSION_TOKEN", "PEAK_FAILPOINT"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    with mock_aws():
-        ses = boto3.client("ses", region_name=REGION)
-        ses.verify_email_identity(EmailAddress=SENDER_ADDRESS)
-        yield ses
 
 
 class Env:
-    def __init__(self, tmp_path: Path, ses: Any) -> None:
+    def __init__(self, tmp_path: Path, ses: FakeSesV2 | None) -> None:
         self.tmp = tmp_path
         self.lake = Lake.from_uri(str(tmp_path / "lake"))
         self.db = tmp_path / "warehouse.duckdb"
         self.ses = ses
         self.clock = Clock()
+        if ses is not None:
+            ses.clock = self.clock.monotonic  # SES counts its sending rate on the sink's clock
         self.now = TODAY
-        self.suppressed: list[str] = []
         self.templates = DEFAULT_TEMPLATES
         self.campaigns = DEFAULT_CAMPAIGNS
         self.runs = itertools.count(1)
@@ -309,13 +218,24 @@ class Env:
         values.update(overrides)
         return EmailSettings(**values)
 
-    def sink(self, client: Any = "moto", **overrides: Any) -> EmailSink:
+    def client(self) -> Any:
+        """The real boto3 SES v2 client, pointed at the fake, as the sink configures it."""
+        assert self.ses is not None
+        return boto3.client(
+            "sesv2",
+            endpoint_url=self.ses.base_url,
+            region_name=REGION,
+            aws_access_key_id=self.ses.access_key,
+            aws_secret_access_key=self.ses.secret_key,
+            config=client_config(),
+        )
+
+    def sink(self, **overrides: Any) -> EmailSink:
         sink = EmailSink(
             email_settings=self.settings(**overrides),
             sleep=self.clock.sleep,
             clock=self.clock.monotonic,
-            ses_client=self.ses if client == "moto" else client,
-            sesv2_client=suppression_client(self.suppressed),
+            sesv2_client=self.client(),
             now=lambda: self.now,
         )
         self.last_sink = sink
@@ -329,27 +249,34 @@ class Env:
             dry_run=dry_run,
         )
 
-    def deploy(self, client: Any = "moto", **overrides: Any) -> SinkResult:
-        return balanced(self.sink(client, **overrides).deploy_templates(self.ctx()))
+    def deploy(self, **overrides: Any) -> SinkResult:
+        return balanced(self.sink(**overrides).deploy_templates(self.ctx()))
 
     def run(
         self,
         rows: list[dict[str, Any]] | None = None,
         *,
         days: int = 0,
-        client: Any = "moto",
         dry_run: bool = False,
         **overrides: Any,
     ) -> SinkResult:
         if rows is not None:
             self.write_mart(rows)
         self.now = TODAY + dt.timedelta(days=days)
-        return balanced(self.sink(client, **overrides).run(self.ctx(dry_run)))
+        self.clock.t += 3600  # runs are hours apart at least: SES's rate window is long past
+        return balanced(self.sink(**overrides).run(self.ctx(dry_run)))
 
 
 @pytest.fixture
-def env(tmp_path: Path, aws: Any) -> Env:
-    e = Env(tmp_path, aws)
+def ses(aws: None) -> Iterator[FakeSesV2]:
+    """SES as a new account sees it: 200 messages a day, 1 a second; the sender verified."""
+    with FakeSesV2(max_send_rate=1.0, max_24h=200.0, verified=(SENDER_ADDRESS,)) as fake:
+        yield fake
+
+
+@pytest.fixture
+def env(tmp_path: Path, ses: FakeSesV2) -> Env:
+    e = Env(tmp_path, ses)
     assert e.deploy().details["templates"]["created"] == [
         f"{PREFIX}at_risk_nudge",
         f"{PREFIX}churned_winback",
@@ -432,8 +359,10 @@ def test_campaigns_file_is_checked(tmp_path: Path, yaml_text: str, error: str) -
         load_campaigns(path)
 
 
-def test_deploy_templates_is_idempotent_and_updates_a_changed_file(tmp_path: Path, aws: Any):
-    e = Env(tmp_path, aws)
+def test_deploy_templates_is_idempotent_and_updates_a_changed_file(
+    tmp_path: Path, ses: FakeSesV2
+) -> None:
+    e = Env(tmp_path, ses)
     templates = e.copy_templates()
     first = e.deploy()
     assert first.details["templates"]["created"] == [
@@ -441,29 +370,28 @@ def test_deploy_templates_is_idempotent_and_updates_a_changed_file(tmp_path: Pat
         f"{PREFIX}churned_winback",
     ]
     assert (first.records, first.sent, first.unchanged) == (2, 2, 0)
-    held = aws.get_template(TemplateName=f"{PREFIX}at_risk_nudge")["Template"]
-    assert held["HtmlPart"] == load_template(templates, "at_risk_nudge").html.compiled
+    held = ses.templates[f"{PREFIX}at_risk_nudge"]
+    assert held["Html"] == load_template(templates, "at_risk_nudge").html.compiled
 
-    spy = Wrapped(aws)
-    calls: list[str] = []
-    for op in ("create_template", "update_template"):
-        setattr(spy, op, lambda _op=op, **kw: (calls.append(_op), getattr(aws, _op)(**kw))[1])
-    second = e.deploy(client=spy)
+    second = e.deploy()
     assert second.details["templates"] == {
         "created": [],
         "updated": [],
         "unchanged": [f"{PREFIX}at_risk_nudge", f"{PREFIX}churned_winback"],
     }
-    assert calls == [] and second.api_calls == 2  # two GetTemplate, nothing written
+    assert second.api_calls == 2  # two GetEmailTemplate, nothing written
+    assert not ses.calls("UpdateEmailTemplate") and len(ses.calls("CreateEmailTemplate")) == 2
 
     subject = templates / "churned_winback" / "subject.txt"
     subject.write_text("We saved your spot at {{home_location}}\n")
-    third = e.deploy(client=spy)
+    third = e.deploy()
     assert third.details["templates"]["updated"] == [f"{PREFIX}churned_winback"]
-    assert calls == ["update_template"]
-    held = aws.get_template(TemplateName=f"{PREFIX}churned_winback")["Template"]
-    assert held["SubjectPart"] == "We saved your spot at {{{home_location}}}"
-    assert e.deploy(client=spy).details["templates"]["updated"] == []
+    assert [r.path.rsplit("/", 1)[1] for r in ses.calls("UpdateEmailTemplate")] == [
+        f"{PREFIX}churned_winback"
+    ]
+    held = ses.templates[f"{PREFIX}churned_winback"]
+    assert held["Subject"] == "We saved your spot at {{{home_location}}}"
+    assert e.deploy().details["templates"]["updated"] == []
 
 
 def test_a_run_refuses_a_template_ses_holds_in_another_version(env: Env) -> None:
@@ -471,7 +399,7 @@ def test_a_run_refuses_a_template_ses_holds_in_another_version(env: Env) -> None
     (templates / "at_risk_nudge" / "subject.txt").write_text("New subject {{home_location}}\n")
     result = env.run(members(3))
     assert result.status == "failed" and "--deploy-templates" in str(result.error)
-    assert result.failed == 3 and moto_messages() == []
+    assert result.failed == 3 and env.ses.messages == []
     env.deploy()
     again = env.run()
     assert again.sent == 3 and again.status == "ok"
@@ -485,7 +413,7 @@ def test_a_template_naming_a_field_the_mart_lacks_fails_before_any_send(env: Env
     assert result.status == "failed"
     assert "favourite_instructor" in str(result.error) and "body" in str(result.error)
     assert (result.records, result.failed, result.sent) == (6, 6, 0)
-    assert result.api_calls == 0 and moto_messages() == []
+    assert result.api_calls == 0 and env.ses.messages == []
     assert Ledger.load(env.lake).entries == {}
 
     # A template naming a field no mart has: refused by the deploy and by the run.
@@ -497,7 +425,7 @@ def test_a_template_naming_a_field_the_mart_lacks_fails_before_any_send(env: Env
     env.write_mart(members(3))
     run = env.run()
     assert run.status == "failed" and "{{shoe_size}}" in str(run.error)
-    assert run.api_calls == 0 and moto_messages() == []
+    assert run.api_calls == 0 and env.ses.messages == []
 
 
 # ---------------------------------------------------------------------------------------------
@@ -511,14 +439,15 @@ def test_sends_in_bulk_calls_of_50_with_template_data_and_unsubscribe_links(env:
 
     assert result.status == "ok", result.error
     assert (result.records, result.sent, result.unchanged, result.failed) == (120, 120, 0, 0)
-    assert batch_sizes() == [50, 50, 20]  # ceil(120 / 50) calls
-    # ListSuppressedDestinations + GetTemplate + GetSendQuota + 3 sends
+    assert batch_sizes(env.ses) == [50, 50, 20]  # ceil(120 / 50) calls
+    # ListSuppressedDestinations + GetEmailTemplate + GetAccount + 3 sends
     assert result.api_calls == 6 and result.retried == 0
     by_address = {r["email"]: r for r in rows}
-    for message in moto_messages():
+    for message in env.ses.messages:
         assert message.template == f"{PREFIX}at_risk_nudge"
-        assert message.source == SENDER
-    for address, data, _ in destinations():
+        assert message.sender == SENDER and message.delivered
+        assert message.subject == f"We miss you at {by_address[message.to[0]]['home_location']}"
+    for address, data, _ in destinations(env.ses):
         row = by_address[address]
         assert data["home_location"] == row["home_location"]
         assert data["visits_30d"] == str(row["visits_30d"])
@@ -527,14 +456,30 @@ def test_sends_in_bulk_calls_of_50_with_template_data_and_unsubscribe_links(env:
         assert data["unsubscribe_url"].startswith(UNSUBSCRIBE_BASE + "?e=")
         assert data["unsubscribe_url__html"] == data["unsubscribe_url"].replace("&", "&amp;")
         assert verify_unsubscribe(data["unsubscribe_url"], "another-secret") is None
-    assert sent_counts() == Counter({r["email"]: 1 for r in rows})
-    # Paced to moto's MaxSendRate of 1 message a second: 50 s after each full batch.
-    assert env.clock.sleeps == [50.0, 50.0]
+    assert sent_counts(env.ses) == Counter({r["email"]: 1 for r in rows})
+    # Paced to the account's MaxSendRate of 1 message a second: 50 s after each full batch,
+    # and SES (on the same clock) never had to refuse a call for the rate.
+    assert env.clock.sleeps == [50.0, 50.0] and env.ses.throttled == 0
     assert result.details["pace_wait_s"] == 100.0
     ledger = Ledger.load(env.lake)
     entry = ledger.entries["at_risk_nudge|U00000"]
     assert entry["s"] == "sent" and entry["p"] == "2026-11-25" and entry["m"]
     assert result.details["campaigns"]["at_risk_nudge"]["sent"] == 120
+
+
+def test_every_email_carries_a_one_click_unsubscribe_header(env: Env) -> None:
+    """RFC 8058, as Gmail and Yahoo require of bulk senders: the member's own signed link in
+    List-Unsubscribe (HTTPS, in angle brackets) and List-Unsubscribe-Post: List-Unsubscribe=
+    One-Click, on every message of both campaigns; the link in the body is the same."""
+    rows = members(60) + members(40, "churned", start=100)
+    assert env.run(rows).sent == 100
+    assert len(env.ses.messages) == 100
+    for message in env.ses.messages:
+        assert message.header("List-Unsubscribe-Post") == "List-Unsubscribe=One-Click"
+        link = message.header("List-Unsubscribe")
+        assert link is not None and link.startswith("<https://") and link.endswith(">")
+        assert verify_unsubscribe(link[1:-1], SECRET) == message.to[0]
+        assert link[1:-1] in message.text and link[1:-1].replace("&", "&amp;") in message.html
 
 
 def test_pacing_spaces_calls_by_their_size_over_the_rate() -> None:
@@ -553,49 +498,100 @@ def test_pacing_spaces_calls_by_their_size_over_the_rate() -> None:
 def test_cadence_weekly_nudge_and_monthly_win_back(env: Env) -> None:
     rows = members(3) + members(3, "churned", start=10)
     first = env.run(rows)
-    assert first.sent == 6 and len(moto_messages()) == 2  # one call per campaign
+    assert first.sent == 6 and len(env.ses.calls("SendBulkEmail")) == 2  # one per campaign
 
     again = env.run(days=2)  # the same week
     assert (again.sent, again.unchanged) == (0, 6)
     assert again.details["skipped"] == {"already_sent": 6}
-    assert len(moto_messages()) == 2 and again.api_calls == 0
+    assert len(env.ses.calls("SendBulkEmail")) == 2 and again.api_calls == 0
 
     week_later = env.run(days=8)
     assert (week_later.sent, week_later.unchanged) == (3, 3)
-    assert [m.template for m in moto_messages()][2:] == [f"{PREFIX}at_risk_nudge"]
+    assert {m.template for m in env.ses.messages[6:]} == {f"{PREFIX}at_risk_nudge"}
 
     month_later = env.run(days=29)  # the nudge again (last sent on day 8), not the win-back
     assert month_later.sent == 3 and month_later.details["campaigns"]["churned_winback"]["due"] == 0
     day_30 = env.run(days=30)  # the win-back went on day 0: due again on day 30
     assert day_30.sent == 3 and day_30.details["campaigns"]["churned_winback"]["sent"] == 3
-    counts = sent_counts()
+    counts = sent_counts(env.ses)
     assert {counts[r["email"]] for r in rows if r["segment"] == "at_risk"} == {3}
     assert {counts[r["email"]] for r in rows if r["segment"] == "churned"} == {2}
 
 
 def test_throttling_is_retried_with_backoff(env: Env) -> None:
-    client = Wrapped(env.ses)
-    client.raise_on = {1, 2}
-    result = env.run(members(60), client=client)
+    env.ses.fail_next(2, status=429, operation="SendBulkEmail", **THROTTLED)
+    result = env.run(members(60))
     assert result.status == "ok" and result.sent == 60
     assert result.retried == 2 and result.details["throttled_responses"] == 2
-    assert client.send_calls == 4 and batch_sizes() == [50, 10]
+    assert len(env.ses.calls("SendBulkEmail", ok=False)) == 4
+    assert batch_sizes(env.ses) == [50, 10]
     assert result.details["retry_wait_s"] > 0
-    assert sent_counts() == Counter({r["email"]: 1 for r in members(60)})
+    assert sent_counts(env.ses) == Counter({r["email"]: 1 for r in members(60)})
+
+
+def test_the_one_click_header_works_end_to_end(env: Env) -> None:
+    """What a mail client does with the header of an e-mail SES sent: POST
+    List-Unsubscribe=One-Click to its link. The unsubscribe Lambda's handler answers 200, the
+    member is on the register, and the next run of the campaign skips them."""
+    from activation.unsubscribe.handler import configure, handler
+    from peak.core.settings import Settings
+
+    rows = members(3)
+    env.run(rows)
+    message = next(m for m in env.ses.messages if m.to == ["member1@example.com"])
+    link = (message.header("List-Unsubscribe") or "")[1:-1]
+    configure(Settings(lake=env.lake.root, email=env.settings()))
+    try:
+        answer = handler(
+            {
+                "version": "2.0",
+                "rawQueryString": link.split("?", 1)[1],
+                "requestContext": {"http": {"method": "POST", "path": "/"}},
+                "headers": {"content-type": "application/x-www-form-urlencoded"},
+                "body": "List-Unsubscribe=One-Click",
+                "isBase64Encoded": False,
+            }
+        )
+    finally:
+        import activation.unsubscribe.handler as module
+
+        module._cached = None
+    assert answer["statusCode"] == 200
+    week_later = env.run(days=7)
+    assert week_later.sent == 2 and week_later.details["skipped"] == {"unsubscribed": 1}
+    assert sent_counts(env.ses)["member1@example.com"] == 1
+
+
+def test_sending_faster_than_the_account_rate_is_refused_by_ses(env: Env) -> None:
+    """The fake holds SES's sending rate: an unpaced second call is refused (so the pacing
+    test above means something), and the sink's own pacing never meets the refusal."""
+    client = env.client()
+    request = {
+        "FromEmailAddress": SENDER,
+        "DefaultContent": {"Template": {"TemplateName": f"{PREFIX}at_risk_nudge"}},
+        "BulkEmailEntries": [{"Destination": {"ToAddresses": ["a@example.com"]}}] * 5,
+    }
+    client.send_bulk_email(**request)
+    with pytest.raises(client.exceptions.TooManyRequestsException, match="sending rate"):
+        client.send_bulk_email(**request)
+    env.clock.t += 5  # five messages at 1 a second
+    client.send_bulk_email(**request)
+    assert env.ses.throttled == 1
 
 
 def test_persistent_throttling_stops_cleanly_and_the_next_run_continues(env: Env) -> None:
     rows = members(150)
-    client = Wrapped(env.ses)
-    client.raise_from = 2  # the first batch goes, then SES throttles every call
-    result = env.run(rows, client=client)
+    attempts = env.settings().max_attempts
+    # the first batch goes, then SES throttles every call
+    env.ses.fail_next(attempts, status=429, operation="SendBulkEmail", after=1, **THROTTLED)
+    result = env.run(rows)
 
     assert result.status == "failed" and "stopped" in str(result.error)
     assert (result.sent, result.failed) == (50, 100)
     stop = result.details["stopped"]
     assert stop["reason"] == "throttled" and stop["left"] == 100
     assert stop["next"] == {"campaign": "at_risk_nudge", "user_id": "U00050"}
-    assert client.send_calls == 1 + env.settings().max_attempts
+    assert len(env.ses.calls("SendBulkEmail", ok=False)) == 1 + attempts
     assert Ledger.load(env.lake).last_stop["next"]["user_id"] == "U00050"
     assert all(e.reason.startswith("deferred:") for e in result.errors)
 
@@ -603,41 +599,51 @@ def test_persistent_throttling_stops_cleanly_and_the_next_run_continues(env: Env
     assert resumed.status == "ok" and (resumed.sent, resumed.unchanged) == (100, 50)
     assert resumed.details["previous_stop"]["reason"] == "throttled"
     assert Ledger.load(env.lake).last_stop is None
-    assert sent_counts() == Counter({r["email"]: 1 for r in rows})
+    assert sent_counts(env.ses) == Counter({r["email"]: 1 for r in rows})
 
 
 def test_daily_quota_stops_cleanly_at_the_quota(env: Env) -> None:
-    env.ses.send_bulk_templated_email(  # 30 messages already went out today
-        Source=SENDER,
-        Template=f"{PREFIX}at_risk_nudge",
-        DefaultTemplateData="{}",
-        Destinations=[{"Destination": {"ToAddresses": [f"x{i}@example.com"]}} for i in range(30)],
-    )
+    env.ses.sent_last_24h = 30  # 30 messages already went out today
     result = env.run(members(230))
-    assert result.details["quota"]["remaining"] == 170  # moto: 200 a day
-    assert batch_sizes()[1:] == [50, 50, 50, 20]  # exactly up to the quota, then stop
+    assert result.details["quota"]["remaining"] == 170  # 200 a day
+    assert batch_sizes(env.ses) == [50, 50, 50, 20]  # exactly up to the quota, then stop
     assert (result.sent, result.failed) == (170, 60)
     assert result.status == "failed"
     assert result.details["stopped"]["reason"] == "daily_quota"
     assert result.details["stopped"]["next"]["user_id"] == "U00170"
 
-    tomorrow = Wrapped(env.ses)
-    tomorrow.quota = {"Max24HourSend": 200.0, "MaxSendRate": 1.0, "SentLast24Hours": 0.0}
-    resumed = env.run(days=1, client=tomorrow)
+    env.ses.sent_last_24h = 0  # a new day
+    resumed = env.run(days=1)
     assert (resumed.sent, resumed.unchanged) == (60, 170)
-    assert len(sent_counts()) == 230 + 30
+    assert len(sent_counts(env.ses)) == 230
 
 
 def test_a_daily_quota_error_from_ses_stops_without_retrying(env: Env) -> None:
-    client = Wrapped(env.ses)
-    client.raise_on = {2}
-    client.error = throttling("Daily message quota exceeded.")
-    result = env.run(members(120), client=client)
-    assert client.send_calls == 2 and result.retried == 0
+    env.ses.fail_next(
+        status=400,
+        code="LimitExceededException",
+        message="Daily message quota exceeded.",
+        operation="SendBulkEmail",
+        after=1,
+    )
+    result = env.run(members(120))
+    assert len(env.ses.calls("SendBulkEmail", ok=False)) == 2 and result.retried == 0
     assert (result.sent, result.failed) == (50, 70)
     assert result.details["stopped"]["reason"] == "daily_quota"
     entry = Ledger.load(env.lake).entries["at_risk_nudge|U00050"]
     assert entry["s"] == "failed" and "Daily message quota" in entry["e"]
+
+
+def test_a_quota_used_up_meanwhile_stops_at_the_entry_ses_refused(env: Env) -> None:
+    """Another sender on the account used the quota after this run read it: SES takes what it
+    can and refuses the rest entry by entry; the run stops there and the next continues."""
+    env.ses.reject("member30@example.com", "ACCOUNT_DAILY_QUOTA_EXCEEDED", "Daily quota")
+    result = env.run(members(80))
+    assert result.status == "failed" and result.details["stopped"]["reason"] == "daily_quota"
+    assert (result.sent, result.failed) == (49, 31)
+    assert Ledger.load(env.lake).entries["at_risk_nudge|U00030"]["s"] == "failed"
+    env.ses.rejects.clear()
+    assert env.run().sent == 31
 
 
 class Crash(BaseException):
@@ -660,12 +666,12 @@ def test_a_crash_after_a_send_never_sends_twice(env: Env, monkeypatch: pytest.Mo
     with pytest.raises(Crash):
         env.run(rows)
     monkeypatch.undo()
-    assert batch_sizes() == [50, 50]
+    assert batch_sizes(env.ses) == [50, 50]
 
     rerun = env.run()
     assert rerun.sent == 50
     assert rerun.details["skipped"] == {"already_sent": 50, "in_doubt": 50}
-    assert sent_counts() == Counter({r["email"]: 1 for r in rows})  # each member once
+    assert sent_counts(env.ses) == Counter({r["email"]: 1 for r in rows})  # each member once
 
 
 def test_a_crash_before_a_send_loses_that_batch_for_the_period(
@@ -678,112 +684,89 @@ def test_a_crash_before_a_send_loses_that_batch_for_the_period(
     with pytest.raises(Crash):
         env.run(rows)
     monkeypatch.undo()
-    assert batch_sizes() == [50]
+    assert batch_sizes(env.ses) == [50]
 
     rerun = env.run()
     assert rerun.sent == 50 and rerun.details["skipped"]["in_doubt"] == 50
-    counts = sent_counts()
+    counts = sent_counts(env.ses)
     assert len(counts) == 100 and set(counts.values()) == {1}
-    fresh = Wrapped(env.ses)  # moto never forgets what it sent: a new day's quota
-    fresh.quota = {"Max24HourSend": 200.0, "MaxSendRate": 1.0, "SentLast24Hours": 0.0}
-    assert env.run(days=7, client=fresh).sent == 150  # the next period reaches everyone
+    env.ses.sent_last_24h = 0  # a week later: a new day's quota
+    assert env.run(days=7).sent == 150  # the next period reaches everyone
 
 
 def test_a_lost_answer_leaves_the_batch_in_doubt_and_stops(env: Env) -> None:
-    client = Wrapped(env.ses)
-    client.raise_on = {2}
-    client.error = ReadTimeoutError(endpoint_url="https://email.eu-west-1.amazonaws.com/")
-    result = env.run(members(150), client=client)
-    assert result.status == "failed" and client.send_calls == 2  # never re-sent
+    """SES takes batch 2 and the connection drops before its answer: the batch may have gone
+    (it did), so it is never re-sent; the run stops and the next one leaves it in doubt."""
+    env.ses.fail_next(status=0, operation="SendBulkEmail", after=1)
+    rows = members(150)
+    result = env.run(rows)
+    assert result.status == "failed" and len(env.ses.calls("SendBulkEmail", ok=False)) == 2
     assert result.details["in_doubt"]["members"] == 50
     assert (result.sent, result.failed) == (50, 100)
     ledger = Ledger.load(env.lake)
     assert ledger.entries["at_risk_nudge|U00050"]["s"] == "sending"
     rerun = env.run()
     assert rerun.sent == 50 and rerun.details["skipped"]["in_doubt"] == 50
+    assert sent_counts(env.ses) == Counter({r["email"]: 1 for r in rows})
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="os._exit in a child process")
 def test_a_real_crash_in_a_child_process_sends_each_member_once(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, ses: FakeSesV2
 ) -> None:
-    """PEAK_FAILPOINT kills a child process running the sink through the runner, against moto's
-    server via AWS_ENDPOINT_URL; the re-run sends each member exactly once in total."""
-    import moto.ses.models
-    from moto.server import ThreadedMotoServer
+    """PEAK_FAILPOINT kills a child process running the sink through the runner, against the
+    fake SES via AWS_ENDPOINT_URL; the re-run sends each member exactly once in total."""
+    import time
 
-    class FastQuota(moto.ses.models.SESQuota):  # moto's 1 a second would make the child sleep
-        def __init__(self, sent: int) -> None:
-            super().__init__(sent)
-            self.max_send_rate = 10_000
+    ses.clock = time.monotonic  # the child sleeps for real: a rate that needs no sleeping
+    ses.max_send_rate = 10_000.0
+    e = Env(tmp_path, None)
+    e.ses = ses
+    assert e.deploy().sent == 2
+    rows = members(120)
+    e.write_mart(rows)
+    child_env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "PEAK_"))},
+        "AWS_ACCESS_KEY_ID": ses.access_key,
+        "AWS_SECRET_ACCESS_KEY": ses.secret_key,
+        "AWS_REGION": REGION,
+        "AWS_ENDPOINT_URL": ses.base_url,
+        "PEAK_EMAIL_SENDER": SENDER,
+        "PEAK_EMAIL_TEMPLATE_PREFIX": PREFIX,
+    }
+    script = textwrap.dedent(
+        f"""
+        from activation.base import SinkContext
+        from activation.runner import run_sink
+        from peak.core.lake import Lake
+        from peak.model.warehouse import DuckDBWarehouse
+        ctx = SinkContext(Lake.from_uri({str(e.lake.root)!r}),
+                          DuckDBWarehouse(__import__("pathlib").Path({str(e.db)!r})), "r")
+        from peak.core.settings import Settings
+        result = run_sink("email", ctx, Settings())
+        print(result.status, result.sent, result.error)
+        """
+    )
 
-    monkeypatch.setattr(moto.ses.models, "SESQuota", FastQuota)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=_free_port(), verbose=False)
-    server.start()
-    try:
-        host, port = server.get_host_and_port()
-        endpoint = f"http://{host}:{port}"
-        child_env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "PEAK_"))},
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_REGION": REGION,
-            "AWS_ENDPOINT_URL": endpoint,
-            "PEAK_EMAIL_SENDER": SENDER,
-            "PEAK_EMAIL_TEMPLATE_PREFIX": PREFIX,
-            "PEAK_EMAIL_CHECK_SUPPRESSION": "false",  # moto has no SES v2 suppression list
-        }
-        for key, value in child_env.items():
-            if key.startswith(("AWS_", "PEAK_")):
-                monkeypatch.setenv(key, value)
-        ses = boto3.client("ses", region_name=REGION)  # botocore reads AWS_DEFAULT_REGION only
-        ses.verify_email_identity(EmailAddress=SENDER_ADDRESS)
-        ses_backends[DEFAULT_ACCOUNT_ID][REGION].sent_messages.clear()
-        e = Env(tmp_path, ses)
-        assert e.deploy().sent == 2
-        rows = members(120)
-        e.write_mart(rows)
-        script = textwrap.dedent(
-            f"""
-            from activation.base import SinkContext
-            from activation.runner import run_sink
-            from peak.core.lake import Lake
-            from peak.model.warehouse import DuckDBWarehouse
-            ctx = SinkContext(Lake.from_uri({str(e.lake.root)!r}),
-                              DuckDBWarehouse(__import__("pathlib").Path({str(e.db)!r})), "r")
-            from peak.core.settings import Settings
-            result = run_sink("email", ctx, Settings())
-            print(result.status, result.sent, result.error)
-            """
+    def child(failpoint: str | None) -> subprocess.CompletedProcess[str]:
+        extra = {"PEAK_FAILPOINT": failpoint} if failpoint else {}
+        return subprocess.run(
+            [sys.executable, "-c", script],
+            cwd=ROOT,
+            env={**child_env, **extra},
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
 
-        def child(failpoint: str | None) -> subprocess.CompletedProcess[str]:
-            extra = {"PEAK_FAILPOINT": failpoint} if failpoint else {}
-            return subprocess.run(
-                [sys.executable, "-c", script],
-                cwd=ROOT,
-                env={**child_env, **extra},
-                capture_output=True,
-                text=True,
-                timeout=120,
-            )
-
-        crashed = child("email.after_send:2")
-        assert crashed.returncode == 137, crashed.stderr
-        assert batch_sizes() == [50, 50]
-        done = child(None)
-        assert done.returncode == 0, done.stderr
-        assert done.stdout.startswith("ok 20"), done.stdout  # batch 2 is in doubt: not resent
-        assert batch_sizes() == [50, 50, 20]
-        assert sent_counts() == Counter({r["email"]: 1 for r in rows})
-    finally:
-        server.stop()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    crashed = child("email.after_send:2")
+    assert crashed.returncode == 137, crashed.stderr
+    assert batch_sizes(ses) == [50, 50]
+    done = child(None)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("ok 20"), done.stdout  # batch 2 is in doubt: not resent
+    assert batch_sizes(ses) == [50, 50, 20]
+    assert sent_counts(ses) == Counter({r["email"]: 1 for r in rows})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -793,7 +776,10 @@ def _free_port() -> int:
 
 def test_suppressed_opted_out_and_unsubscribed_members_are_skipped(env: Env) -> None:
     rows = members(10)
-    env.suppressed = ["member1@example.com", "MEMBER2@example.com", "member3@example.com"]
+    for address in ("member1@example.com", "MEMBER2@example.com", "member3@example.com"):
+        env.ses.suppress(address, "BOUNCE")
+    for i in range(1_000):  # the account's others: the list takes two pages of 1,000
+        env.ses.suppress(f"bounced{i}@example.org", "BOUNCE")
     assert unsubscribe(env.lake, " Member4@Example.com ", source="test")
     assert not unsubscribe(env.lake, "member4@example.com")  # already there
     opted_in = {r["user_id"]: r["user_id"] != "U00005" for r in rows}
@@ -803,14 +789,39 @@ def test_suppressed_opted_out_and_unsubscribed_members_are_skipped(env: Env) -> 
     assert (result.records, result.sent, result.unchanged) == (10, 5, 5)
     assert result.details["skipped"] == {"opted_out": 1, "suppressed": 3, "unsubscribed": 1}
     assert result.details["opt_in_check"] == "dim_users.marketing_opt_in"
-    assert result.details["suppression_list"] == 3  # read over two pages
-    env.last_sink.sesv2().stub.assert_no_pending_responses()
-    assert sorted(sent_counts()) == [f"member{i}@example.com" for i in (0, 6, 7, 8, 9)]
+    assert result.details["suppression_list"] == 1_003
+    assert len(env.ses.calls("ListSuppressedDestinations")) == 2
+    assert sorted(sent_counts(env.ses)) == [f"member{i}@example.com" for i in (0, 6, 7, 8, 9)]
+    # The audience's suppressed addresses are kept (hashed) for the HubSpot sink's lists.
+    held = suppressed(env.lake)
+    assert len(held) == 3 and set(held.values()) == {"BOUNCE"}
+    assert DoNotMarket.load(env.lake).why("member2@example.com") == "suppressed by SES (BOUNCE)"
+
+
+def test_the_consent_column_is_taken_from_the_activation_config(env: Env) -> None:
+    """The column the config names decides (in the mart when it has it), not a name the sink
+    hard-codes: a member whose consent column says no is skipped even though dim_users says
+    they opted in."""
+    import yaml
+
+    doc = yaml.safe_load(DEFAULT_CAMPAIGNS.read_text())
+    doc["consent"]["column"] = "marketing_consent"
+    env.campaigns = env.tmp / "activation.yml"
+    env.campaigns.write_text(yaml.safe_dump(doc))
+    rows = [{**r, "marketing_consent": r["user_id"] != "U00003"} for r in members(5)]
+    schema = MART_SCHEMA.append(pa.field("marketing_consent", pa.bool_()))
+    env.write_mart(rows, schema=schema, opted_in={r["user_id"]: True for r in rows})
+
+    result = env.run()
+
+    assert result.details["opt_in_check"] == "mart_email_targets.marketing_consent"
+    assert result.sent == 4 and result.details["skipped"] == {"opted_out": 1}
+    assert "member3@example.com" not in sent_counts(env.ses)
 
 
 def test_the_unsubscribe_link_round_trip(env: Env) -> None:
     env.run(members(2))
-    (_, data, _), _ = destinations()
+    (_, data, _), _ = destinations(env.ses)
     link = data["unsubscribe_url"]
     address = verify_unsubscribe(link, SECRET)
     assert address == "member0@example.com"
@@ -839,22 +850,20 @@ def test_invalid_and_shared_addresses_fail_and_unknown_segments_are_skipped(env:
 
 
 def test_a_destination_ses_rejects_is_recorded_and_retried_next_run(env: Env) -> None:
-    client = Wrapped(env.ses)
-    client.reject = {"member3@example.com": ("MessageRejected", "Address blacklisted.")}
-    result = env.run(members(5), client=client)
+    env.ses.reject("member3@example.com", "MESSAGE_REJECTED", "Address blacklisted.")
+    result = env.run(members(5))
     assert result.status == "ok"  # one bad address does not fail the run
     assert (result.sent, result.failed) == (4, 1)
     assert result.errors[0].key == "U00003"
-    assert "MessageRejected: Address blacklisted." in result.errors[0].reason
+    assert "MESSAGE_REJECTED: Address blacklisted." in result.errors[0].reason
     entry = Ledger.load(env.lake).entries["at_risk_nudge|U00003"]
     assert entry["s"] == "failed" and "blacklisted" in entry["e"]
 
+    env.ses.rejects.clear()
     retry = env.run()
     assert (retry.sent, retry.unchanged) == (1, 4)
     assert retry.details["retrying_failed"] == 1
-    assert moto_messages()[-1].destinations[0]["Destination"]["ToAddresses"] == [
-        "member3@example.com"
-    ]
+    assert env.ses.messages[-1].to == ["member3@example.com"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -866,15 +875,16 @@ def test_values_are_html_escaped_in_html_only(env: Env) -> None:
     nasty = '<script>alert("hi")</script> & Co'
     result = env.run([member(1, favourite_class=nasty, home_location="Peak <Soho>")])
     assert result.sent == 1
-    ((_, data, template_name),) = destinations()
+    ((_, data, template_name),) = destinations(env.ses)
     assert data["favourite_class"] == nasty  # the text part and subject: as it is
     assert data["favourite_class__html"] == (
         "&lt;script&gt;alert(&quot;hi&quot;)&lt;/script&gt; &amp; Co"
     )
-    held = env.ses.get_template(TemplateName=template_name)["Template"]
-    html_part = render(held["HtmlPart"], data)  # what SES renders: it escapes nothing itself
-    text_part = render(held["TextPart"], data)
-    subject = render(held["SubjectPart"], data)
+    held = env.ses.templates[template_name]
+    html_part = render(held["Html"], data)  # our renderer, on what SES holds
+    assert html_part == env.ses.messages[0].html  # and what SES itself made of it
+    text_part = env.ses.messages[0].text
+    subject = env.ses.messages[0].subject
     assert "<script>" not in html_part and "&lt;script&gt;alert(&quot;hi&quot;)" in html_part
     assert "Peak &lt;Soho&gt;" in html_part
     assert nasty in text_part and "&lt;" not in text_part and "&amp;" not in text_part
@@ -905,18 +915,21 @@ def test_no_credentials_runs_dry_into_the_outbox(
     assert "&lt;b&gt;Spin&lt;/b&gt;" in winback["html"] and "<b>Spin</b>" in winback["text"]
     assert winback["period"] == "2026-11-25..2026-12-24"
     assert verify_unsubscribe(winback["unsubscribe_url"], SECRET) == "member9@example.com"
-    requests = e.lake.read_bytes(
-        outbox_prefix("email", "run-1") + "send_bulk_templated_email.jsonl"
-    )
-    assert [len(json.loads(r)["Destinations"]) for r in requests.splitlines()] == [3, 1]
+    assert winback["headers"] == {
+        "List-Unsubscribe": f"<{winback['unsubscribe_url']}>",
+        "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+    }
+    requests = e.lake.read_bytes(outbox_prefix("email", "run-1") + "send_bulk_email.jsonl")
+    assert [len(json.loads(r)["BulkEmailEntries"]) for r in requests.splitlines()] == [3, 1]
     assert Ledger.load(e.lake).entries == {}  # a dry run records nothing
 
 
 def test_dry_run_sends_nothing_and_a_real_run_then_sends_all(env: Env) -> None:
+    before = len(env.ses.requests)
     dry = env.run(members(4), dry_run=True)
     assert dry.dry_run and dry.sent == 4 and dry.api_calls == 0
     assert dry.details["note"].startswith("dry run: nothing was sent")
-    assert moto_messages() == []
+    assert len(env.ses.requests) == before
     assert env.run().sent == 4
 
 
@@ -925,22 +938,28 @@ def test_a_real_send_needs_a_sender_and_an_unsubscribe_secret(env: Env) -> None:
     assert no_sender.dry_run and "PEAK_EMAIL_SENDER is not set" in no_sender.details["note"]
     no_secret = env.run(unsubscribe_secret=None)
     assert no_secret.status == "failed" and "PEAK_EMAIL_UNSUBSCRIBE_SECRET" in str(no_secret.error)
-    assert no_secret.api_calls == 0 and moto_messages() == []
+    assert no_secret.api_calls == 0 and env.ses.messages == []
     emulator = env.run(unsubscribe_secret=None, endpoint_url="http://127.0.0.1:5000")
     assert emulator.sent == 2 and "development default" in emulator.details["unsubscribe_secret"]
+    plain = env.run(members(3), unsubscribe_url="http://peak.example/unsubscribe", days=7)
+    assert plain.status == "failed" and "https://" in str(plain.error) and plain.sent == 0
 
 
 def test_configuration_set_and_campaign_tag_are_sent(env: Env) -> None:
-    seen: list[dict[str, Any]] = []
-    client = Wrapped(env.ses)
-    original = client.send_bulk_templated_email
-    client.send_bulk_templated_email = lambda **kw: (seen.append(kw), original(**kw))[1]
-    env.ses.create_configuration_set(ConfigurationSet={"Name": "peak-retention"})
-    result = env.run(members(2), client=client, configuration_set="peak-retention")
+    env.client().create_configuration_set(ConfigurationSetName="peak-retention")
+    result = env.run(members(2), configuration_set="peak-retention")
     assert result.sent == 2
-    assert seen[0]["ConfigurationSetName"] == "peak-retention"
-    assert seen[0]["DefaultTags"] == [{"Name": "campaign", "Value": "at_risk_nudge"}]
-    assert set(json.loads(seen[0]["DefaultTemplateData"]).values()) == {""}
+    (call,) = env.ses.calls("SendBulkEmail")
+    assert call.body["ConfigurationSetName"] == "peak-retention"
+    assert call.body["DefaultEmailTags"] == [{"Name": "campaign", "Value": "at_risk_nudge"}]
+    template = call.body["DefaultContent"]["Template"]
+    assert set(json.loads(template["TemplateData"]).values()) == {""}
+    assert {m.configuration_set for m in env.ses.messages} == {"peak-retention"}
+    # A configuration set SES does not have: every entry refused for it, and the run stops.
+    missing = env.run(members(120), configuration_set="peak-nowhere", days=7, max_send_rate=99)
+    assert missing.status == "failed" and missing.sent == 0
+    assert "CONFIGURATION_SET_NOT_FOUND" in missing.errors[0].reason
+    assert len(env.ses.calls("SendBulkEmail")) == 2  # the first batch, and nothing after it
 
 
 def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -991,3 +1010,109 @@ def test_the_ledger_forgets_periods_long_over(env: Env) -> None:
         "at_risk_nudge|U00010",
         "at_risk_nudge|U00011",
     ]
+
+
+def test_the_register_keeps_hashes_takes_concurrent_writers_and_reads_the_old_file(
+    tmp_path: Path,
+) -> None:
+    """Many one-click POSTs at once (the Lambda) each leave their record, once; the lake holds
+    no address in clear; the register's first form (one JSON file of addresses) still counts."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    lake = Lake.from_uri(str(tmp_path / "lake"))
+    addresses = [f"member{i}@example.com" for i in range(40)]
+    with ThreadPoolExecutor(8) as pool:
+        first = list(pool.map(lambda a: unsubscribe(lake, a, source="one-click"), addresses * 2))
+    assert sum(first) == 40  # each address recorded once, however many times it came
+    register = unsubscribed(lake)
+    assert len(register) == 40 and "MEMBER7@Example.com " in register
+    assert "member40@example.com" not in register
+    stored = b"".join(lake.read_bytes(k) for k in lake.list("_state/"))
+    assert b"@" not in stored and not any("@" in k for k in lake.list("_state/"))
+
+    lake.write_json(
+        "_state/activation/email/unsubscribes.json",
+        {"version": 1, "emails": {"old@example.com": {"at": "2026-01-01T00:00:00+00:00"}}},
+    )
+    assert "old@example.com" in unsubscribed(lake) and "OLD@example.com " in unsubscribed(lake)
+    with pytest.raises(ValueError):
+        unsubscribe(lake, "not an address")
+
+
+# ---------------------------------------------------------------------------------------------
+# The fake SES answers like SES
+# ---------------------------------------------------------------------------------------------
+
+
+def bulk(template: str = f"{PREFIX}at_risk_nudge", n: int = 1, **extra: Any) -> dict[str, Any]:
+    return {
+        "FromEmailAddress": SENDER,
+        "DefaultContent": {"Template": {"TemplateName": template, "TemplateData": "{}"}},
+        "BulkEmailEntries": [
+            {"Destination": {"ToAddresses": [f"r{i}@example.com"]}} for i in range(n)
+        ],
+        **extra,
+    }
+
+
+def test_the_fake_refuses_what_ses_refuses(env: Env) -> None:
+    import time
+
+    client = env.client()
+    ses = env.ses
+    ses.max_send_rate, ses.clock = 1_000_000.0, time.monotonic  # no pacing needed here
+
+    def refused(code: str, **request: Any) -> str:
+        with pytest.raises(client.exceptions.ClientError) as err:
+            client.send_bulk_email(**request)
+        assert err.value.response["Error"]["Code"] == code, err.value.response
+        return str(err.value.response["Error"]["Message"])
+
+    assert "exceeds 50" in refused("BadRequestException", **bulk(n=51))
+    assert "not verified" in refused(
+        "MessageRejected", **{**bulk(), "FromEmailAddress": "x@elsewhere.example"}
+    )
+    header = {"Name": "List-Unsubscribe", "Value": "<https://u.example/\u00e9>"}
+    entry = {"Destination": {"ToAddresses": ["a@example.com"]}, "ReplacementHeaders": [header]}
+    assert "invalid header" in refused("BadRequestException", **bulk(BulkEmailEntries=[entry]))
+    entry["ReplacementHeaders"] = [{"Name": "From", "Value": "someone@else.example"}]
+    assert "sets From" in refused("BadRequestException", **bulk(BulkEmailEntries=[entry]))
+    long_value = {"Name": "X-Long", "Value": "x" * 871}
+    entry["ReplacementHeaders"] = [long_value]
+    assert "invalid header" in refused("BadRequestException", **bulk(BulkEmailEntries=[entry]))
+
+    answer = client.send_bulk_email(**bulk(template="nope", n=2))
+    assert [r["Status"] for r in answer["BulkEmailEntryResults"]] == ["TEMPLATE_NOT_FOUND"] * 2
+    with pytest.raises(client.exceptions.AlreadyExistsException):
+        client.create_email_template(
+            TemplateName=f"{PREFIX}at_risk_nudge", TemplateContent={"Subject": "s", "Text": "t"}
+        )
+    with pytest.raises(client.exceptions.NotFoundException):
+        client.get_email_template(TemplateName="nope")
+    with pytest.raises(client.exceptions.ClientError, match="InvalidNextToken"):
+        client.list_suppressed_destinations(NextToken="garbage")
+
+    # A message whose data lacks a field the template uses: taken, never delivered (SES reports
+    # a rendering failure), as with an address on the suppression list.
+    client.send_bulk_email(**bulk(n=1))
+    assert ses.messages[-1].why_not == "rendering failure: 'home_location'"
+    client.create_email_template(
+        TemplateName="plain", TemplateContent={"Subject": "Hi", "Text": "t"}
+    )
+    ses.suppress("r1@example.com", "COMPLAINT")
+    client.send_bulk_email(**bulk(template="plain", n=2))
+    delivered, suppressed_ = ses.messages[-2:]
+    assert delivered.delivered and (suppressed_.delivered, suppressed_.why_not) == (
+        False,
+        "suppressed",
+    )
+
+    forged = boto3.client(
+        "sesv2",
+        endpoint_url=ses.base_url,
+        region_name=REGION,
+        aws_access_key_id=ses.access_key,
+        aws_secret_access_key="not-the-secret",
+    )
+    with pytest.raises(forged.exceptions.ClientError, match="SignatureDoesNotMatch"):
+        forged.get_account()

@@ -16,20 +16,30 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 import pytest
+import yaml
 from pydantic import SecretStr
 
 import activation.hubspot.sink as hubspot_sink
 import contracts
+from activation.audience import DEFAULT_CONFIG, AudienceConfigError, load_audience
 from activation.base import SinkContext, SinkResult
 from activation.hubspot import HubSpotSink
 from activation.hubspot.lists import list_name
-from activation.hubspot.properties import PROPERTIES
+from activation.hubspot.properties import (
+    PROPERTIES,
+    PROPERTY_BY_NAME,
+    mart_columns,
+    select_properties,
+)
 from activation.hubspot.state import SyncState
 from activation.pacing import RateLimiter
+from activation.unsubscribe.register import record_suppressed, unsubscribe
 from peak.core.lake import Lake
 from peak.core.layout import outbox_prefix
 from peak.core.settings import HubSpotSettings, Settings
+from peak.model.manifest import public_columns
 from peak.model.warehouse import DuckDBWarehouse
+from tests.conftest import run_peak
 from tests.fake_hubspot import FakeHubSpot
 
 TOKEN = "pat-na1-test-0f5e2c1a-secret"
@@ -128,11 +138,12 @@ class Env:
         *,
         dry_run: bool = False,
         sleep: Any = None,
+        audience: Any = None,
         **config: Any,
     ) -> SinkResult:
         if rows is not None:
             self.write_mart(rows)
-        sink = HubSpotSink(self.config(**config), sleep=sleep or self.sleeps)
+        sink = HubSpotSink(self.config(**config), sleep=sleep or self.sleeps, audience=audience)
         result = sink.run(self.context(dry_run))
         assert result.balanced, result.to_dict()
         return result
@@ -248,6 +259,7 @@ def test_first_sync_creates_schema_and_upserts_in_batches_then_nothing_changes(
         "peak_plan": "premium",
         "peak_join_date": "2025-01-06",
         "peak_marketing_opt_in": "true",
+        "peak_marketing_consent": "true",
     }
     assert hub.contact("member2@example.com")["peak_last_visit_date"] == "2026-10-03"
     assert hub.contact("member4@example.com")["peak_marketing_opt_in"] == "false"
@@ -289,7 +301,7 @@ def test_member_back_to_active_is_updated_once_then_forgotten(env: Env, hub: Fak
         {
             "idProperty": "email",
             "id": "member1@example.com",
-            "properties": {"peak_churn_status": "active"},
+            "properties": {"peak_churn_status": "active", "peak_marketing_consent": "false"},
         }
     ]
     assert hub.contact("member1@example.com")["peak_churn_status"] == "active"
@@ -421,7 +433,11 @@ def test_a_changed_email_retires_the_old_contact_from_its_location_list(
     assert (result.records, result.sent, result.unchanged, result.failed) == (4, 2, 2, 0)
     assert result.details["email_changed"] == 1 and result.details["returned_to_active"] == 0
     sent = {i["id"]: i["properties"] for c in hub.upsert_calls()[before:] for i in c.body["inputs"]}
-    retire = {"peak_churn_status": "active", "peak_home_location": ""}  # "" clears it
+    retire = {  # "" clears a property; false takes the old address out of the marketing lists
+        "peak_churn_status": "active",
+        "peak_home_location": "",
+        "peak_marketing_consent": "false",
+    }
     assert sent["member1@example.com"] == retire
     old = hub.contact("member1@example.com")
     assert old["peak_churn_status"] == "active" and old["peak_home_location"] is None
@@ -653,7 +669,9 @@ def test_one_dynamic_list_per_location_created_once(env: Env, hub: FakeHubSpot) 
         item = hub.list_by_name(list_name(location))
         assert item is not None and item["processingType"] == "DYNAMIC"
         assert item["objectTypeId"] == "0-1"
-        expected = {r["email"] for r in rows if r["home_location"] == location}
+        expected = {
+            r["email"] for r in rows if r["home_location"] == location and r["marketing_opt_in"]
+        }
         assert hub.list_members(item["listId"]) == expected
 
     creates = len(hub.calls("POST", "/crm/v3/lists/"))
@@ -662,13 +680,13 @@ def test_one_dynamic_list_per_location_created_once(env: Env, hub: FakeHubSpot) 
     assert len(hub.calls("POST", "/crm/v3/lists/")) == creates
 
     # A member moves gym and a new gym opens: one new list, memberships follow the property.
-    rows[0] = member(0, home_location="Peak Soho")
+    rows[1] = member(1, home_location="Peak Camden")
     rows.append(member(30, home_location="Peak Leeds"))
     third = env.sync(rows)
     assert third.details["lists_created"] == ["Peak Leeds"]
     assert len(hub.calls("POST", "/crm/v3/lists/")) == creates + 1
-    soho = hub.list_by_name(list_name("Peak Soho"))
-    assert "member0@example.com" in hub.list_members(soho["listId"])
+    camden = hub.list_by_name(list_name("Peak Camden"))
+    assert "member1@example.com" in hub.list_members(camden["listId"])
     leeds = hub.list_by_name(list_name("Peak Leeds"))
     assert hub.list_members(leeds["listId"]) == {"member30@example.com"}
 
@@ -694,11 +712,313 @@ def test_lists_are_found_by_name_and_repaired(env: Env, hub: FakeHubSpot) -> Non
     assert fixed.details["lists_created"] == ["Peak Camden"]
     assert fixed.details["lists_repaired"] == ["Peak Brixton", "Peak Soho"]
     assert hub.list_members(soho["listId"]) == {
-        f"member{i}@example.com" for i in range(30) if LOCATIONS[i % 3] == "Peak Soho"
+        f"member{i}@example.com" for i in range(30) if LOCATIONS[i % 3] == "Peak Soho" and i % 4
     }
     assert brixton["name"] == list_name("Peak Brixton")
     assert len(hub.calls("POST", "/crm/v3/lists/")) == creates + 1
     assert env.sync().details["lists_repaired"] == []
+
+
+def list_members_by_location(hub: FakeHubSpot) -> dict[str, set[str]]:
+    return {loc: hub.list_members(hub.list_by_name(list_name(loc))["listId"]) for loc in LOCATIONS}
+
+
+def test_marketing_lists_hold_only_members_who_may_be_marketed_to(
+    env: Env, hub: FakeHubSpot
+) -> None:
+    """CRM records may hold every customer; a gym's marketing list only those who opted in and
+    are not unsubscribed or suppressed, and a later unsubscribe takes one out."""
+    rows = members(30)  # every fourth member never opted in
+    unsubscribe(env.lake, "Member1@Example.com", source="one-click")
+    record_suppressed(env.lake, {"member2@example.com": "COMPLAINT"})
+
+    result = env.sync(rows)
+
+    assert len(hub.contacts) == 30 and result.sent == 30
+    barred = {"member1@example.com", "member2@example.com"}
+    may = {r["email"] for r in rows if r["marketing_opt_in"] and r["email"] not in barred}
+    assert len(may) == 20
+    assert list_members_by_location(hub) == {
+        loc: {r["email"] for r in rows if r["home_location"] == loc and r["email"] in may}
+        for loc in LOCATIONS
+    }
+    assert result.details["marketing_consent"] == {
+        "yes": 20,
+        "not opted in": 8,
+        "unsubscribed": 1,
+        "suppressed by SES (COMPLAINT)": 1,
+    }
+    assert hub.contact("member1@example.com")["peak_marketing_consent"] == "false"
+    assert hub.contact("member4@example.com")["peak_marketing_opt_in"] == "false"
+
+    unsubscribe(env.lake, "member3@example.com", source="one-click")
+    later = env.sync()
+    assert later.sent == 1 and upsert_sizes(hub)[-1] == 1
+    assert hub.contact("member3@example.com")["peak_marketing_consent"] == "false"
+    assert "member3@example.com" not in set().union(*list_members_by_location(hub).values())
+
+
+def test_lists_made_before_consent_are_repaired_in_place(env: Env, hub: FakeHubSpot) -> None:
+    """A list whose filter is the home gym alone (made before consent counted) gets the
+    consent filter added, keeping its id (campaigns hold on to it)."""
+    env.sync(members(12))
+    soho = hub.list_by_name(list_name("Peak Soho"))
+    branch = soho["filterBranch"]["filterBranches"][0]
+    branch["filters"] = [f for f in branch["filters"] if f["property"] == "peak_home_location"]
+    assert "member4@example.com" in hub.list_members(soho["listId"])  # never opted in
+
+    fixed = env.sync()
+
+    assert fixed.details["lists_repaired"] == ["Peak Soho"]
+    assert hub.list_by_name(list_name("Peak Soho"))["listId"] == soho["listId"]
+    assert "member4@example.com" not in hub.list_members(soho["listId"])
+
+
+def audience_file(tmp_path: Path, **changes: Any) -> Path:
+    """A copy of the repository's activation config with some audience keys changed."""
+    doc = yaml.safe_load(DEFAULT_CONFIG.read_text())
+    for dotted, value in changes.items():
+        section, key = dotted.split("__")
+        doc[section][key] = value
+    path = tmp_path / "activation.yml"
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+def test_the_audience_is_declared_once_in_the_activation_config(
+    env: Env, hub: FakeHubSpot, tmp_path: Path
+) -> None:
+    """The repository's choice (churned and at-risk members, these properties, this consent
+    column) is what a run sends; narrowing the statuses to the design's "churned" takes the
+    at-risk contacts out of the marketing lists once and syncs churned members only."""
+    repo = load_audience()
+    assert repo.hubspot_statuses == ("churned", "at_risk")
+    assert repo.consent_column == "marketing_opt_in"
+    rows = members(20)
+    first = env.sync(rows)
+    assert first.details["audience"] == {
+        "statuses": ["churned", "at_risk"],
+        "consent_column": "marketing_opt_in",
+    }
+    sent = {k for c in hub.upsert_calls() for i in c.body["inputs"] for k in i["properties"]}
+    assert sent == set(repo.hubspot_properties)
+
+    churned_only = load_audience(audience_file(tmp_path, hubspot__statuses=["churned"]))
+    narrowed = env.sync(audience=churned_only)
+    at_risk = {r["email"] for r in rows if r["churn_status"] == "at_risk"}
+    assert (narrowed.records, narrowed.sent, narrowed.unchanged) == (20, 10, 10)
+    assert narrowed.details["outside_audience"] == 10
+    assert narrowed.details["left_audience"] == 10
+    last = {i["id"]: i["properties"] for i in hub.upsert_calls()[-1].body["inputs"]}
+    assert set(last) == at_risk
+    assert all(p == {"peak_marketing_consent": "false"} for p in last.values())
+    assert not at_risk & set().union(*list_members_by_location(hub).values())
+    assert hub.contact("member2@example.com")["peak_churn_status"] == "at_risk"  # CRM keeps it
+
+    quiet = env.sync(audience=churned_only)  # told once, then forgotten
+    assert (quiet.records, quiet.sent, quiet.unchanged) == (10, 0, 10)
+
+
+def test_the_consent_column_is_taken_from_the_config(
+    env: Env, hub: FakeHubSpot, tmp_path: Path
+) -> None:
+    """A mart carrying its own consent column (dbt's, when it lands) is read by the name the
+    config gives, and the opt-in flag alone no longer decides."""
+    rows = [member(i, marketing_consent=i % 2 == 0) for i in range(8)]
+    schema = MART_SCHEMA.append(pa.field("marketing_consent", pa.bool_()))
+    con = duckdb.connect(str(env.db))
+    try:
+        con.register("incoming", pa.Table.from_pylist(rows, schema=schema))
+        con.execute("create or replace table main.mart_hubspot_contacts as from incoming")
+    finally:
+        con.close()
+    audience = load_audience(audience_file(tmp_path, consent__column="marketing_consent"))
+
+    result = env.sync(audience=audience)
+
+    assert result.details["marketing_consent"] == {"yes": 4, "not opted in": 4}
+    for i in range(8):
+        want = "true" if i % 2 == 0 else "false"
+        assert hub.contact(f"member{i}@example.com")["peak_marketing_consent"] == want
+
+
+@pytest.mark.parametrize(
+    ("changes", "error"),
+    [
+        ({"hubspot__statuses": ["lapsed"]}, "not churn statuses"),
+        ({"hubspot__statuses": []}, "non-empty list"),
+        ({"hubspot__properties": ["peak_user_id", "peak_churn_status"]}, "must include"),
+        ({"hubspot__properties": [*PROPERTY_BY_NAME, "peak_shoe_size"]}, "unknown"),
+        ({"consent__column": "Marketing Opt-In"}, "column name"),
+    ],
+)
+def test_a_wrong_audience_fails_the_run_before_any_call(
+    env: Env, hub: FakeHubSpot, tmp_path: Path, changes: dict[str, Any], error: str
+) -> None:
+    env.write_mart(members(3))
+    path = audience_file(tmp_path, **changes)
+    try:
+        audience = load_audience(path)
+    except AudienceConfigError as exc:
+        assert error in str(exc)
+        return
+    result = env.sync(audience=audience)
+    assert result.status == "failed" and error in (result.error or "")
+    assert hub.requests == []
+
+
+def test_what_the_repository_audience_reads_is_in_the_marts_contract() -> None:
+    audience = load_audience()
+    props = select_properties(audience.hubspot_properties)
+    read = mart_columns(props, audience.consent_column)
+    assert set(read) <= set(public_columns("mart_hubspot_contacts"))
+
+
+# ---------------------------------------------------------------------------------------------
+# Full resync: the state rebuilt from what HubSpot holds
+# ---------------------------------------------------------------------------------------------
+
+SEARCH = "/crm/v3/objects/contacts/search"
+
+
+def test_full_resync_against_an_empty_hubspot_recreates_every_contact_once(
+    env: Env, hub: FakeHubSpot
+) -> None:
+    rows = members(250)
+    env.sync(rows)
+    with FakeHubSpot(token=TOKEN) as empty:  # a new portal; the lake's state is the old one's
+        env.hub = empty
+        trusting = env.sync()
+        assert (trusting.sent, trusting.unchanged) == (0, 250)  # it believes they are there
+        assert empty.upsert_calls() == []
+
+        result = env.sync(full_resync=True)
+
+        assert result.status == "ok", result.to_dict()
+        # (the trusting run created the properties: one search, which finds nothing)
+        assert result.details["full_resync"] == {"found": 0, "search_calls": 1, "forgotten": 250}
+        upserted = [i["id"] for c in empty.upsert_calls() for i in c.body["inputs"]]
+        assert sorted(upserted) == sorted(r["email"] for r in rows)  # each contact, once
+        assert len(empty.contacts) == 250 and result.sent == 250
+        assert list_members_by_location(empty) == {
+            loc: {r["email"] for r in rows if r["home_location"] == loc and r["marketing_opt_in"]}
+            for loc in LOCATIONS
+        }
+
+        searched = len(empty.calls("POST", SEARCH))
+        again = env.sync(full_resync=True)  # HubSpot now holds them all: nothing to send
+        assert (again.sent, again.unchanged) == (0, 250)
+        assert again.details["full_resync"]["found"] == 250
+        pages = empty.calls("POST", SEARCH)[searched:]
+        assert len(pages) == 2 and all(r.body["limit"] == 200 for r in pages)
+        assert not [r for r in empty.requests if r.status >= 400]
+
+
+def test_full_resync_sends_only_the_differences(env: Env, hub: FakeHubSpot) -> None:
+    """Contacts deleted in HubSpot are re-created, a property edited there is set back, a
+    contact HubSpot lost track of as retired stays untouched; everything else is unchanged."""
+    rows = members(40)
+    env.sync(rows)
+    gone = [f"member{i}@example.com" for i in (3, 17, 22)]
+    with hub.lock:
+        for address in gone:
+            del hub.contacts[hub.by_email.pop(address)]
+        hub.contacts[hub.by_email["member5@example.com"]]["properties"]["peak_plan"] = "gold"
+    before = len(hub.upsert_calls())
+    dry = env.sync(full_resync=True, dry_run=True)  # reads HubSpot, sends and records nothing
+    outbox = read_outbox(env, "run-2", "contacts_batch_upsert")
+    assert sorted(i["id"] for b in outbox for i in b["inputs"]) == sorted(
+        [*gone, "member5@example.com"]
+    )
+    assert dry.details["full_resync"]["found"] == 37 and len(hub.upsert_calls()) == before
+    assert len(SyncState.load(env.lake).contacts) == 40
+
+    result = env.sync(full_resync=True)
+
+    assert result.details["full_resync"]["found"] == 37
+    sent = sorted(i["id"] for c in hub.upsert_calls()[before:] for i in c.body["inputs"])
+    assert sent == sorted([*gone, "member5@example.com"])
+    assert (result.sent, result.unchanged) == (4, 36)
+    assert hub.contact("member5@example.com")["peak_plan"] == "premium"
+    assert all(hub.contact(a) is not None for a in gone)
+
+
+def test_full_resync_pages_past_the_search_limit_of_10000(env: Env, hub: FakeHubSpot) -> None:
+    """HubSpot's search stops at 10,000 results a query: the read-back pages by object id, so a
+    portal of 10,250 of our contacts is read whole, 200 a page, without one 400."""
+    rows = members(10_250)
+    env.write_mart(rows)
+    with hub.lock:  # what an earlier sync left in HubSpot, stored directly (fast)
+        for name in ("peak_fitness",):
+            hub.groups[name] = {"name": name, "label": "Peak Fitness", "archived": False}
+        for prop in PROPERTIES:
+            hub._create_property(prop.definition())
+    first = env.sync()  # an empty state: sends them all once, HubSpot now holds them
+    assert first.sent == 10_250
+    env.lake.delete_prefix("_state/activation/hubspot/")  # the state is lost
+
+    result = env.sync(full_resync=True)
+
+    assert result.details["full_resync"]["found"] == 10_250
+    assert (result.sent, result.unchanged) == (0, 10_250)
+    searches = hub.calls("POST", SEARCH)
+    assert len(searches) == 52 and not [r for r in hub.requests if r.status >= 400]
+
+
+def test_full_resync_waits_out_the_search_limit(tmp_path: Path) -> None:
+    """Search has its own limit (HubSpot: 5 a second); a 429 there is retried after its
+    Retry-After, and the read-back completes."""
+    with FakeHubSpot(token=TOKEN, search_rate_limit=5) as hub:
+        env = Env(tmp_path, hub)
+        env.sync(members(1_000))
+        hub.fail_next(1, status=429, retry_after=2, path=SEARCH)
+        result = env.sync(full_resync=True)
+        assert result.status == "ok" and result.details["full_resync"]["found"] == 1_000
+        assert any(s >= 2 for s in env.sleeps.calls)
+        assert result.details["rate_limited_responses"] >= 1
+
+
+def test_peak_activate_hubspot_full_resync(tmp_path: Path, hub: FakeHubSpot) -> None:
+    """The command: `--full-resync` re-creates what a new portal lacks; the plain command
+    trusts its state; the option belongs to the HubSpot sink."""
+    lake = tmp_path / "lake"
+    env = Env(tmp_path, hub)
+    env.db = lake / "warehouse.serving.duckdb"
+    lake.mkdir()
+    env.write_mart(members(30))
+    cli_env = {"HUBSPOT_ACCESS_TOKEN": TOKEN, "HUBSPOT_BASE_URL": hub.base_url}
+    run_peak(lake, "activate", "hubspot", check=True, **cli_env)
+    with FakeHubSpot(token=TOKEN) as empty:
+        cli_env["HUBSPOT_BASE_URL"] = empty.base_url
+        run_peak(lake, "activate", "hubspot", check=True, **cli_env)
+        assert empty.contacts == {}
+        run_peak(lake, "activate", "hubspot", "--full-resync", check=True, **cli_env)
+        assert len(empty.contacts) == 30
+    wrong = run_peak(lake, "activate", "email", "--full-resync", **cli_env)
+    assert wrong.returncode != 0 and "hubspot sink only" in wrong.stderr
+
+
+def test_the_fake_search_answers_like_hubspot(hub: FakeHubSpot) -> None:
+    for i in range(3):
+        hub._store_contact(f"c{i}@example.com", {"firstname": f"C{i}"})
+    status, ok = call(hub, "POST", SEARCH, {"limit": 2, "properties": ["firstname"]})
+    assert status == 200 and ok["total"] == 3 and ok["paging"]["next"]["after"] == "2"
+    assert set(ok["results"][0]["properties"]) == {
+        "firstname",
+        "hs_object_id",
+        "createdate",
+        "lastmodifieddate",
+    }
+    _, last = call(hub, "POST", SEARCH, {"limit": 2, "after": "2"})
+    assert len(last["results"]) == 1 and "paging" not in last
+    for body, message in (
+        ({"limit": 201}, "limit"),
+        ({"limit": 200, "after": "9900"}, "10000"),
+        ({"filterGroups": [{"filters": [{"propertyName": "nope", "operator": "HAS_PROPERTY"}]}]},
+         "does not exist"),
+    ):  # fmt: skip
+        status, answer = call(hub, "POST", SEARCH, body)
+        assert status == 400 and message in answer["message"], answer
 
 
 # ---------------------------------------------------------------------------------------------

@@ -15,7 +15,6 @@ One job per module, each importing only the ones above it:
 - :mod:`~activation.email.mart`: the mart's columns and segments, a value as template text;
 - :mod:`~activation.email.campaigns`: ``campaigns.yml``;
 - :mod:`~activation.email.templates`: the template compiler (and why it escapes as it does);
-- :mod:`~activation.email.unsubscribe`: signed unsubscribe links and our unsubscribe list;
 - :mod:`~activation.email.ledger`: the send ledger (at most once per period);
 - :mod:`~activation.email.plan`: who is due which campaign, and why the others are skipped;
 - :mod:`~activation.email.messages`: the bulk requests (and the dry run's rendered emails);
@@ -24,22 +23,10 @@ One job per module, each importing only the ones above it:
 - :mod:`~activation.email.sink`: ``EmailSink``: a run, the send loop, template deployment.
 
 Pacing and retries come from :mod:`activation.pacing`, the ledger's journal from
-:mod:`activation.journal`. This package's own namespace holds the names other stages use.
+:mod:`activation.journal`, the signed unsubscribe links and the do-not-market register from
+:mod:`activation.unsubscribe`. This package's own namespace holds the names other stages use.
 """
 
 from activation.email.sink import EmailSink, deploy_templates
-from activation.email.unsubscribe import (
-    unsubscribe,
-    unsubscribe_url,
-    unsubscribed,
-    verify_unsubscribe,
-)
 
-__all__ = [
-    "EmailSink",
-    "deploy_templates",
-    "unsubscribe",
-    "unsubscribe_url",
-    "unsubscribed",
-    "verify_unsubscribe",
-]
+__all__ = ["EmailSink", "deploy_templates"]

@@ -1,7 +1,9 @@
 """The campaigns: which segment of ``mart_email_targets`` gets which template, how often.
 
-What goes to whom is declared in the repository: ``activation/campaigns.yml`` maps each segment
-of the mart (``at_risk``, ``churned``) to a template and a cadence (``every_days``).
+What goes to whom is declared in the repository: the ``campaigns`` section of the activation
+config (``activation/campaigns.yml``, whose other sections are :mod:`activation.audience`) maps
+each segment of the mart (``at_risk``, ``churned``) to a template and a cadence
+(``every_days``).
 :func:`load_campaigns` reads and checks it.
 """
 
@@ -13,8 +15,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
+from activation.audience import AudienceConfigError, read_config
 from activation.email.errors import EmailConfigError
 from activation.email.mart import SEGMENTS
 from activation.email.settings import DEFAULT_CAMPAIGNS
@@ -41,12 +42,10 @@ def load_campaigns(path: Path = DEFAULT_CAMPAIGNS) -> list[Campaign]:
     """The campaigns of ``campaigns.yml``, checked (:class:`EmailConfigError` says what is
     wrong)."""
     try:
-        doc = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-    except OSError as exc:
-        raise EmailConfigError(f"cannot read {path}: {exc.strerror or exc}") from None
-    except yaml.YAMLError as exc:
-        raise EmailConfigError(f"{path} is not valid YAML: {exc}") from None
-    items = doc.get("campaigns") if isinstance(doc, dict) else None
+        doc = read_config(path)
+    except AudienceConfigError as exc:
+        raise EmailConfigError(str(exc)) from None
+    items = doc.get("campaigns")
     if not isinstance(items, list) or not items:
         raise EmailConfigError(f"{path}: expected a non-empty list under 'campaigns'")
     campaigns: list[Campaign] = []

@@ -1,5 +1,5 @@
-"""What the email sink reads: ``mart_email_targets``' columns and segments, the shape of an
-address it sends to, and a mart value as template text."""
+"""What the email sink reads: ``mart_email_targets``' columns and segments, and a mart value as
+template text."""
 
 from __future__ import annotations
 
@@ -17,8 +17,6 @@ MART_COLUMNS = tuple(public_columns(MART))
 REQUIRED_COLUMNS = ("user_id", "email", "segment")
 SEGMENTS = ("at_risk", "churned")
 
-#: An address the sink will send to (and put on the unsubscribe list).
-EMAIL_ADDRESS = re.compile(r"^[^@\s<>\",;]+@[^@\s<>\",;]+\.[^@\s<>\",;]+$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 
 

@@ -4,11 +4,12 @@ Who is skipped (``unchanged``, broken down in ``details["skipped"]``): members a
 campaign in its current period (``already_sent``), or in doubt after a crash (``in_doubt``, see
 :mod:`activation.email.ledger`); on the SES account-level suppression list (``suppressed``: SES
 v2 ``ListSuppressedDestinations``, read once per run, all pages, just before the first send); on
-our own unsubscribe list (``unsubscribed``, :mod:`activation.email.unsubscribe`); members
-``dim_users`` says have not opted in to marketing (``opted_out``: the mart already filters them;
-the double-check is skipped, and said so, when ``dim_users`` is not readable,
-:func:`not_opted_in`); and rows whose segment has no campaign (``no_campaign``). Rows without a
-member id, without a valid address, or sharing an address with another member fail.
+the unsubscribe register (``unsubscribed``, :mod:`activation.unsubscribe.register`); members
+without marketing consent (``opted_out``: the consent column the activation config names, in the
+mart or else ``dim_users``; the mart already filters them, the double-check is skipped, and said
+so, when ``dim_users`` is not readable, :func:`not_opted_in`); and rows whose segment has no
+campaign (``no_campaign``). Rows without a member id, without a valid address, or sharing an
+address with another member fail.
 """
 
 from __future__ import annotations
@@ -16,14 +17,16 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from activation.addresses import EMAIL_ADDRESS
+from activation.audience import consented
 from activation.base import RecordError, normalise_email, short_text
 from activation.email.campaigns import Campaign
 from activation.email.ledger import FAILED, SENDING, SENT, Ledger
-from activation.email.mart import EMAIL_ADDRESS, MART
+from activation.email.mart import MART
 from peak.model.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
@@ -50,6 +53,8 @@ class SendPlan:
     due: list[Target] = field(default_factory=list)
     skipped: Counter[str] = field(default_factory=Counter)
     failed: list[RecordError] = field(default_factory=list)
+    #: Every valid address of the mart (the e-mail audience), due or not.
+    addresses: set[str] = field(default_factory=set)
 
 
 def plan_sends(
@@ -58,7 +63,7 @@ def plan_sends(
     ledger: Ledger,
     today: dt.date,
     *,
-    unsubscribed: Iterable[str] = (),
+    unsubscribed: Container[str] = (),
     opted_out: Iterable[str] = (),
 ) -> SendPlan:
     """Sort every mart row into due, skipped (why) or failed (why). Due targets come in
@@ -66,7 +71,6 @@ def plan_sends(
     out = SendPlan()
     by_segment = {c.segment: c for c in campaigns}
     order = {c.name: i for i, c in enumerate(campaigns)}
-    unsubs = {normalise_email(e) for e in unsubscribed}
     opted = set(opted_out)
     seen: dict[str, str] = {}
     for row in sorted(rows, key=lambda r: str(r.get("user_id") or "")):
@@ -84,6 +88,7 @@ def plan_sends(
             out.failed.append(RecordError(key, f"email shared with member {seen[address]}"))
             continue
         seen[address] = user_id
+        out.addresses.add(address)
         campaign = by_segment.get(str(row.get("segment") or ""))
         if campaign is None:
             out.skipped["no_campaign"] += 1
@@ -91,7 +96,7 @@ def plan_sends(
         if user_id in opted:
             out.skipped["opted_out"] += 1
             continue
-        if address in unsubs:
+        if address in unsubscribed:
             out.skipped["unsubscribed"] += 1
             continue
         entry = ledger.entries.get(Ledger.key(campaign.name, user_id))
@@ -112,20 +117,24 @@ def by_campaign(target: Target) -> Campaign:
 
 
 def not_opted_in(
-    warehouse: Warehouse, columns: Sequence[str], rows: Iterable[Mapping[str, Any]]
+    warehouse: Warehouse,
+    columns: Sequence[str],
+    rows: Iterable[Mapping[str, Any]],
+    consent_column: str,
 ) -> tuple[set[str], str]:
-    """Members not opted in to marketing, and where that came from: the mart's own
-    ``marketing_opt_in`` if it has one, else ``dim_users`` (the mart already filters; this is
-    the cheap double-check, skipped when ``dim_users`` cannot be read)."""
-    if "marketing_opt_in" in columns:
-        note = f"{MART}.marketing_opt_in"
-        return {str(r["user_id"]) for r in rows if r.get("marketing_opt_in") is not True}, note
+    """Members without marketing consent, and where that came from: the mart's own consent
+    column (``consent.column`` of the activation config, :mod:`activation.audience`) if it has
+    one, else ``dim_users``' (the mart already filters; this is the cheap double-check, skipped
+    when ``dim_users`` cannot be read)."""
+    if consent_column in columns:
+        note = f"{MART}.{consent_column}"
+        return {str(r["user_id"]) for r in rows if not consented(r.get(consent_column))}, note
     try:
-        users = warehouse.read("dim_users", columns=["user_id", "marketing_opt_in"])
+        users = warehouse.read("dim_users", columns=["user_id", consent_column])
     except Exception as exc:
         note = short_text(f"skipped: dim_users is not readable ({exc})", 200)
         log.warning("email: opt-in double-check %s", note)
         return set(), note
     return {
-        str(u["user_id"]) for u in users.to_pylist() if u.get("marketing_opt_in") is not True
-    }, "dim_users.marketing_opt_in"
+        str(u["user_id"]) for u in users.to_pylist() if not consented(u.get(consent_column))
+    }, f"dim_users.{consent_column}"

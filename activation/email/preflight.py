@@ -18,6 +18,7 @@ from activation.email.ledger import Ledger
 from activation.email.plan import SendPlan, Target
 from activation.email.ses import Ses, same_template
 from activation.email.templates import Template
+from activation.unsubscribe.register import record_suppressed
 from peak.core.settings import EmailSettings
 
 
@@ -25,6 +26,12 @@ def send_problem(config: EmailSettings) -> str | None:
     """Why a real send cannot start, or None."""
     if not config.sender:
         return "PEAK_EMAIL_SENDER is not set: SES needs a verified From address"
+    if not config.endpoint_url and not config.unsubscribe_url.startswith("https://"):
+        return (
+            "PEAK_EMAIL_UNSUBSCRIBE_URL must be an https:// URL for real sends (mail clients "
+            "make a one-click unsubscribe only to https); emulators (AWS_ENDPOINT_URL) allow "
+            "any"
+        )
     if config.dev_secret and not config.endpoint_url:
         return (
             "PEAK_EMAIL_UNSUBSCRIBE_SECRET is not set: real sends need it (the development "
@@ -36,8 +43,8 @@ def send_problem(config: EmailSettings) -> str | None:
 
 @dataclass(frozen=True)
 class SendQuota:
-    """What ``GetSendQuota`` allows this run: the send rate (capped by
-    ``PEAK_EMAIL_MAX_SEND_RATE``) and the messages left in the last 24 hours."""
+    """What the account's ``SendQuota`` (``GetAccount``) allows this run: the send rate (capped
+    by ``PEAK_EMAIL_MAX_SEND_RATE``) and the messages left in the last 24 hours."""
 
     max_24h: float
     sent_last_24h: float
@@ -99,9 +106,12 @@ def prepare(
     from botocore.exceptions import BotoCoreError  # deferred: botocore
 
     try:
-        api.ses()
+        api.sesv2()
         if config.check_suppression:
             suppressed = api.suppressed()
+            # The audience's suppressed addresses, for the HubSpot sink's marketing lists.
+            ours = {a: why for a, why in suppressed.items() if a in todo.addresses}
+            record_suppressed(ledger.lake, ours)
             kept = [t for t in due if t.email not in suppressed]
             if len(kept) < len(due):
                 todo.skipped["suppressed"] += len(due) - len(kept)
@@ -121,14 +131,10 @@ def prepare(
                     f"activation/templates/{name}: run `peak activate email "
                     "--deploy-templates` first"
                 )
-        quota = api.call("GetSendQuota", api.ses().get_send_quota)
-    except NotImplementedError as exc:  # moto has no SES v2 suppression list
-        give_up(
-            f"cannot read the SES suppression list ({exc}); set "
-            "PEAK_EMAIL_CHECK_SUPPRESSION=false to rely on SES's own suppression",
-            due,
-        )
-        return None
+        account = api.account()
+        if account.get("SendingEnabled") is False:
+            raise SesError("SES sending is paused for the account (GetAccount: SendingEnabled)")
+        quota = account.get("SendQuota") or {}
     except SesError as exc:
         give_up(str(exc), due)
         return None

@@ -16,8 +16,23 @@ from activation.email.plan import Target
 
 log = logging.getLogger(__name__)
 
-#: The bulk status SES gives a destination refused because the daily quota is used up.
-DAILY_QUOTA_STATUS = "AccountDailyQuotaExceeded"
+#: The bulk status SES v2 gives an entry it took, and one refused because the daily quota is
+#: used up (``BulkEmailEntryResult.Status``).
+SUCCESS = "SUCCESS"
+DAILY_QUOTA_STATUS = "ACCOUNT_DAILY_QUOTA_EXCEEDED"
+#: Entry statuses that say nothing about the recipient: no entry of any later batch can go
+#: either (the account, the sender, the template or the configuration set), so the run stops.
+ACCOUNT_STATUSES = frozenset(
+    {
+        "ACCOUNT_SUSPENDED",
+        "ACCOUNT_SENDING_PAUSED",
+        "CONFIGURATION_SET_NOT_FOUND",
+        "CONFIGURATION_SET_SENDING_PAUSED",
+        "MAIL_FROM_DOMAIN_NOT_VERIFIED",
+        "TEMPLATE_NOT_FOUND",
+        "INVALID_SENDING_POOL_NAME",
+    }
+)
 
 
 @dataclass
@@ -29,23 +44,26 @@ class Settled:
     sent: int = 0
     errors: list[RecordError] = field(default_factory=list)
     daily_quota_hit: bool = False
+    #: Why no later batch can go either (an :data:`ACCOUNT_STATUSES` answer), if so.
+    account_problem: str | None = None
 
 
 def settle(
     batch: list[Target], response: Mapping[str, Any], start: str, stamp: str, batch_id: str
 ) -> Settled:
-    """Each target of a ``SendBulkTemplatedEmail`` answer: ``sent`` with its message id,
-    ``failed`` with SES's reason, or still ``sending`` (in doubt) when SES said nothing of it."""
+    """Each target of a ``SendBulkEmail`` answer (its ``BulkEmailEntryResults``, in the
+    entries' order): ``sent`` with its message id, ``failed`` with SES's reason, or still
+    ``sending`` (in doubt) when SES said nothing of it."""
     out = Settled()
-    statuses = response.get("Status") or []
+    statuses = response.get("BulkEmailEntryResults") or []
     for i, target in enumerate(batch):
         status = statuses[i] if i < len(statuses) else None
         if status is None:  # no word on it: SES may have sent it
             out.entries[target.key] = {"p": start, "s": SENDING, "b": batch_id, "at": stamp}
             out.errors.append(RecordError(target.user_id, "in doubt: no status"))
             continue
-        state = status.get("Status") or ("Success" if status.get("MessageId") else "")
-        if state == "Success":
+        state = status.get("Status") or (SUCCESS if status.get("MessageId") else "")
+        if state == SUCCESS:
             out.entries[target.key] = {
                 "p": start,
                 "s": SENT,
@@ -60,6 +78,8 @@ def settle(
             out.entries[target.key] = failed_entry(start, stamp, why)
             out.errors.append(RecordError(target.user_id, why))
             out.daily_quota_hit = out.daily_quota_hit or state == DAILY_QUOTA_STATUS
+            if state in ACCOUNT_STATUSES and out.account_problem is None:
+                out.account_problem = why
     return out
 
 

@@ -1,5 +1,11 @@
-"""SES as the email sink calls it: its clients, and one call loop that counts, retries and
-classifies every error.
+"""SES as the email sink calls it: the SES API v2 client, and one call loop that counts, retries
+and classifies every error.
+
+Everything goes through SES v2: templates (``GetEmailTemplate``, ``CreateEmailTemplate``,
+``UpdateEmailTemplate``), the account (``GetAccount``: the send quota, whether sending is
+enabled), the suppression list (``ListSuppressedDestinations``) and the sends
+(``SendBulkEmail``, the only bulk send that carries headers). v1 and v2 share the templates, the
+quota and the suppression list of an account.
 
 Every call goes through :meth:`Ses.call`: counted in the run's result, retried with exponential
 backoff and jitter (:class:`activation.pacing.Retry`, ``max_attempts`` tries) when SES is
@@ -39,6 +45,9 @@ THROTTLE_CODES = frozenset(
 #: Errors after which no other call can succeed: stop at once.
 FATAL_CODES = frozenset(
     {
+        "AccountSuspendedException",
+        "SendingPausedException",
+        "NotFoundException",  # SendBulkEmail: the configuration set does not exist
         "AccessDenied",
         "AccessDeniedException",
         "UnrecognizedClientException",
@@ -70,20 +79,21 @@ def is_daily_quota(code: str, message: str) -> bool:
     )
 
 
-def same_template(have: Mapping[str, Any] | None, want: Mapping[str, str]) -> bool:
-    """Whether the template SES holds (``have``, None if none) is the one to deploy."""
+def same_template(have: Mapping[str, Any] | None, want: Mapping[str, Any]) -> bool:
+    """Whether the template content SES holds (``have``, None if none) is the one to deploy
+    (``want``: a ``CreateEmailTemplate`` request)."""
     if have is None:
         return False
 
     def norm(value: Any) -> str:
         return str(value or "").replace("\r\n", "\n").strip()
 
-    return all(norm(have.get(k)) == norm(want[k]) for k in ("SubjectPart", "HtmlPart", "TextPart"))
+    content = want["TemplateContent"]
+    return all(norm(have.get(k)) == norm(content.get(k)) for k in ("Subject", "Html", "Text"))
 
 
 class Ses:
-    """The sink's SES v1 client (templates, quota, sends) and v2 client (the suppression list),
-    built on first use unless given, and the calls made with them.
+    """The sink's SES v2 client, built on first use unless given, and the calls made with it.
 
     Between :meth:`start` and :meth:`stop`, calls are counted in that run's result
     (``api_calls``, ``retried``), throttled answers in :attr:`throttled` and the time spent
@@ -95,14 +105,12 @@ class Ses:
         config: EmailSettings,
         retry: Retry,
         *,
-        ses_client: Any = None,
         sesv2_client: Any = None,
     ) -> None:
         self.config = config
         self.retry = retry
-        self._ses = ses_client
         self._sesv2 = sesv2_client
-        self._injected = ses_client is not None
+        self._injected = sesv2_client is not None
         self.result: SinkResult | None = None
         self.throttled = 0
         self._waited_before = 0.0
@@ -139,11 +147,6 @@ class Ses:
 
         session: Any = boto3.Session(region_name=self.config.region)
         return session.client(service, config=client_config())
-
-    def ses(self) -> Any:
-        if self._ses is None:
-            self._ses = self._client("ses")
-        return self._ses
 
     def sesv2(self) -> Any:
         if self._sesv2 is None:
@@ -229,30 +232,37 @@ class Ses:
             self.retry.pause(delay)
 
     def template(self, name: str) -> dict[str, str] | None:
-        """The template SES holds under ``name`` (None if none)."""
+        """The content SES holds under template ``name`` (None if there is none)."""
         try:
-            response = self.call("GetTemplate", self.ses().get_template, TemplateName=name)
+            response = self.call(
+                "GetEmailTemplate", self.sesv2().get_email_template, TemplateName=name
+            )
         except SesError as exc:
-            if exc.code == "TemplateDoesNotExist":
+            if exc.code == "NotFoundException":
                 return None
             raise
-        return response.get("Template") or {}
+        return response.get("TemplateContent") or {}
 
-    def put_template(self, want: Mapping[str, str]) -> str:
-        """Create or update one template (``CreateTemplate``/``UpdateTemplate`` body) unless SES
-        holds it already: ``created``, ``updated`` or ``unchanged``."""
+    def put_template(self, want: Mapping[str, Any]) -> str:
+        """Create or update one template (a ``CreateEmailTemplate`` request) unless SES holds it
+        already: ``created``, ``updated`` or ``unchanged``."""
         have = self.template(want["TemplateName"])
         if have is None:
-            self.call("CreateTemplate", self.ses().create_template, Template=want)
+            self.call("CreateEmailTemplate", self.sesv2().create_email_template, **want)
             return "created"
         if not same_template(have, want):
-            self.call("UpdateTemplate", self.ses().update_template, Template=want)
+            self.call("UpdateEmailTemplate", self.sesv2().update_email_template, **want)
             return "updated"
         return "unchanged"
 
-    def suppressed(self) -> set[str]:
-        """Every address on the SES v2 account-level suppression list (all pages)."""
-        found: set[str] = set()
+    def account(self) -> dict[str, Any]:
+        """``GetAccount``: the send quota and whether the account may send."""
+        return dict(self.call("GetAccount", self.sesv2().get_account))
+
+    def suppressed(self) -> dict[str, str]:
+        """Every address on the SES v2 account-level suppression list (all pages), with its
+        reason (``BOUNCE``, ``COMPLAINT``)."""
+        found: dict[str, str] = {}
         token: str | None = None
         while True:
             kwargs: dict[str, Any] = {"PageSize": 1000}
@@ -262,7 +272,7 @@ class Ses:
                 "ListSuppressedDestinations", self.sesv2().list_suppressed_destinations, **kwargs
             )
             for item in page.get("SuppressedDestinationSummaries") or []:
-                found.add(normalise_email(item.get("EmailAddress")))
+                found[normalise_email(item.get("EmailAddress"))] = str(item.get("Reason") or "")
             token = page.get("NextToken")
             if not token:
                 return found

@@ -12,14 +12,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from activation.audience import ACTIVATION_DIR, DEFAULT_CONFIG
 from peak.core.settings import EmailSettings
 
 #: The sink's name: its state folder, its outbox and its line in the run report.
 SINK = "email"
 
-#: activation/, which holds the campaigns and their templates.
-ACTIVATION_DIR = Path(__file__).resolve().parents[1]
-DEFAULT_CAMPAIGNS = ACTIVATION_DIR / "campaigns.yml"
+#: The activation config (campaigns and audience) and the templates folder.
+DEFAULT_CAMPAIGNS = DEFAULT_CONFIG
 DEFAULT_TEMPLATES = ACTIVATION_DIR / "templates"
 
 

@@ -1,8 +1,9 @@
 """The email sink: a run (read the mart, plan, send or write the outbox) and template deployment.
 
-Sending. ``SendBulkTemplatedEmail`` (SES v1), one campaign's template per call and at most 50
-destinations a call, paced under the account's ``MaxSendRate`` (``GetSendQuota``, messages per
-second, optionally capped lower by ``PEAK_EMAIL_MAX_SEND_RATE``;
+Sending. SES v2 ``SendBulkEmail``, one campaign's template per call and at most 50 entries a
+call, each e-mail with its one-click unsubscribe headers (:mod:`activation.email.messages`),
+paced under the account's ``MaxSendRate`` (``GetAccount``'s ``SendQuota``, messages per second,
+optionally capped lower by ``PEAK_EMAIL_MAX_SEND_RATE``;
 :class:`activation.pacing.SendPacer`): a call of ``n`` destinations that finished at ``t`` lets
 the next call start at ``t + n / rate``. The daily quota (``Max24HourSend - SentLast24Hours``,
 ``-1`` = unlimited) is read once at the start and counted down; the run sends exactly up to it
@@ -36,6 +37,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from activation.audience import AudienceConfigError, load_audience
 from activation.base import (
     RecordError,
     SinkContext,
@@ -62,8 +64,8 @@ from activation.email.reconcile import (
 from activation.email.ses import Ses
 from activation.email.settings import SINK, campaigns_file, templates_dir
 from activation.email.templates import SINK_FIELDS, Template, load_templates
-from activation.email.unsubscribe import unsubscribed
 from activation.pacing import Retry, SendPacer
+from activation.unsubscribe.register import unsubscribed
 from peak.core.failpoints import failpoint
 from peak.core.layout import outbox_prefix
 from peak.core.settings import EmailSettings, Settings
@@ -99,15 +101,14 @@ class EmailSink:
         email_settings: EmailSettings | None = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
-        ses_client: Any = None,
         sesv2_client: Any = None,
         now: Callable[[], dt.datetime] | None = None,
     ) -> None:
         """``email_settings`` wins; else the ``email`` section of ``settings`` (how
-        ``activation.runner`` builds sinks); else the environment. ``ses_client`` (SES v1) and
-        ``sesv2_client`` (the suppression list) replace the clients the sink would build (build
-        them with :func:`~activation.email.settings.client_config`); ``now`` is the wall clock
-        (UTC) that dates periods."""
+        ``activation.runner`` builds sinks); else the environment. ``sesv2_client`` replaces the
+        SES v2 client the sink would build (build it with
+        :func:`~activation.email.settings.client_config`); ``now`` is the wall clock (UTC) that
+        dates periods."""
         if email_settings is None:
             email_settings = settings.email if settings is not None else EmailSettings.load()
         self.config = email_settings
@@ -121,15 +122,12 @@ class EmailSink:
             clock,
             sleep,
         )
-        self.api = Ses(self.config, retry, ses_client=ses_client, sesv2_client=sesv2_client)
+        self.api = Ses(self.config, retry, sesv2_client=sesv2_client)
 
     # -- AWS clients ----------------------------------------------------------------------------
 
     def has_credentials(self) -> bool:
         return self.api.has_credentials()
-
-    def ses(self) -> Any:
-        return self.api.ses()
 
     def sesv2(self) -> Any:
         return self.api.sesv2()
@@ -209,7 +207,8 @@ class EmailSink:
         try:
             try:
                 campaigns, templates = self.campaigns()
-            except EmailConfigError as exc:
+                audience = load_audience(campaigns_file(self.config))
+            except (EmailConfigError, AudienceConfigError) as exc:
                 result.status, result.error = "failed", str(exc)
                 return result
             try:
@@ -234,7 +233,9 @@ class EmailSink:
 
             ledger = Ledger.load(ctx.lake)
             run = _Run(ctx, result, today, ledger)
-            opted_out, opt_in_check = not_opted_in(ctx.warehouse, columns, rows)
+            opted_out, opt_in_check = not_opted_in(
+                ctx.warehouse, columns, rows, audience.consent_column
+            )
             result.details["opt_in_check"] = opt_in_check
             todo = plan_sends(
                 rows,
@@ -260,8 +261,8 @@ class EmailSink:
                         for c in campaigns
                     },
                     "retrying_failed": sum(1 for t in todo.due if t.retry),
-                    "list_unsubscribe_header": "not set: SES v1 SendBulkTemplatedEmail takes no "
-                    "custom headers (SES v2 SendBulkEmail would)",
+                    "list_unsubscribe": "one-click (RFC 8058): List-Unsubscribe and "
+                    "List-Unsubscribe-Post on every e-mail",
                 }
             )
             if self.config.dev_secret:
@@ -358,10 +359,7 @@ class EmailSink:
             pacer.wait()
             try:
                 response = self.api.call(
-                    "SendBulkTemplatedEmail",
-                    self.ses().send_bulk_templated_email,
-                    send=True,
-                    **request,
+                    "SendBulkEmail", self.sesv2().send_bulk_email, send=True, **request
                 )
             except Stop as exc:
                 # SES did not take the batch: back to due (failed, with why), then stop.
@@ -396,6 +394,9 @@ class EmailSink:
             if settled.daily_quota_hit:
                 stop(ledger, result, run_id, "daily_quota", DAILY_QUOTA, pending, seq)
                 return pacer
+            if settled.account_problem:  # the account, sender, template or configuration set
+                stop(ledger, result, run_id, "rejected", settled.account_problem, pending, seq)
+                return pacer
         if ledger.last_stop:
             ledger.record(last_stop=None)
         return pacer
@@ -405,8 +406,8 @@ def deploy_templates(
     ctx: SinkContext | None = None,
     *,
     email_settings: EmailSettings | None = None,
-    ses_client: Any = None,
+    sesv2_client: Any = None,
 ) -> SinkResult:
     """``peak activate email --deploy-templates``: :meth:`EmailSink.deploy_templates`."""
-    sink = EmailSink(email_settings=email_settings, ses_client=ses_client)
+    sink = EmailSink(email_settings=email_settings, sesv2_client=sesv2_client)
     return sink.deploy_templates(ctx)

@@ -127,13 +127,16 @@ class Template:
     def ses_name(self, prefix: str) -> str:
         return f"{prefix}{self.name}"
 
-    def ses_template(self, prefix: str) -> dict[str, str]:
-        """The ``Template`` of CreateTemplate/UpdateTemplate."""
+    def ses_template(self, prefix: str) -> dict[str, Any]:
+        """The request of SES v2 ``CreateEmailTemplate`` (``UpdateEmailTemplate`` takes the
+        same): its name and ``TemplateContent``."""
         return {
             "TemplateName": self.ses_name(prefix),
-            "SubjectPart": self.subject.compiled,
-            "HtmlPart": self.html.compiled,
-            "TextPart": self.text.compiled,
+            "TemplateContent": {
+                "Subject": self.subject.compiled,
+                "Html": self.html.compiled,
+                "Text": self.text.compiled,
+            },
         }
 
     def check_fields(self, available: Iterable[str], where: str = "the mart") -> None:

@@ -103,6 +103,7 @@ class HubSpotClient:
             )
             self._apis = {
                 "batch": client.crm.contacts.batch_api,
+                "search": client.crm.contacts.search_api,
                 "properties": client.crm.properties.core_api,
                 "groups": client.crm.properties.groups_api,
                 "lists": client.crm.lists.lists_api,

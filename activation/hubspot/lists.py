@@ -1,5 +1,6 @@
 """One DYNAMIC contact list per home location: ``Peak Fitness - <location>``, its members the
-contacts whose ``peak_home_location`` equals the location.
+contacts whose ``peak_home_location`` equals the location and whose ``peak_marketing_consent`` is
+true (a marketing list holds only members who may be marketed to; the CRM holds them all).
 
 :func:`ensure_lists` finds each list by the id kept in the sync state or, lost from the state or
 made by hand, by name; creates the missing ones; and repairs a list's name and filter in place
@@ -12,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from activation.hubspot.client import HubSpotClient
-from activation.hubspot.properties import LOCATION_PROPERTY
+from activation.hubspot.properties import CONSENT_PROPERTY, LOCATION_PROPERTY
 from activation.hubspot.state import SyncState
 
 CONTACTS_OBJECT_TYPE_ID = "0-1"  # the Lists API names object types by id
@@ -24,7 +25,8 @@ def list_name(location: str) -> str:
 
 
 def list_filter(location: str) -> dict[str, Any]:
-    """A list's filter: contacts whose home location is ``location`` (root OR, one AND branch)."""
+    """A list's filter: contacts whose home location is ``location`` and who may be marketed to
+    (root OR, one AND branch)."""
     return {
         "filterBranchType": "OR",
         "filterBranchOperator": "OR",
@@ -44,7 +46,17 @@ def list_filter(location: str) -> dict[str, Any]:
                             "values": [location],
                             "includeObjectsWithNoValueSet": False,
                         },
-                    }
+                    },
+                    {
+                        "filterType": "PROPERTY",
+                        "property": CONSENT_PROPERTY,
+                        "operation": {
+                            "operationType": "BOOL",
+                            "operator": "IS_EQUAL_TO",
+                            "value": True,
+                            "includeObjectsWithNoValueSet": False,
+                        },
+                    },
                 ],
             }
         ],

@@ -1,9 +1,15 @@
 """The contact properties, declared once: their definitions in HubSpot, the mart column each
-comes from, and how a value is formatted all derive from :data:`PROPERTIES`.
+comes from, and how a value is formatted all derive from :data:`PROPERTIES`. Which of them are
+sent is the activation config's choice (``hubspot.properties``, :mod:`activation.audience`;
+:func:`select_properties` checks it); :data:`REQUIRED` are always sent.
 
-Before any upsert the sink makes sure the ``peak_fitness`` property group and every property
-exist on contacts (:func:`ensure_properties`: created when missing, patched when their label,
-group or options drifted).
+``peak_marketing_consent`` comes from no single column: it is true when the marts' consent column
+(``consent.column``) is true and the address is not on the do-not-market register
+(:mod:`activation.unsubscribe.register`); the gym lists select on it.
+
+Before any upsert the sink makes sure the ``peak_fitness`` property group and every property it
+sends exist on contacts (:func:`ensure_properties`: created when missing, patched when their
+label, group or options drifted).
 """
 
 from __future__ import annotations
@@ -12,10 +18,11 @@ import datetime as dt
 import functools
 import hashlib
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from activation.audience import AudienceConfigError
 from activation.hubspot.client import HubSpotClient
 
 MART = "mart_hubspot_contacts"
@@ -37,7 +44,7 @@ class Prop:
     label: str
     type: str  # HubSpot property type: string | number | date | enumeration | bool
     field_type: str  # HubSpot field type: text | number | date | select | booleancheckbox
-    column: str  # the mart column holding its value
+    column: str | None  # the mart column holding its value (None: derived by the sink)
     description: str
     options: tuple[tuple[str, str], ...] = ()  # (value, label), for enumeration and bool
 
@@ -174,17 +181,61 @@ PROPERTIES: tuple[Prop, ...] = (
         "Whether the member opted in to marketing in the booking system.",
         options=(("true", "Yes"), ("false", "No")),
     ),
+    Prop(
+        "peak_marketing_consent",
+        "Marketing allowed (Peak Fitness)",
+        "bool",
+        "booleancheckbox",
+        None,
+        "Whether Peak Fitness may market to the contact now: opted in, not unsubscribed, not "
+        "suppressed; false once the platform stops syncing the contact. The gym lists need it.",
+        options=(("true", "Yes"), ("false", "No")),
+    ),
 )
 
 PROPERTY_BY_NAME = {p.name: p for p in PROPERTIES}
 STATUS_PROPERTY = "peak_churn_status"
 LOCATION_PROPERTY = "peak_home_location"
-MART_COLUMNS = ("user_id", "email", *(p.column for p in PROPERTIES if p.column != "user_id"))
+CONSENT_PROPERTY = "peak_marketing_consent"
+USER_ID_PROPERTY = "peak_user_id"
+#: Always sent: the lists select on location and consent, a full resync finds our contacts by
+#: their user id, and the plan tracks the status.
+REQUIRED = (USER_ID_PROPERTY, STATUS_PROPERTY, LOCATION_PROPERTY, CONSENT_PROPERTY)
+#: The mart's key columns, read whatever is sent.
+KEY_COLUMNS = ("user_id", "email", "churn_status")
+#: Every column the sink may read (the marts' contract must publish them).
+MART_COLUMNS = tuple(dict.fromkeys([*KEY_COLUMNS, *(p.column for p in PROPERTIES if p.column)]))
 
 
-def contact_properties(row: Mapping[str, Any]) -> dict[str, str]:
-    """A mart row as HubSpot contact properties (ValueError names the first invalid one)."""
-    return {p.name: p.format(row.get(p.column)) for p in PROPERTIES}
+def select_properties(names: Sequence[str]) -> tuple[Prop, ...]:
+    """The properties the activation config names, in :data:`PROPERTIES` order; an unknown
+    name or a missing required one is an :class:`AudienceConfigError`."""
+    unknown = sorted(set(names) - set(PROPERTY_BY_NAME))
+    if unknown:
+        raise AudienceConfigError(
+            f"hubspot.properties: unknown {unknown} (known: {', '.join(PROPERTY_BY_NAME)})"
+        )
+    missing = [n for n in REQUIRED if n not in names]
+    if missing:
+        raise AudienceConfigError(f"hubspot.properties must include {', '.join(missing)}")
+    return tuple(p for p in PROPERTIES if p.name in names)
+
+
+def mart_columns(props: Sequence[Prop], consent_column: str) -> list[str]:
+    """The mart columns a sync with these properties reads."""
+    return list(
+        dict.fromkeys([*KEY_COLUMNS, *(p.column for p in props if p.column), consent_column])
+    )
+
+
+def contact_properties(
+    row: Mapping[str, Any], props: Sequence[Prop], consent: bool
+) -> dict[str, str]:
+    """A mart row as HubSpot contact properties (ValueError names the first invalid one);
+    ``consent`` is :data:`CONSENT_PROPERTY`'s value."""
+    out = {p.name: p.format(row.get(p.column)) for p in props if p.column}
+    out[CONSENT_PROPERTY] = PROPERTY_BY_NAME[CONSENT_PROPERTY].format(consent)
+    return out
 
 
 def properties_hash(properties: Mapping[str, str]) -> str:
@@ -193,14 +244,14 @@ def properties_hash(properties: Mapping[str, str]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
-def ensure_properties(client: HubSpotClient) -> dict[str, Any]:
-    """Create the group and the properties HubSpot lacks, patch the ones that drifted; what was
-    done, for the run's details."""
+def ensure_properties(client: HubSpotClient, props: Sequence[Prop]) -> dict[str, Any]:
+    """Create the group and the properties (of ``props``) HubSpot lacks, patch the ones that
+    drifted; what was done, for the run's details."""
     apis = client.apis()
     response = client.call(apis["properties"].get_all, OBJECT_TYPE, archived=False)
     existing = {p["name"]: p for p in response.body.get("results", [])}
-    missing = [p for p in PROPERTIES if p.name not in existing]
-    drifted = {p.name: p.drift(existing[p.name]) for p in PROPERTIES if p.name in existing}
+    missing = [p for p in props if p.name not in existing]
+    drifted = {p.name: p.drift(existing[p.name]) for p in props if p.name in existing}
     drifted = {name: patch for name, patch in drifted.items() if patch}
     details: dict[str, Any] = {"group_created": False}
     if missing or any("groupName" in patch for patch in drifted.values()):

@@ -1,9 +1,12 @@
 """The HubSpot sink: churned and at-risk members to HubSpot contacts, and one list per gym.
 
-A run reads ``mart_hubspot_contacts`` (one row per churned or at-risk member), plans what
-changed since the last sync (:mod:`activation.hubspot.plan`) and, through hubspot-api-client:
+A run reads ``mart_hubspot_contacts`` (one row per churned or at-risk member; the audience of the
+activation config, :mod:`activation.audience`, says which statuses and properties are synced and
+names the consent column), and the do-not-market register
+(:mod:`activation.unsubscribe.register`), plans what changed since the last sync
+(:mod:`activation.hubspot.plan`) and, through hubspot-api-client:
 
-1. makes sure the ``peak_fitness`` property group and every contact property exist
+1. makes sure the ``peak_fitness`` property group and every contact property it sends exist
    (:func:`activation.hubspot.properties.ensure_properties`);
 2. upserts the contacts whose properties changed, keyed by email, 100 a call
    (``POST /crm/v3/objects/contacts/batch/upsert``, ``idProperty=email``), journalling each
@@ -38,9 +41,11 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from activation.audience import DEFAULT_CONFIG, Audience, load_audience
 from activation.base import (
     RecordError,
     SinkContext,
+    SinkError,
     SinkResult,
     batches,
     short_text,
@@ -49,23 +54,30 @@ from activation.base import (
 from activation.hubspot.client import HubSpotClient
 from activation.hubspot.errors import HubSpotError
 from activation.hubspot.lists import ensure_lists, list_body
-from activation.hubspot.plan import SyncPlan, Upsert, plan_sync
+from activation.hubspot.plan import Selection, SyncPlan, Upsert, plan_sync
 from activation.hubspot.properties import (
     GROUP,
     MART,
-    MART_COLUMNS,
-    PROPERTIES,
+    Prop,
     ensure_properties,
+    mart_columns,
+    select_properties,
 )
 from activation.hubspot.reconcile import settle
+from activation.hubspot.resync import read_back, rebuild
 from activation.hubspot.settings import SINK
 from activation.hubspot.state import SyncState
 from activation.pacing import RateLimiter, Retry
+from activation.unsubscribe.register import DoNotMarket
 from peak.core.failpoints import failpoint
 from peak.core.layout import outbox_prefix
-from peak.core.settings import HubSpotSettings, Settings
+from peak.core.settings import HUBSPOT_SEARCH_PAGE, HubSpotSettings, Settings
 
 log = logging.getLogger(__name__)
+
+
+def _yes_first(item: tuple[str, int]) -> tuple[bool, str]:
+    return (item[0] != "yes", item[0])
 
 
 class HubSpotSink:
@@ -78,12 +90,17 @@ class HubSpotSink:
         clock: Callable[[], float] = time.monotonic,
         *,
         settings: Settings | None = None,
+        audience: Audience | None = None,
     ) -> None:
         """``config`` wins; else the ``hubspot`` section of ``settings`` (how
-        ``activation.runner`` builds sinks); else the environment."""
+        ``activation.runner`` builds sinks); else the environment. ``audience`` is the
+        activation config's (by default read at each run from ``PEAK_EMAIL_CAMPAIGNS``, the one
+        file both marketing sinks read, else ``activation/campaigns.yml``)."""
         if config is None and settings is not None:
             config = settings.hubspot
         self.config = config or HubSpotSettings.load()
+        self.audience = audience
+        self.config_file = (settings.email.campaigns_file if settings else None) or DEFAULT_CONFIG
         self.sleep = sleep
         self.clock = clock
         limiter = RateLimiter(self.config.rate_limit, self.config.rate_window_s, clock, sleep)
@@ -95,6 +112,8 @@ class HubSpotSink:
             sleep,
         )
         self.client = HubSpotClient(self.config, limiter, retry)
+        #: HubSpot's CRM search has a limit of its own (a full resync's read-back).
+        self.search_limiter = RateLimiter(self.config.search_rate_limit, 1.0, clock, sleep)
 
     def apis(self) -> dict[str, Any]:
         """The API objects, built once: every one points at ``config.base_url``."""
@@ -112,17 +131,39 @@ class HubSpotSink:
         started = self.clock()
         try:
             try:
-                rows = ctx.warehouse.read(MART, columns=list(MART_COLUMNS)).to_pylist()
+                audience = self.audience or load_audience(self.config_file)
+                props = select_properties(audience.hubspot_properties)
+            except SinkError as exc:
+                result.status, result.error = "failed", str(exc)
+                return result
+            columns = mart_columns(props, audience.consent_column)
+            try:
+                rows = ctx.warehouse.read(MART, columns=columns).to_pylist()
             except Exception as exc:  # the warehouse reader's errors, DuckDB's, Athena's
                 result.status, result.error = "failed", short_text(f"cannot read {MART}: {exc}")
                 return result
             state = SyncState.load(ctx.lake)
-            todo = plan_sync(rows, state)
+            if self.config.full_resync and not self._resync(state, props, dry, result):
+                return result
+            selection = Selection(
+                props,
+                audience.hubspot_statuses,
+                audience.consent_column,
+                DoNotMarket.load(ctx.lake),
+            )
+            todo = plan_sync(rows, state, selection)
             result.records = todo.records
             result.unchanged = todo.unchanged
             result.fail_records(todo.failed)
             result.details.update(
                 {
+                    "audience": {
+                        "statuses": list(audience.hubspot_statuses),
+                        "consent_column": audience.consent_column,
+                    },
+                    "outside_audience": todo.outside_audience,
+                    "left_audience": todo.left_audience,
+                    "marketing_consent": dict(sorted(todo.consent.items(), key=_yes_first)),
                     "returned_to_active": todo.returning,
                     "email_changed": todo.email_changed,
                     "locations": len(todo.locations),
@@ -131,10 +172,10 @@ class HubSpotSink:
                 }
             )
             if dry:
-                self._dry_run(ctx, todo, result)
+                self._dry_run(ctx, todo, props, result)
             else:
                 state.compact()
-                self._sync(todo, state, result)
+                self._sync(todo, props, state, result)
                 state.compact()
         finally:
             self.client.stop()
@@ -145,17 +186,42 @@ class HubSpotSink:
         result.log(log)
         return result
 
+    def _resync(
+        self, state: SyncState, props: tuple[Prop, ...], dry: bool, result: SinkResult
+    ) -> bool:
+        """Rebuild the state from what HubSpot holds (:mod:`activation.hubspot.resync`); in a
+        dry run in memory only. False (the run failed) when HubSpot could not be read."""
+        if self.config.token is None:
+            result.details["full_resync"] = "skipped: HUBSPOT_ACCESS_TOKEN is not set"
+            return True
+        try:
+            if not dry:
+                state.compact()
+            held = read_back(self.client, props, self.search_limiter, HUBSPOT_SEARCH_PAGE)
+        except HubSpotError as exc:
+            result.status, result.error = "failed", f"full resync: {exc}"
+            return False
+        forgotten = rebuild(state, held, persist=not dry)
+        result.details["full_resync"] = {
+            "found": held.found,
+            "search_calls": held.search_calls,
+            "forgotten": forgotten,
+        }
+        return True
+
     def _fail_upserts(self, result: SinkResult, upserts: Iterable[Upsert], reason: str) -> None:
         result.fail_records(RecordError(u.user_id or u.email, reason) for u in upserts)
 
-    def _dry_run(self, ctx: SinkContext, todo: SyncPlan, result: SinkResult) -> None:
+    def _dry_run(
+        self, ctx: SinkContext, todo: SyncPlan, props: tuple[Prop, ...], result: SinkResult
+    ) -> None:
         bodies = [
             {"inputs": [u.input() for u in batch]}
             for batch in batches(todo.upserts, self.config.batch_size)
         ]
         write_outbox(ctx, SINK, "contacts_batch_upsert", bodies)
         write_outbox(ctx, SINK, "property_groups", [GROUP])
-        write_outbox(ctx, SINK, "properties", [p.definition() for p in PROPERTIES])
+        write_outbox(ctx, SINK, "properties", [p.definition() for p in props])
         write_outbox(ctx, SINK, "lists", [list_body(loc) for loc in sorted(todo.locations)])
         result.sent = len(todo.upserts)
         result.outbox = ctx.lake.uri(outbox_prefix(SINK, ctx.run_id))
@@ -165,11 +231,13 @@ class HubSpotSink:
             else "dry run: nothing was sent"
         ) + "; 'sent' counts the contacts the outbox holds"
 
-    def _sync(self, todo: SyncPlan, state: SyncState, result: SinkResult) -> None:
+    def _sync(
+        self, todo: SyncPlan, props: tuple[Prop, ...], state: SyncState, result: SinkResult
+    ) -> None:
         upserts = todo.upserts
         try:
             self.apis()
-            result.details.update(ensure_properties(self.client))
+            result.details.update(ensure_properties(self.client, props))
         except HubSpotError as exc:
             result.status, result.error = "failed", str(exc)
             self._fail_upserts(result, upserts, f"not sent: {exc}")

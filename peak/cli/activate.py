@@ -126,12 +126,26 @@ def activate_command(
             "(idempotent) and send nothing.",
         ),
     ] = False,
+    full_resync: Annotated[
+        bool,
+        typer.Option(
+            "--full-resync",
+            help="hubspot: rebuild the sync state from the contacts HubSpot holds (a new "
+            "portal, contacts deleted there), then send only the differences.",
+        ),
+    ] = False,
 ) -> None:
     """Push the marts to the leaderboard, HubSpot and email sinks."""
 
     if deploy_templates and sink != "email":
         raise fail("--deploy-templates applies to the email sink only")
-    options = {"sink": sink, "dry_run": dry_run, "target": target}
+    if full_resync and sink not in ("hubspot", "all"):
+        raise fail("--full-resync applies to the hubspot sink only")
+    if full_resync:  # an explicit option wins over PEAK_HUBSPOT_FULL_RESYNC
+        config = state.config
+        hubspot = config.hubspot.model_copy(update={"full_resync": True})
+        state.settings = config.model_copy(update={"hubspot": hubspot})
+    options = {"sink": sink, "dry_run": dry_run, "target": target, "full_resync": full_resync}
     if deploy_templates:
         with reported(f"{COMMAND} email --deploy-templates", options) as report:
             results = {"email": _deploy_templates(report, dry_run)}

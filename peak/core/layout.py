@@ -106,3 +106,19 @@ def activation_state_key(sink: str, name: str = "state.json") -> str:
 
 #: One activation at a time per lake (the sinks' state and the e-mail ledger): see peak.core.locks.
 ACTIVATION_LOCK_KEY = activation_state_key("_lock", "activate.lock")
+
+
+#: The register of who unsubscribed from marketing: one small object per address, named by the
+#: address's hash (never the address), written once (activation/unsubscribe/register.py; the
+#: unsubscribe Lambda writes it, both marketing sinks read it).
+UNSUBSCRIBES_PREFIX = activation_state_key("email", "unsubscribes/")
+#: The register's first form, one JSON file of addresses (read, never written any more).
+LEGACY_UNSUBSCRIBES_KEY = activation_state_key("email", "unsubscribes.json")
+#: The e-mail audience's addresses on SES's suppression list when the e-mail sink last read it
+#: (address hashes and reasons), for the HubSpot sink's lists.
+SUPPRESSED_KEY = activation_state_key("email", "suppressed.json")
+
+
+def unsubscribe_key(address_key: str) -> str:
+    """One address's unsubscribe record, named by :func:`activation.addresses.address_key`."""
+    return f"{UNSUBSCRIBES_PREFIX}{address_key}.json"

@@ -33,6 +33,9 @@ Target = Literal["local", "athena"]
 HUBSPOT_BASE_URL = "https://api.hubapi.com"
 HUBSPOT_RATE_LIMIT = 190
 HUBSPOT_BATCH_LIMIT = 100  # HubSpot's cap on inputs per batch call
+#: HubSpot's CRM search: requests a second per account, and results a page.
+HUBSPOT_SEARCH_RATE_LIMIT = 5
+HUBSPOT_SEARCH_PAGE = 200
 #: SES: at most 50 destinations per bulk send.
 SES_BULK_LIMIT = 50
 #: Every leaderboard key lives this long after its last write (the design's "Redis, 7 days").
@@ -157,6 +160,15 @@ class HubSpotSettings(Section):
     #: refused for invalid values is split instead and does not count; a single contact refused
     #: does, when the one before was refused for the same reason (the request is at fault).
     max_failed_batches: int = Field(3, ge=1)
+    #: HubSpot's CRM search: at most this many requests a second, and results a page.
+    search_rate_limit: int = Field(
+        HUBSPOT_SEARCH_RATE_LIMIT, ge=1, description="CRM search requests per second."
+    )
+    full_resync: bool = Field(
+        False,
+        description="Rebuild the sync state from what HubSpot holds, then send the differences "
+        "(`peak activate hubspot --full-resync`).",
+    )
 
     _blank_token = field_validator("access_token", mode="before")(_blank_is_none)
 
@@ -201,6 +213,11 @@ class EmailSettings(Section):
     unsubscribe_secret: SecretStr | None = Field(
         None, description="HMAC key of unsubscribe links (secret; required for real sends)."
     )
+    unsubscribe_secret_id: str | None = Field(
+        None,
+        description="The Secrets Manager secret holding that key (JSON key "
+        "PEAK_EMAIL_UNSUBSCRIBE_SECRET): what the unsubscribe Lambda reads it from.",
+    )
     campaigns_file: Path | None = Field(
         None,
         validation_alias=AliasChoices("campaigns_file", "PEAK_EMAIL_CAMPAIGNS"),
@@ -223,7 +240,9 @@ class EmailSettings(Section):
         "for transactional mail).",
     )
     check_suppression: bool = Field(
-        True, description="Read the SES v2 account suppression list before sending."
+        True,
+        description="Read the SES account suppression list before sending (false: rely on "
+        "SES's own suppression, and keep no snapshot for the HubSpot lists).",
     )
     batch_size: int = Field(
         SES_BULK_LIMIT,
@@ -240,7 +259,13 @@ class EmailSettings(Section):
     ledger_keep_days: int = Field(90, ge=0)
 
     _blanks = field_validator(
-        "sender", "configuration_set", "region", "endpoint_url", "unsubscribe_secret", mode="before"
+        "sender",
+        "configuration_set",
+        "region",
+        "endpoint_url",
+        "unsubscribe_secret",
+        "unsubscribe_secret_id",
+        mode="before",
     )(_blank_is_none)
 
     @property

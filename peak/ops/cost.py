@@ -438,9 +438,21 @@ def estimate(
     lines.append(
         Line("SES", f"{emails:,.0f} emails", "measured", usd, usd, note="activation reports")
     )
-    usd = PRICES["secret_month"].usd
+    secrets = sorted(
+        name
+        for name, resource in deploy.load_template()["Resources"].items()
+        if resource["Type"] == "AWS::SecretsManager::Secret"
+    )
+    usd = len(secrets) * PRICES["secret_month"].usd
     lines.append(
-        Line("Secrets Manager", "1 secret", "fixed", usd, usd, note="the activation secret")
+        Line(
+            "Secrets Manager",
+            f"{len(secrets)} secrets",
+            "fixed",
+            usd,
+            usd,
+            note=f"the stack's ({', '.join(secrets)})",
+        )
     )
     transitions = PIPELINE_TRANSITIONS * MONTH_DAYS
     usd = transitions * PRICES["sfn_transition"].usd

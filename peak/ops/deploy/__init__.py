@@ -8,7 +8,8 @@ with the parts that must never drift from the code:
   their content's sha256 (``ingest-3f2a…zip``), so CloudFormation updates the Lambda code, the
   layer and the Glue job exactly when their content changed. Zips are deterministic (sorted
   entries, fixed timestamps): the same code packages to the same bytes.
-- the lifecycle rules of every bucket, from :data:`peak.ops.prune.RETENTION_DAYS`;
+- the lifecycle rules of every bucket, from :data:`peak.ops.prune.RETENTION_DAYS` (and the
+  access logs', :data:`ACCESS_LOGS_RETENTION_DAYS`);
 - one ``lake-access`` policy per role (:data:`LAKE_ACCESS`), scoped to the lake prefixes of
   :mod:`peak.core.lake`;
 - one ``AWS::Glue::Table`` per contract, exactly :func:`peak.model.catalog.table_input` for the lake
@@ -19,6 +20,9 @@ The artefacts (``dist/artifacts/``, uploaded as they are with ``aws s3 sync``):
 - ``lambda/ingest-<sha>.zip``: our packages ``peak``, ``ingestion`` and ``contracts`` (with the
   YAML contracts) and nothing else. pyarrow and numpy come from the AWS SDK for pandas managed
   layer (a template parameter), boto3 from the Lambda runtime.
+- ``lambda/unsubscribe-<sha>.zip``: the unsubscribe function (the endpoint of every e-mail's
+  one-click unsubscribe link): ``peak.core``, ``activation.unsubscribe`` and
+  ``activation/addresses.py``, nothing of the sinks (:data:`UNSUBSCRIBE_PACKAGES`).
 - ``lambda/ingest-deps-<sha>.zip``: a small layer of what the managed layer lacks (pydantic,
   pydantic-settings, PyYAML and their dependencies), copied from the installed packages after
   checking their wheel tags run on Lambda's python3.11 x86_64 (a manylinux wheel up to glibc
@@ -74,12 +78,18 @@ from peak.ops.deploy.lambda_zips import (
     LAMBDA_PACKAGES,
     LAMBDA_PROVIDED,
     LAMBDA_REQUIRES,
+    UNSUBSCRIBE_HANDLER,
+    UNSUBSCRIBE_MODULES,
+    UNSUBSCRIBE_PACKAGES,
     build_lambda_deps,
     build_lambda_function,
+    build_unsubscribe_function,
     lambda_vendored,
     runs_on_lambda,
 )
 from peak.ops.deploy.template import (
+    ACCESS_LOGS_BUCKET,
+    ACCESS_LOGS_RETENTION_DAYS,
     ARTIFACT_MAPPING,
     ATHENA_BUCKET,
     ATHENA_RESULTS_PREFIX,
@@ -99,6 +109,8 @@ from peak.ops.deploy.template import (
 )
 
 __all__ = [
+    "ACCESS_LOGS_BUCKET",
+    "ACCESS_LOGS_RETENTION_DAYS",
     "ARTIFACT_MAPPING",
     "ATHENA_BUCKET",
     "ATHENA_RESULTS_PREFIX",
@@ -129,6 +141,9 @@ __all__ = [
     "SOURCE_EXCLUDE",
     "SOURCE_PATHS",
     "SOURCE_TEMPLATE",
+    "UNSUBSCRIBE_HANDLER",
+    "UNSUBSCRIBE_MODULES",
+    "UNSUBSCRIBE_PACKAGES",
     "Artefact",
     "LakeGrant",
     "PackageResult",
@@ -138,6 +153,7 @@ __all__ = [
     "build_glue_wheel",
     "build_lambda_deps",
     "build_lambda_function",
+    "build_unsubscribe_function",
     "codebuild_requirements",
     "dependency_closure",
     "glue_wheel_requires",

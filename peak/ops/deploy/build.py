@@ -13,7 +13,11 @@ from peak.core.lake import Lake
 from peak.ops.deploy.artefacts import REPO_ROOT, RUNTIME_PYTHON, Artefact, _sha
 from peak.ops.deploy.codebuild import build_codebuild_source
 from peak.ops.deploy.glue_wheel import build_glue_script, build_glue_wheel
-from peak.ops.deploy.lambda_zips import build_lambda_deps, build_lambda_function
+from peak.ops.deploy.lambda_zips import (
+    build_lambda_deps,
+    build_lambda_function,
+    build_unsubscribe_function,
+)
 from peak.ops.deploy.template import render_template
 
 DEFAULT_OUT = REPO_ROOT / "dist"
@@ -46,6 +50,7 @@ def package(lake: Lake, out: Path = DEFAULT_OUT) -> PackageResult:
         shutil.rmtree(artefacts_dir)
     built = [
         build_lambda_function(out),
+        build_unsubscribe_function(out),
         build_lambda_deps(out),
         build_glue_script(out),
         build_glue_wheel(out),

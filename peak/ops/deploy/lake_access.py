@@ -23,6 +23,7 @@ def lake_prefixes() -> dict[str, str]:
         "transform_ledger": stem(layout.transform_ledger_key),
         "transform_lock": layout.TRANSFORM_LOCK_KEY,
         "activation_state": stem(layout.activation_state_key),
+        "unsubscribes": layout.UNSUBSCRIBES_PREFIX,
         "runs": stem(layout.run_report_key),
         "staging": stem(layout.staging_prefix),
         "quality": layout.QUALITY_PREFIX,
@@ -73,6 +74,8 @@ LAKE_ACCESS: dict[str, LakeGrant] = {
     # dbt reads the processed zone through Athena (with its own credentials) and writes only
     # its run report to the lake: its tables go to the Athena bucket's dbt/ prefix.
     "DbtRole": LakeGrant(read=("processed",), write=("runs",), list_prefixes=("processed",)),
+    # The unsubscribe Lambda creates one record per address (a conditional PUT) and nothing else.
+    "UnsubscribeRole": LakeGrant(write=("unsubscribes",)),
     "ActivationRole": LakeGrant(
         read=("activation_state", "outbox"),
         write=("activation_state", "outbox", "runs"),

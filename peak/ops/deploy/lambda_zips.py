@@ -1,6 +1,6 @@
-"""The ingestion Lambda's artefacts: the function's zip (our packages only) and the deps
-layer (what the AWS SDK for pandas layer and the runtime lack), whose wheels are checked to run
-on Lambda's python3.11 x86_64."""
+"""The Lambdas' artefacts: the ingestion function's zip and the unsubscribe function's (our
+packages only), and the deps layer both use (what the AWS SDK for pandas layer and the runtime
+lack), whose wheels are checked to run on Lambda's python3.11 x86_64."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import re
 from pathlib import Path
 
 from peak.ops.deploy.artefacts import (
+    REPO_ROOT,
     Artefact,
     _hashed,
     _package_files,
@@ -31,10 +32,27 @@ LAMBDA_REQUIRES = ("pydantic", "pydantic-settings", "pyyaml", "pyarrow", "numpy"
 LAMBDA_PROVIDED = ("pyarrow", "numpy", "pandas", "boto3")
 
 
+#: The unsubscribe function (``activation.unsubscribe.handler.handler``): the packages and the
+#: single modules it imports, nothing of the sinks. It needs pydantic (the settings) from the
+#: deps layer and boto3 from the runtime, not the AWS SDK for pandas layer.
+UNSUBSCRIBE_PACKAGES: dict[str, tuple[str, ...]] = {"peak.core": (), "activation.unsubscribe": ()}
+UNSUBSCRIBE_MODULES = ("activation/addresses.py",)
+UNSUBSCRIBE_HANDLER = "activation.unsubscribe.handler.handler"
+
+
 def build_lambda_function(out: Path) -> Artefact:
     files = [f for pkg, data in LAMBDA_PACKAGES.items() for f in _package_files(pkg, data)]
     return _zip_artefact(
         out, ("lambda", "ingest"), files, "Lambda function", _top_level(LAMBDA_PACKAGES)
+    )
+
+
+def build_unsubscribe_function(out: Path) -> Artefact:
+    files = [f for pkg, data in UNSUBSCRIBE_PACKAGES.items() for f in _package_files(pkg, data)]
+    files += [(m, (REPO_ROOT / m).read_bytes()) for m in UNSUBSCRIBE_MODULES]
+    contents = sorted([*UNSUBSCRIBE_PACKAGES, *UNSUBSCRIBE_MODULES])
+    return _zip_artefact(
+        out, ("lambda", "unsubscribe"), files, "Unsubscribe Lambda function", contents
     )
 
 

@@ -66,6 +66,7 @@ def load_template(path: Path = SOURCE_TEMPLATE) -> dict[str, Any]:
 #: Mapping key -> which artefact's key it holds.
 ARTIFACT_MAPPING = {
     "LambdaFunction": "Lambda function",
+    "UnsubscribeFunction": "Unsubscribe Lambda function",
     "LambdaDepsLayer": "Lambda deps layer",
     "GlueScript": "Glue script",
     "GlueWheel": "Glue wheel",
@@ -73,6 +74,11 @@ ARTIFACT_MAPPING = {
 }
 #: Bucket (logical id) -> its lifecycle rules, rendered from peak/ops/prune.py.
 LAKE_BUCKET, INBOX_BUCKET, ATHENA_BUCKET = "LakeBucket", "InboxBucket", "AthenaBucket"
+#: The S3 server access logs of the three buckets above, and how long they are kept: long enough
+#: to answer "who read this member's data" for a quarter, no longer (they name objects and
+#: callers, never a member).
+ACCESS_LOGS_BUCKET = "AccessLogsBucket"
+ACCESS_LOGS_RETENTION_DAYS = 90
 
 
 def table_logical_id(dataset: str) -> str:
@@ -93,6 +99,9 @@ def bucket_rules(lake: Lake) -> dict[str, list[dict[str, Any]]]:
                 ATHENA_RESULTS_PREFIX,
             ),
             prune.abort_multipart_rule(),
+        ],
+        ACCESS_LOGS_BUCKET: [
+            prune.expiry_rule("retention-access-logs", ACCESS_LOGS_RETENTION_DAYS),
         ],
     }
 
