@@ -12,6 +12,15 @@ thread; point hubspot-api-client at :attr:`FakeHubSpot.base_url`. It implements:
   duplicate ids, an unknown property, or any input with an invalid email or property value
   reject the whole batch (400 ``VALIDATION_ERROR``, one entry in ``errors`` per problem, with
   its ``code``) and nothing in it is written
+- ``POST /crm/v3/objects/contacts/gdpr-delete``: ``{"objectId", "idProperty"?}``; by record id
+  (404 if unknown) or by ``idProperty: email``: the contact is permanently deleted and its
+  address blocklisted (:attr:`FakeHubSpot.gdpr_blocklist`), also when no contact has it, as
+  HubSpot does; 204 with no body
+- ``POST /crm/v3/objects/contacts/search``: ``filterGroups`` (OR of groups, AND of filters; at
+  most 5 groups, 6 filters a group, 18 in all), operators ``EQ``/``NEQ`` (case-insensitive),
+  ``IN``/``NOT_IN``, ``HAS_PROPERTY``/``NOT_HAS_PROPERTY``; ``properties`` (else HubSpot's
+  defaults), ``limit`` (at most 200, default 10) and ``after``; ``total``, ``results`` and
+  ``paging.next.after`` while more remain
 - Lists v3: ``POST /crm/v3/lists/`` (create), ``POST /crm/v3/lists/search``, ``GET /crm/v3/lists/``
   (``listIds``, ``includeFilters``), ``GET|DELETE /crm/v3/lists/{id}``,
   ``GET /crm/v3/lists/object-type-id/{type}/name/{name}``,
@@ -179,6 +188,7 @@ class FakeHubSpot:
         self.contacts: dict[str, dict[str, Any]] = {}  # id -> contact
         self.by_email: dict[str, str] = {}
         self.lists: dict[str, dict[str, Any]] = {}
+        self.gdpr_blocklist: set[str] = set()  # addresses GDPR-deleted (never re-added)
         self._ids = itertools.count(1001)
         self._list_ids = itertools.count(1)
         self._faults: deque[Fault] = deque()
@@ -414,6 +424,10 @@ class FakeHubSpot:
             return self._properties_route(method, path, query, body)
         if path == "/crm/v3/objects/contacts/batch/upsert" and method == "POST":
             return self._upsert(body)
+        if path == "/crm/v3/objects/contacts/gdpr-delete" and method == "POST":
+            return self._gdpr_delete(body)
+        if path == "/crm/v3/objects/contacts/search" and method == "POST":
+            return self._search_contacts(body)
         if path.startswith("/crm/v3/lists"):
             return self._lists_route(method, path, query, body)
         raise HubSpotReply(404, f"No route for {method} {path}", "OBJECT_NOT_FOUND")
@@ -712,6 +726,98 @@ class FakeHubSpot:
             "archived": False,
             "new": new,
         }
+
+    # -- GDPR delete and search ---------------------------------------------------------------
+
+    def _gdpr_delete(self, body: Any):
+        if not isinstance(body, dict) or not str(body.get("objectId") or "").strip():
+            raise HubSpotReply(400, "objectId is required", "VALIDATION_ERROR")
+        object_id = str(body["objectId"]).strip()
+        id_property = body.get("idProperty")
+        if id_property not in (None, "", "email", "hs_object_id"):
+            raise HubSpotReply(
+                400,
+                f"{id_property} is not a unique property of contacts",
+                "VALIDATION_ERROR",
+            )
+        if id_property == "email":
+            email = object_id.lower()
+            cid = self.by_email.get(email)
+            self.gdpr_blocklist.add(email)  # found or not, the address is blocked
+        else:
+            cid = object_id if object_id in self.contacts else None
+            if cid is None:
+                raise HubSpotReply(404, f"resource not found: {object_id}", "OBJECT_NOT_FOUND")
+        if cid is not None:
+            contact = self.contacts.pop(cid)
+            address = str(contact["properties"].get("email") or "").lower()
+            self.by_email.pop(address, None)
+            self.gdpr_blocklist.add(address)
+        return 204, None
+
+    SEARCH_DEFAULTS = ("createdate", "email", "firstname", "hs_object_id", "lastmodifieddate",
+                       "lastname")  # fmt: skip
+
+    def _search_contacts(self, body: Any):
+        body = body if isinstance(body, dict) else {}
+        groups = body.get("filterGroups") or []
+        filters = [f for g in groups for f in g.get("filters") or []]
+        if len(groups) > 5 or any(len(g.get("filters") or []) > 6 for g in groups):
+            raise HubSpotReply(400, "too many filter groups or filters", "VALIDATION_ERROR")
+        if len(filters) > 18:
+            raise HubSpotReply(400, "at most 18 filters in all", "VALIDATION_ERROR")
+        limit = int(body.get("limit") or 10)
+        if limit > 200:
+            raise HubSpotReply(400, "limit must be at most 200", "VALIDATION_ERROR")
+        for f in filters:
+            if f.get("propertyName") not in self.properties:
+                raise HubSpotReply(
+                    400, f"Property {f.get('propertyName')!r} does not exist", "VALIDATION_ERROR"
+                )
+
+        def passes(f: dict[str, Any], properties: dict[str, Any]) -> bool:
+            value = properties.get(f["propertyName"])
+            text = None if value is None else str(value).lower()
+            operator = f.get("operator", "EQ")
+            if operator == "HAS_PROPERTY":
+                return value not in (None, "")
+            if operator == "NOT_HAS_PROPERTY":
+                return value in (None, "")
+            if operator in ("EQ", "NEQ"):
+                equal = text is not None and text == str(f.get("value")).lower()
+                return equal if operator == "EQ" else not equal
+            if operator in ("IN", "NOT_IN"):
+                inside = text is not None and text in {
+                    str(v).lower() for v in f.get("values") or []
+                }
+                return inside if operator == "IN" else not inside
+            raise AssertionError(f"the fake does not evaluate {operator}")
+
+        matches = [
+            c
+            for cid, c in sorted(self.contacts.items(), key=lambda kv: int(kv[0]))
+            if not groups
+            or any(all(passes(f, c["properties"]) for f in g.get("filters") or []) for g in groups)
+        ]
+        start = int(body.get("after") or 0)
+        page = matches[start : start + limit]
+        names = body.get("properties") or self.SEARCH_DEFAULTS
+        out: dict[str, Any] = {
+            "total": len(matches),
+            "results": [
+                {
+                    "id": c["id"],
+                    "properties": {n: c["properties"].get(n) for n in (*names, "hs_object_id")},
+                    "createdAt": c["createdAt"],
+                    "updatedAt": c.get("updatedAt", c["createdAt"]),
+                    "archived": False,
+                }
+                for c in page
+            ],
+        }
+        if start + limit < len(matches):
+            out["paging"] = {"next": {"after": str(start + limit)}}
+        return 200, out
 
     # -- lists --------------------------------------------------------------------------------
 

@@ -57,9 +57,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from peak.core import layout, ledger
 from peak.core.lake import Lake
 from peak.core.locks import transform_lock
+from peak.model.dbt import PROJECT_DIR
+from peak.ops import warehouse_files
 
 #: Days each zone keeps a file: the design's retention (docs/architecture.md, "Design targets").
 RETENTION_DAYS: dict[str, int] = {"raw": 30, "processed": 365, "quarantine": 90}
@@ -327,10 +331,6 @@ def prune(
 
 def snapshot_names() -> list[str]:
     """The dbt project's snapshots (``dbt_project/snapshots/*.yml``)."""
-    import yaml
-
-    from peak.model.dbt import PROJECT_DIR
-
     names = []
     for path in sorted((PROJECT_DIR / "snapshots").glob("*.yml")):
         document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
@@ -341,8 +341,6 @@ def snapshot_names() -> list[str]:
 def prune_snapshots(lake: Lake, as_of: dt.date, *, dry_run: bool = False) -> ZoneResult:
     """Remove the snapshot versions closed more than :data:`SNAPSHOT_RETENTION_DAYS` before
     ``as_of`` from the local warehouse's files (both: dbt's and the serving copy)."""
-    from peak.ops import warehouse_files  # deferred: duckdb
-
     cutoff = as_of - dt.timedelta(days=SNAPSHOT_RETENTION_DAYS)
     stats = ZoneResult(SNAPSHOTS, SNAPSHOT_RETENTION_DAYS, cutoff.isoformat())
     if not lake.is_local:

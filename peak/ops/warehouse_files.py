@@ -36,7 +36,7 @@ class Table:
 
     @property
     def qualified(self) -> str:
-        return f"{_quote(self.schema)}.{_quote(self.name)}"
+        return f"{quote(self.schema)}.{quote(self.name)}"
 
     def text_columns(self) -> list[str]:
         return [c for c, t in self.columns.items() if t.upper() in ("VARCHAR", "TEXT", "STRING")]
@@ -47,7 +47,7 @@ class Table:
 Chooser = Callable[[Table], str | None]
 
 
-def _quote(name: str) -> str:
+def quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
@@ -89,8 +89,10 @@ def count(path: Path, choose: Chooser) -> dict[str, int]:
         for table in tables(con, "src"):
             where = choose(table)
             if where:
-                n = con.execute(f"select count(*) from src.{table.qualified} where {where}")
-                found[f"{table.schema}.{table.name}"] = int(n.fetchone()[0])
+                row = con.execute(
+                    f"select count(*) from src.{table.qualified} where {where}"
+                ).fetchone()
+                found[f"{table.schema}.{table.name}"] = int(row[0]) if row else 0
         return found
     finally:
         con.close()
