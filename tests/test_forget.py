@@ -264,6 +264,9 @@ def test_a_forgotten_member_is_nowhere_and_stays_gone(demo, tmp_path, redis_url)
     for name in ("lake: raw", "lake: processed", "lake: warehouse.duckdb", f"redis: {prefix}:*",
                  "hubspot: contacts", "email: unsubscribe list"):  # fmt: skip
         assert places[name]["erased"] > 0, name
+    tables = places["lake: warehouse.duckdb"]["tables"]
+    assert {"main.dim_users", "main.snap_member_status", "main.fct_attendance"} <= set(tables)
+    assert set(tables.values()) == {0}
     assert "erasure report" in result.stdout
     # No value asked for is in the run report, the output or anywhere else (checked below).
     assert not pattern.search(json.dumps(report)) and not pattern.search(result.stdout)

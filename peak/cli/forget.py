@@ -107,12 +107,13 @@ def _print(result: ForgetResult) -> None:
     for place in result.places:
         left = "not searched" if place.remaining < 0 else f"{place.remaining:,}"
         colour = "green" if place.remaining == 0 else "red"
+        note = place.note or (f"{len(place.tables)} tables searched" if place.tables else "")
         table.add_row(
             escape(place.place),
             f"{place.searched:,}",
             f"{place.erased:,}",
             left if result.dry_run else f"[{colour}]{left}[/]",
-            escape(place.note),
+            escape(note),
         )
     out.print(table)
     if result.resumed:

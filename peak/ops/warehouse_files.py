@@ -79,7 +79,8 @@ def tables(con: Any, catalog: str) -> list[Table]:
 
 
 def count(path: Path, choose: Chooser) -> dict[str, int]:
-    """How many rows ``choose`` picks in each table (``schema.table`` -> rows), reading only."""
+    """How many rows ``choose`` picks in each table (``schema.table`` -> rows; 0 for a table
+    it keeps whole), reading only."""
     import duckdb  # deferred: duckdb
 
     con = duckdb.connect()
@@ -88,11 +89,12 @@ def count(path: Path, choose: Chooser) -> dict[str, int]:
         found = {}
         for table in tables(con, "src"):
             where = choose(table)
-            if where:
-                row = con.execute(
-                    f"select count(*) from src.{table.qualified} where {where}"
-                ).fetchone()
-                found[f"{table.schema}.{table.name}"] = int(row[0]) if row else 0
+            row = (
+                con.execute(f"select count(*) from src.{table.qualified} where {where}").fetchone()
+                if where
+                else None
+            )
+            found[f"{table.schema}.{table.name}"] = int(row[0]) if row else 0
         return found
     finally:
         con.close()

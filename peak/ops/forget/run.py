@@ -224,6 +224,7 @@ def _verify(
     for p in findings.places.values():
         if p.kind == "zone":
             p.searched = p.remaining = 0
+            p.tables = {}
     for store, label in [(lake, "lake"), *extra]:
         stores.search(store, label, subject, findings)
     place = findings.place(_redis_place(settings), "keys")

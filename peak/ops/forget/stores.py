@@ -65,6 +65,8 @@ class Place:
     erased: int = 0  # rows, records, entries or contacts removed by this run
     remaining: int = 0  # mentions found after the erasure: must be 0
     note: str = ""
+    #: A warehouse file's tables, each with the rows left naming a member (all 0 when clean).
+    tables: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -126,12 +128,15 @@ def keys(store: Lake) -> list[str]:
     return [k for k in store.list("") if not k.startswith(ERASURE_STATE)]
 
 
-def count_in(store: Lake, key: str, subject: Subject) -> int:
-    """Mentions of the members in one file: rows (Parquet, DuckDB) or places in its text."""
+def count_in(store: Lake, key: str, subject: Subject, place: Place | None = None) -> int:
+    """Mentions of the members in one file: rows (Parquet, DuckDB, whose tables the place
+    lists) or places in its text."""
     if key.endswith(".duckdb"):
         if not store.is_local:
             return 0
         found = warehouse_files.count(store.path(key), _chooser(subject))
+        if place is not None:
+            place.tables = found
         return sum(found.values())
     if is_parquet(store, key):
         with store.local_copy(key) as path:
@@ -145,7 +150,7 @@ def search(store: Lake, label: str, subject: Subject, findings: Findings) -> Non
     for key in keys(store):
         place = findings.place(zone_of(label, key), "zone")
         place.searched += 1
-        place.remaining += count_in(store, key, subject)
+        place.remaining += count_in(store, key, subject, place)
 
 
 # ---------------------------------------------------------------------------------------------
