@@ -9,6 +9,7 @@ sample-data generator's corruptions. Nothing here does I/O beyond reading the YA
 from __future__ import annotations
 
 import datetime
+import fnmatch
 import re
 from dataclasses import dataclass
 from functools import cache
@@ -146,6 +147,17 @@ class Freshness(BaseModel):
     error_after_hours: int
 
 
+class Snapshot(BaseModel):
+    """A dataset whose every export is the whole table: a row missing from the newest full
+    export is gone. ``partial_files`` are the exceptions: file name patterns (shell globs,
+    matched case-insensitively) of exports that carry only some rows (the day's sign-ups,
+    delivered beside the full export), which add rows and remove none."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    partial_files: tuple[str, ...] = ()
+
+
 @dataclass(frozen=True)
 class Rule:
     """One row rule, with the reason code a failing row is quarantined under."""
@@ -167,6 +179,8 @@ class Contract(BaseModel):
     dedup: Dedup
     freshness: Freshness
     columns: tuple[Column, ...] = Field(min_length=1)
+    #: Set when every export is a full snapshot of the table (see :class:`Snapshot`).
+    snapshot: Snapshot | None = None
 
     @model_validator(mode="after")
     def _check(self) -> Contract:
@@ -205,6 +219,14 @@ class Contract(BaseModel):
             if col.name == name:
                 return col
         raise KeyError(f"{self.dataset} has no column {name!r}")
+
+    def is_partial_export(self, file_name: str) -> bool:
+        """Whether an export file (its name as delivered) carries only some of a snapshot
+        dataset's rows (:class:`Snapshot`); False for every file of other datasets."""
+        if self.snapshot is None:
+            return False
+        base = file_name.rsplit("/", 1)[-1].lower()
+        return any(fnmatch.fnmatchcase(base, p.lower()) for p in self.snapshot.partial_files)
 
     def rules(self) -> tuple[Rule, ...]:
         """Every row rule of the dataset, in the order the reasons are reported."""

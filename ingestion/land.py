@@ -5,6 +5,12 @@ SHA-256 is its name in the raw zone, so the same bytes land once under any name.
 ``_state/ingest/<dataset>/<sha>.json`` is written last: a file is committed (and visible to the
 transform) only once its raw bytes and raw Parquet are in place, so a crash part-way leaves
 nothing a reader can see, and the next attempt simply lands it again.
+
+Erased members stay erased: the rows of a member in the erasure register
+(:class:`peak.core.erasure.Register`, written by ``peak forget``) are dropped from an export
+before it lands (its raw bytes, as :mod:`ingestion.redact` rewrites them, and its raw Parquet),
+and counted in the ledger entry (``erased_rows``); the file keeps the SHA-256 of the bytes as
+delivered.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ import hashlib
 import os
 import tempfile
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -22,9 +28,15 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+import pyarrow as pa
+import pyarrow.compute as pc
+
 import contracts
 from ingestion.parse import FileRejected, Lineage, file_format, to_raw_parquet
+from ingestion.redact import NotRedactable, redact_export, redact_parquet
 from peak.core import layout
+from peak.core.erasure import Register
+from peak.core.errors import IngestError
 from peak.core.lake import Lake
 from peak.core.report import RejectedFile, RunReport
 
@@ -48,6 +60,7 @@ class LandResult:
     raw_key: str | None = None
     parquet_key: str | None = None
     quarantine_key: str | None = None
+    erased_rows: int = 0  # rows of erased members dropped (at landing or by `peak forget`)
 
     @property
     def rejected(self) -> bool:
@@ -170,12 +183,67 @@ def _land(
         result.rows = parsed.rows
         result.malformed_rows = parsed.malformed_rows
         result.extra_columns = parsed.extra_columns
+        path = _drop_erased(lake, contracts.get(ds), name, path, parquet_tmp, result)
         result.raw_key = layout.raw_key(ds, ingest_date, raw_id, ext)
         result.parquet_key = layout.raw_parquet_key(ds, ingest_date, raw_id)
         lake.put_file(path, result.raw_key)
         lake.put_file(parquet_tmp, result.parquet_key, move=True)
     lake.write_json(ledger_key, asdict(result))
     return result
+
+
+#: The export columns that name a member: their id (the members' key) and their address.
+MEMBER_ID = contracts.get("members").primary_key[0]
+MEMBER_EMAIL = "email"
+
+
+def _drop_erased(
+    lake: Lake,
+    contract: contracts.Contract,
+    name: str,
+    path: Path,
+    parquet: Path,
+    result: LandResult,
+) -> Path:
+    """Drop erased members' rows from a parsed export: the raw Parquet in place, the export's
+    bytes into a new file beside the Parquet (returned; ``path`` when nothing was dropped)."""
+    columns = [c for c in (MEMBER_ID, MEMBER_EMAIL) if c in contract.column_names]
+    if not columns:
+        return path
+    register = Register.load(lake)
+    if register.empty:
+        return path
+
+    def erased(table: pa.Table) -> pa.Array:
+        mask = pa.array([False] * table.num_rows, pa.bool_())
+        for column in columns:
+            values = pc.utf8_trim_whitespace(table.column(column))
+            if column == MEMBER_EMAIL:
+                values = pc.utf8_lower(values)
+            kind = "email" if column == MEMBER_EMAIL else "id"
+            found = register.erased_values(pc.unique(values).to_pylist(), kind)
+            if found:
+                hit = pc.fill_null(pc.is_in(values, value_set=pa.array(sorted(found))), False)
+                mask = pc.or_(mask, hit)
+        return mask
+
+    kept_parquet = parquet.with_name(parquet.name + ".kept")
+    kept, dropped = redact_parquet(parquet, kept_parquet, erased)
+    if not dropped:
+        return path
+    kept_parquet.replace(parquet)
+    result.rows, result.erased_rows = kept, dropped
+
+    def drop(record: Mapping[str, str]) -> bool:
+        return register.is_erased(record.get(MEMBER_ID), record.get(MEMBER_EMAIL))
+
+    try:
+        data, _ = redact_export(path.read_bytes(), name, drop)
+    except NotRedactable as exc:  # it parsed above: never expected, and never landed as is
+        raise IngestError(f"{name}: cannot drop an erased member's rows ({exc})") from exc
+    redacted = parquet.with_name(f"{parquet.stem}.export")
+    redacted.write_bytes(data)
+    return redacted
 
 
 def _reject(

@@ -12,6 +12,10 @@ thread; point hubspot-api-client at :attr:`FakeHubSpot.base_url`. It implements:
   duplicate ids, an unknown property, or any input with an invalid email or property value
   reject the whole batch (400 ``VALIDATION_ERROR``, one entry in ``errors`` per problem, with
   its ``code``) and nothing in it is written
+- ``POST /crm/v3/objects/contacts/gdpr-delete``: ``{"objectId", "idProperty"?}``; by record id
+  (404 if unknown) or by ``idProperty: email``: the contact is permanently deleted and its
+  address blocklisted (:attr:`FakeHubSpot.gdpr_blocklist`), also when no contact has it, as
+  HubSpot does; 204 with no body
 - ``POST /crm/v3/objects/contacts/search``: CRM search as HubSpot answers it: ``filterGroups``
   (OR of ANDed filters; EQ, NEQ, LT, LTE, GT, GTE, IN, NOT_IN, HAS_PROPERTY, NOT_HAS_PROPERTY;
   at most 5 groups, 6 filters a group, 18 in all; a filter on an unknown property is a 400),
@@ -203,6 +207,7 @@ class FakeHubSpot:
         self.contacts: dict[str, dict[str, Any]] = {}  # id -> contact
         self.by_email: dict[str, str] = {}
         self.lists: dict[str, dict[str, Any]] = {}
+        self.gdpr_blocklist: set[str] = set()  # addresses GDPR-deleted (never re-added)
         self._ids = itertools.count(1001)
         self._list_ids = itertools.count(1)
         self._faults: deque[Fault] = deque()
@@ -438,6 +443,8 @@ class FakeHubSpot:
             return self._properties_route(method, path, query, body)
         if path == "/crm/v3/objects/contacts/batch/upsert" and method == "POST":
             return self._upsert(body)
+        if path == "/crm/v3/objects/contacts/gdpr-delete" and method == "POST":
+            return self._gdpr_delete(body)
         if path == "/crm/v3/objects/contacts/search" and method == "POST":
             return self._search_contacts(body)
         if path.startswith("/crm/v3/lists"):
@@ -738,6 +745,34 @@ class FakeHubSpot:
             "archived": False,
             "new": new,
         }
+
+    # -- GDPR delete and search ---------------------------------------------------------------
+
+    def _gdpr_delete(self, body: Any):
+        if not isinstance(body, dict) or not str(body.get("objectId") or "").strip():
+            raise HubSpotReply(400, "objectId is required", "VALIDATION_ERROR")
+        object_id = str(body["objectId"]).strip()
+        id_property = body.get("idProperty")
+        if id_property not in (None, "", "email", "hs_object_id"):
+            raise HubSpotReply(
+                400,
+                f"{id_property} is not a unique property of contacts",
+                "VALIDATION_ERROR",
+            )
+        if id_property == "email":
+            email = object_id.lower()
+            cid = self.by_email.get(email)
+            self.gdpr_blocklist.add(email)  # found or not, the address is blocked
+        else:
+            cid = object_id if object_id in self.contacts else None
+            if cid is None:
+                raise HubSpotReply(404, f"resource not found: {object_id}", "OBJECT_NOT_FOUND")
+        if cid is not None:
+            contact = self.contacts.pop(cid)
+            address = str(contact["properties"].get("email") or "").lower()
+            self.by_email.pop(address, None)
+            self.gdpr_blocklist.add(address)
+        return 204, None
 
     # -- contact search -----------------------------------------------------------------------
 

@@ -215,11 +215,14 @@ def test_marts_agree_with_the_fact(built):
             where a.visits_30d <> coalesce(f.n, 0)""",
     )[0][0]
     assert mismatched == 0
-    # The CRM and email marts hold only churned / at-risk members; emails only opted-in ones.
-    statuses = {
-        r[0] for r in query(built, "select distinct churn_status from mart_hubspot_contacts")
-    }
-    assert statuses <= {"churned", "at_risk"} and statuses
+    # The CRM mart holds every current member with their status (the HubSpot sink's config
+    # chooses its audience); the email mart only opted-in, at-risk or churned ones.
+    crm = query(built, "select churn_status, count(*) from mart_hubspot_contacts group by 1")
+    assert {status for status, _ in crm} == {"active", "at_risk", "churned"}
+    owners = query(built, "select count(*) from dim_users where owns_email")[0][0]
+    assert sum(n for _, n in crm) == owners
+    segments = {r[0] for r in query(built, "select distinct segment from mart_email_targets")}
+    assert segments <= {"churned", "at_risk"} and segments
     opted_out = query(
         built,
         "select count(*) from mart_email_targets t join dim_users u using (user_id) "

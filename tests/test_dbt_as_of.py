@@ -110,8 +110,11 @@ def test_streaks_stop_at_the_as_of_date(built_as_of):
 
 
 def test_the_crm_and_email_marts_show_the_last_visit_as_of_that_date(built_as_of):
-    crm = query(built_as_of, "select user_id, last_visit_date from mart_hubspot_contacts")
-    assert crm == [("U1", dt.date(2026, 9, 15))]
+    crm = query(
+        built_as_of,
+        "select user_id, churn_status, last_visit_date from mart_hubspot_contacts order by 1",
+    )
+    assert crm == [("U1", "churned", dt.date(2026, 9, 15)), ("U2", "active", dt.date(2026, 10, 27))]
     emails = query(
         built_as_of,
         "select user_id, segment, last_visit_date, days_since_last_visit from mart_email_targets",

@@ -118,9 +118,13 @@ def plan_sync(
     for row in sorted(rows, key=lambda r: str(r.get("user_id") or "")):
         user_id = str(row.get("user_id") or "")
         status = str(row.get("churn_status") or "")
-        if status in CHURN_STATUSES and status not in selection.statuses:
+        if status not in selection.statuses:
+            # The mart holds every current member; the audience syncs some statuses only. One
+            # at risk or churned but not synced leaves the lists (below); one active, if it was
+            # synced, is told it is active again.
             out.outside_audience += 1
-            outside.add(user_id)
+            if status in CHURN_STATUSES:
+                outside.add(user_id)
             continue
         out.records += 1
         mart_users.add(user_id)

@@ -8,10 +8,10 @@ of its own, registered here in the order ``peak --help`` lists them.
 
 from __future__ import annotations
 
-from peak.cli import activate, dashboard, model, ops, pipeline
+from peak.cli import activate, dashboard, forget, model, ops, pipeline
 from peak.cli.app import app, console_script
 
-for _group in (pipeline, model, activate, dashboard, ops):
+for _group in (pipeline, model, activate, dashboard, ops, forget):
     _group.register(app)
 
 __all__ = ["app", "console_script"]

@@ -19,7 +19,7 @@ from peak.cli.app import console, fail, out, parse_date, reported, state
 from peak.core.lake import Lake
 from peak.core.report import one_line
 from peak.ops import cost, deploy, prune
-from peak.ops.prune import RETENTION_DAYS
+from peak.ops.prune import ZONES
 
 
 def _size(n: float) -> str:
@@ -141,18 +141,19 @@ def prune_command(
     ] = None,
     zone: Annotated[
         list[str] | None,
-        typer.Option(help=f"Only these zones (repeatable): {', '.join(RETENTION_DAYS)}."),
+        typer.Option(help=f"Only these zones (repeatable): {', '.join(ZONES)}."),
     ] = None,
     limit: Annotated[int, typer.Option(min=0, help="Files listed on a dry run.")] = 50,
 ) -> None:
-    """Remove files past their zone's retention: raw 30 days, processed 1 year, quarantine 90.
+    """Remove files past their zone's retention: raw 30 days, processed 1 year, quarantine 90;
+    and snapshot versions closed more than a year ago (the local warehouse).
 
     The same rules as the deployed buckets' S3 lifecycle rules (peak/ops/prune.py).
     """
 
     for name in zone or []:
-        if name not in RETENTION_DAYS:
-            raise fail(f"unknown zone {name!r} (known: {', '.join(RETENTION_DAYS)})")
+        if name not in ZONES:
+            raise fail(f"unknown zone {name!r} (known: {', '.join(ZONES)})")
     day = parse_date(as_of) if as_of else dt.datetime.now(dt.UTC).date()
     options = {"dry_run": dry_run, "as_of": day.isoformat(), "zones": zone}
     with reported("prune", options) as report:
@@ -175,6 +176,7 @@ def prune_command(
         table.add_column("dated before", justify="right")
         table.add_column("files", justify="right", footer=f"{result.files:,}")
         table.add_column("bytes", justify="right", footer=_size(result.bytes))
+        table.add_column("rows", justify="right")
         table.add_column("kept: not yet transformed", justify="right")
         for stats in result.zones.values():
             table.add_row(
@@ -183,9 +185,13 @@ def prune_command(
                 stats.cutoff,
                 f"{stats.files:,}",
                 _size(stats.bytes),
+                f"{stats.rows:,}" if stats.zone == prune.SNAPSHOTS else "",
                 f"{stats.kept_unprocessed:,}",
             )
         out.print(table)
+        for stats in result.zones.values():
+            if stats.note:
+                out.print(f"{stats.zone}: {escape(stats.note)}")
 
 
 def register(app: typer.Typer) -> None:

@@ -64,10 +64,18 @@ def sources_document() -> dict[str, Any]:
             for col in (*catalog.columns(contract), *catalog.partition_keys(contract))
         ]
         fresh = contract.freshness
+        # A snapshot dataset's partial files, for the models that tell who has left
+        # (macros/exports.sql reads them from the source's meta).
+        meta = (
+            {"full_snapshot": True, "partial_files": list(contract.snapshot.partial_files)}
+            if contract.snapshot is not None
+            else None
+        )
         tables.append(
             {
                 "name": contract.dataset,
                 "description": " ".join(contract.description.split()),
+                **({"meta": meta} if meta else {}),
                 "loaded_at_field": contracts.INGESTED_AT,
                 "freshness": {
                     "warn_after": {"count": fresh.warn_after_hours, "period": "hour"},

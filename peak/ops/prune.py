@@ -35,6 +35,14 @@ as S3's lifecycle rules do not touch them:
   ``docs/deploy.md``, "Retention and the ledgers") instead of silently rebuilding a year of
   partitions from 30 days of files.
 
+**Snapshots.** The warehouse's snapshots (``snap_member_status``, ``snap_churn_status``) keep
+a version per change: a member's every e-mail address would stay forever. A closed version (a
+newer one replaced it, or the member left) is kept :data:`SNAPSHOT_RETENTION_DAYS` after it was
+closed (its ``dbt_valid_to``), as long as the processed zone keeps the exports it came from;
+the current version is never removed. ``prune`` removes the older ones from the local
+warehouse's files, rebuilding them so that nothing of the removed rows is left
+(:mod:`peak.ops.warehouse_files`). The zone ``snapshots`` counts rows, not files.
+
 ``prune`` holds the transform's lock (:func:`peak.core.locks.transform_lock`: an ``flock``
 locally, the lock object on S3), so it never runs beside a transform.
 """
@@ -49,9 +57,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from peak.core import layout, ledger
 from peak.core.lake import Lake
 from peak.core.locks import transform_lock
+from peak.model.dbt import PROJECT_DIR
+from peak.ops import warehouse_files
 
 #: Days each zone keeps a file: the design's retention (docs/architecture.md, "Design targets").
 RETENTION_DAYS: dict[str, int] = {"raw": 30, "processed": 365, "quarantine": 90}
@@ -61,6 +73,13 @@ ATHENA_RESULTS_RETENTION_DAYS = 7
 INBOX_RETENTION_DAYS = RETENTION_DAYS["raw"]
 #: Incomplete multipart uploads are aborted after this many days on every bucket.
 ABORT_MULTIPART_DAYS = 7
+#: Days a closed snapshot version is kept after it was closed: as long as the processed zone
+#: keeps the exports it was taken from (older history could not be rebuilt from them anyway).
+SNAPSHOT_RETENTION_DAYS = RETENTION_DAYS["processed"]
+#: The zone name of the snapshots' retention (rows of the warehouse, not files of the lake).
+SNAPSHOTS = "snapshots"
+#: Every zone ``prune`` applies a retention to.
+ZONES = (*RETENTION_DAYS, SNAPSHOTS)
 
 _MARK = "\x00"
 
@@ -209,6 +228,8 @@ class ZoneResult:
     bytes: int = 0
     kept_unprocessed: int = 0
     datasets: dict[str, int] = field(default_factory=dict)
+    rows: int = 0  # snapshots: versions removed
+    note: str = ""
 
 
 @dataclass
@@ -296,14 +317,53 @@ def prune(
     as_of = as_of or dt.datetime.now(dt.UTC).date()
     zones = list(zones) if zones is not None else None
     for zone in zones or []:
-        if zone not in RETENTION_DAYS:
-            raise ValueError(f"unknown zone {zone!r} (known: {', '.join(RETENTION_DAYS)})")
+        if zone not in ZONES:
+            raise ValueError(f"unknown zone {zone!r} (known: {', '.join(ZONES)})")
     with transform_lock(lake, run_id):
         result, chosen = candidates(lake, as_of, zones)
         result.dry_run = dry_run
         if not dry_run:
             _delete(lake, [e.key for e in chosen])
+        if zones is None or SNAPSHOTS in zones:
+            result.zones[SNAPSHOTS] = prune_snapshots(lake, as_of, dry_run=dry_run)
     return result
+
+
+def snapshot_names() -> list[str]:
+    """The dbt project's snapshots (``dbt_project/snapshots/*.yml``)."""
+    names = []
+    for path in sorted((PROJECT_DIR / "snapshots").glob("*.yml")):
+        document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        names += [s["name"] for s in document.get("snapshots") or []]
+    return names
+
+
+def prune_snapshots(lake: Lake, as_of: dt.date, *, dry_run: bool = False) -> ZoneResult:
+    """Remove the snapshot versions closed more than :data:`SNAPSHOT_RETENTION_DAYS` before
+    ``as_of`` from the local warehouse's files (both: dbt's and the serving copy)."""
+    cutoff = as_of - dt.timedelta(days=SNAPSHOT_RETENTION_DAYS)
+    stats = ZoneResult(SNAPSHOTS, SNAPSHOT_RETENTION_DAYS, cutoff.isoformat())
+    if not lake.is_local:
+        stats.note = "the warehouse is Athena's: its snapshots are not pruned here"
+        return stats
+    names = set(snapshot_names())
+    # Closed more than the retention ago: the day it was closed is before the cutoff.
+    expired = f"dbt_valid_to is not null and cast(dbt_valid_to as date) < date '{cutoff}'"
+
+    def choose(table: warehouse_files.Table) -> str | None:
+        if table.name not in names or "dbt_valid_to" not in table.columns:
+            return None
+        return expired
+
+    files = warehouse_files.warehouse_files(lake)
+    for path in files:
+        removed = warehouse_files.remove(path, choose, dry_run=dry_run)
+        if path == files[0]:  # counted once: the serving copy holds the same versions
+            for table, rows in removed.items():
+                name = table.rsplit(".", 1)[-1]
+                stats.datasets[name] = stats.datasets.get(name, 0) + rows
+                stats.rows += rows
+    return stats
 
 
 def _delete(lake: Lake, keys: list[str]) -> None:

@@ -1,7 +1,16 @@
--- Each member's latest record: from the newest export that lists them, the newest updated_at.
--- A member missing from later exports keeps their last known record.
+-- Each current member's latest record: from the newest export that lists them, the newest
+-- updated_at. Every members export is a full snapshot of the booking system's member table, but
+-- for the partial files the contract names (the day's sign-ups, delivered beside the full
+-- export): a member missing from the newest full export has left and is not a current member
+-- (no e-mail, no HubSpot upsert, no list); a partial export after it only adds members.
 with members as (
     select * from {{ ref('stg_members') }}
+),
+
+newest_full_export as (
+    select max(export_date) as export_date
+    from members
+    where not {{ is_partial_export('source_file', 'members') }}
 ),
 
 ranked as (
@@ -15,17 +24,21 @@ ranked as (
 
 final as (
     select
-        user_id,
-        email,
-        home_location,
-        join_date,
-        plan,
-        status,
-        marketing_opt_in,
-        updated_at,
-        export_date as last_export_date
+        ranked.user_id,
+        ranked.email,
+        ranked.home_location,
+        ranked.join_date,
+        ranked.plan,
+        ranked.status,
+        ranked.marketing_opt_in,
+        ranked.updated_at,
+        ranked.export_date as last_export_date
     from ranked
-    where recency = 1
+    cross join newest_full_export
+    where
+        ranked.recency = 1
+        -- listed in the newest full export, or in a partial one since
+        and ranked.export_date >= coalesce(newest_full_export.export_date, ranked.export_date)
 )
 
 select * from final

@@ -13,6 +13,7 @@ renamed as (
         cast(status as varchar) as status,
         cast(marketing_opt_in as boolean) as marketing_opt_in,
         cast(updated_at as timestamp) as updated_at,
+        cast(_source_file as varchar) as source_file,
         cast(_ingested_at as timestamp) as ingested_at,
         cast(dt as date) as export_date
     from source

@@ -1,5 +1,7 @@
--- The CRM's view: every churned or at-risk member, keyed by email, with what marketing needs.
--- An email shared by several members goes to the most recently updated one (dim_users).
+-- The CRM's view: every current member, keyed by email, with their churn status and marketing
+-- consent. Which statuses HubSpot gets (its audience) is the HubSpot sink's configuration; a
+-- marketing list may hold only contacts with marketing_opt_in. An email shared by several
+-- members goes to the most recently updated one (dim_users).
 with member_churn as (
     select * from {{ ref('mart_churn') }}
 ),
@@ -28,9 +30,7 @@ final as (
     from member_churn
     inner join users on member_churn.user_id = users.user_id
     inner join member_activity on member_churn.user_id = member_activity.user_id
-    where
-        member_churn.churn_status in ('churned', 'at_risk')
-        and users.owns_email
+    where users.owns_email
 )
 
 select * from final
