@@ -32,7 +32,7 @@ import pyarrow.parquet as pq
 import pytest
 import redis
 
-from activation.email.unsubscribe import unsubscribe
+from activation.unsubscribe.register import unsubscribe
 from generator.generate import generate
 from peak.core.erasure import Register, Subject, scrub_json
 from peak.core.lake import Lake

@@ -1134,3 +1134,25 @@ def test_the_fake_rejects_what_hubspot_rejects(hub: FakeHubSpot) -> None:
     assert call(hub, "POST", "/crm/v3/properties/contacts", prop)[0] == 201
     status, body = call(hub, "POST", "/crm/v3/properties/contacts", prop)
     assert status == 409 and body["category"] == "OBJECT_ALREADY_EXISTS"
+
+
+def test_members_outside_the_audience_are_not_synced_and_the_active_are_retired(
+    env: Env, hub: FakeHubSpot
+) -> None:
+    """The CRM mart holds every current member; the audience (churned and at risk) decides who
+    becomes a contact. An active member is never sent; one who was synced and is active again
+    is told so once (leaving the lists), then forgotten."""
+    rows = [member(1), member(2, churn_status="active"), member(3)]
+    first = env.sync(rows)
+    assert hub.contact("member2@example.com") is None
+    assert first.details["outside_audience"] == 1
+    assert {c for c in SyncState.load(env.lake).contacts} == {
+        "member1@example.com",
+        "member3@example.com",
+    }
+    rows[0] = member(1, churn_status="active")
+    env.sync(rows)
+    retired = hub.contact("member1@example.com")
+    assert retired["peak_churn_status"] == "active"
+    assert retired["peak_marketing_consent"] == "false"
+    assert "member1@example.com" not in SyncState.load(env.lake).contacts

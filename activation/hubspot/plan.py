@@ -118,7 +118,7 @@ def plan_sync(
     for row in sorted(rows, key=lambda r: str(r.get("user_id") or "")):
         user_id = str(row.get("user_id") or "")
         status = str(row.get("churn_status") or "")
-        if status not in selection.statuses:
+        if status in (ACTIVE, *CHURN_STATUSES) and status not in selection.statuses:
             # The mart holds every current member; the audience syncs some statuses only. One
             # at risk or churned but not synced leaves the lists (below); one active, if it was
             # synced, is told it is active again.
