@@ -100,6 +100,9 @@ def test_dashboard_in_a_browser(lake: BuiltLake, server: str) -> None:
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.set_default_timeout(UI_TIMEOUT_MS)
+            # expect() keeps its own 5 s default: under a loaded CI machine the first page
+            # (Streamlit's cold start and the warehouse's first queries) takes longer.
+            expect.set_options(timeout=UI_TIMEOUT_MS)
             # Given the app's front page: the overview's figures
             page.goto(server)
             expect(page.get_by_text("Active members")).to_be_visible()

@@ -33,12 +33,7 @@ from typing import Any
 from urllib.parse import quote
 
 from peak.core.lake import Lake
-
-#: The register of erased members (salted hashes only).
-REGISTER_KEY = "_state/erasure/register.json"
-#: An erasure under way: its subject in plain, until the erasure is proven complete (so a
-#: killed ``peak forget`` can finish), then removed.
-PENDING_PREFIX = "_state/erasure/pending/"
+from peak.core.layout import ERASURE_REGISTER_KEY as REGISTER_KEY
 
 #: Characters of a user id (the members contract's pattern) and of an e-mail address, but for
 #: the ``-`` both have (a character class puts it last).

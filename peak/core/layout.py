@@ -119,6 +119,14 @@ LEGACY_UNSUBSCRIBES_KEY = activation_state_key("email", "unsubscribes.json")
 SUPPRESSED_KEY = activation_state_key("email", "suppressed.json")
 
 
+#: The register of erased members (salted hashes only, peak.core.erasure): read by ingestion
+#: to drop their rows from any later export, written by ``peak forget``.
+ERASURE_REGISTER_KEY = "_state/erasure/register.json"
+#: An erasure under way: its subject in plain, until the erasure is proven complete (so a
+#: killed ``peak forget`` can finish), then removed.
+ERASURE_PENDING_PREFIX = "_state/erasure/pending/"
+
+
 def unsubscribe_key(address_key: str) -> str:
     """One address's unsubscribe record, named by :func:`activation.addresses.address_key`."""
     return f"{UNSUBSCRIBES_PREFIX}{address_key}.json"

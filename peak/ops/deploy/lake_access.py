@@ -28,6 +28,7 @@ def lake_prefixes() -> dict[str, str]:
         "staging": stem(layout.staging_prefix),
         "quality": layout.QUALITY_PREFIX,
         "outbox": stem(layout.outbox_prefix),
+        "erasure_register": layout.ERASURE_REGISTER_KEY,
     }
 
 
@@ -44,8 +45,9 @@ class LakeGrant:
 
 #: Role (logical id) -> what it may do in the lake. Nothing else is granted on the lake bucket.
 LAKE_ACCESS: dict[str, LakeGrant] = {
+    # Ingestion reads the erasure register to drop erased members' rows from any export.
     "IngestRole": LakeGrant(
-        read=("ingest_ledger",),
+        read=("ingest_ledger", "erasure_register"),
         write=("raw", "raw_parquet", "quarantine", "ingest_ledger", "runs"),
         list_all=True,
     ),

@@ -39,10 +39,11 @@ from activation.leaderboard import erase as leaderboard_erase
 from activation.leaderboard.boards import connect
 from activation.runner import STALE_LOCK
 from peak.core import layout
-from peak.core.erasure import PENDING_PREFIX, Register, Subject
+from peak.core.erasure import Register, Subject
 from peak.core.errors import OpsError
 from peak.core.failpoints import failpoint
 from peak.core.lake import Lake
+from peak.core.layout import ERASURE_PENDING_PREFIX as PENDING_PREFIX
 from peak.core.locks import lake_lock, transform_lock
 from peak.core.settings import Settings
 from peak.ops.forget import stores

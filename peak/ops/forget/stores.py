@@ -42,9 +42,10 @@ import pyarrow.parquet as pq
 from ingestion.parse import FileRejected
 from ingestion.redact import NotRedactable, redact_export, redact_parquet
 from peak.core import layout
-from peak.core.erasure import REGISTER_KEY, Subject, redact_json, scrub_json
+from peak.core.erasure import Subject, redact_json, scrub_json
 from peak.core.failpoints import failpoint
 from peak.core.lake import Lake
+from peak.core.layout import ERASURE_REGISTER_KEY as REGISTER_KEY
 from peak.ops import warehouse_files
 
 #: Never searched nor touched: the register (salted hashes) and pending erasures.
