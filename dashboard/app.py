@@ -37,6 +37,9 @@ PAGES = {
 }
 
 st.set_page_config(page_title="Peak Fitness", page_icon=":material/exercise:", layout="wide")
+# The tables' built-in CSV export writes cells as they are (a member's "=HYPERLINK(…)" would run
+# in a spreadsheet): off; every CSV comes from ui.download_csv, formula-safe.
+st.set_option("client.disableDataExport", True)
 navigation = st.navigation(
     {
         section: [

@@ -71,8 +71,8 @@ class LiveLeaderboard:
         return dict(sorted(names.items(), key=lambda kv: (kv[0] != OVERALL, kv[1])))
 
     def board(self, iso_week: str, board_slug: str, top: int) -> pd.DataFrame:
-        """The top of a board: ``rank, handle, home_location, visits, user_id`` in rank order,
-        with the members' display data from the ``P:members:<field>`` hashes."""
+        """The top of a board: ``rank, handle, visits, user_id`` in rank order, with the
+        members' masked handles from the ``P:members:handle`` hash."""
         key = self.keys.board(iso_week, board_slug)
         entries = cast(Scored, self.client.zrevrange(key, 0, top - 1, withscores=True))
         users = [_str(member) for member, _ in entries]
@@ -81,9 +81,8 @@ class LiveLeaderboard:
             {
                 "rank": range(1, len(users) + 1),
                 "handle": [
-                    _text(d[0]) or user_id for d, user_id in zip(details, users, strict=True)
+                    _text(d) or _unnamed(user_id) for d, user_id in zip(details, users, strict=True)
                 ],
-                "home_location": [_text(d[1]) for d in details],
                 "visits": [visits_of(score) for _, score in entries],
                 "user_id": users,
             }
@@ -103,23 +102,27 @@ class LiveLeaderboard:
             if not top:
                 continue
             user_id, score = _str(top[0][0]), top[0][1]
-            ((handle, home),) = member_details(self.client, self.keys, [user_id])
+            (handle,) = member_details(self.client, self.keys, [user_id])
             rows.append(
                 {
                     "week_start": pd.Timestamp(week.week_start),
                     "iso_week": week.iso_week,
-                    "handle": _text(handle) or user_id,
-                    "home_location": _text(home),
+                    "handle": _text(handle) or _unnamed(user_id),
                     "visits": visits_of(score),
                 }
             )
-        columns = ["week_start", "iso_week", "handle", "home_location", "visits"]
+        columns = ["week_start", "iso_week", "handle", "visits"]
         return pd.DataFrame(rows, columns=columns)
 
 
 def _str(value: bytes | str) -> str:
     """A Redis reply as text (the client is built without decode_responses)."""
     return value.decode() if isinstance(value, bytes) else value
+
+
+def _unnamed(user_id: str) -> str:
+    """A board entry whose handle Redis lost: a mask, never the raw member id."""
+    return "Member ***" + user_id[-4:]
 
 
 def _text(value: bytes | str | None) -> str | None:

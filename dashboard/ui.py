@@ -329,3 +329,20 @@ def table(frame: pd.DataFrame, **columns: Any) -> None:
         else:
             config[name] = spec
     st.dataframe(shown, hide_index=True, column_order=list(columns) or None, column_config=config)
+
+
+def download_csv(
+    frame: pd.DataFrame, file_name: str, label: str = "Download CSV", **columns: str
+) -> None:
+    """A download button for ``frame`` as CSV, only ``columns`` (renamed to their labels), made
+    formula-safe by :func:`dashboard.fmt.csv_bytes`. The tables' own CSV export is switched off
+    (``client.disableDataExport`` in app.py): it would write cells as they are."""
+    shown = frame[list(columns)].rename(columns=columns) if columns else frame
+    st.download_button(
+        label,
+        data=fmt.csv_bytes(shown),
+        file_name=file_name,
+        mime="text/csv",
+        icon=":material/download:",
+        on_click="ignore",
+    )

@@ -47,13 +47,12 @@ GYMS = ("Peak Camden", "Peak Shoreditch", "Peak St. Pancras")
 MART_DDL = """
 create table main.mart_leaderboard_weekly (
     week_start date, iso_week varchar, board varchar, user_id varchar, handle varchar,
-    home_location varchar, visits bigint, streak_weeks bigint, first_check_in_at timestamp,
-    rank bigint
+    visits bigint, streak_weeks bigint, first_check_in_at timestamp, rank bigint
 )
 """
 MART_INSERT = """
 insert into main.mart_leaderboard_weekly
-select week_start, strftime(week_start, '%G-W%V'), board, user_id, handle, home_location,
+select week_start, strftime(week_start, '%G-W%V'), board, user_id, handle,
        visits, streak_weeks, first_check_in_at,
        row_number() over (
            partition by week_start, board
@@ -66,7 +65,7 @@ from ({source})
 def create_mart(path: Path, source_sql: str, **tables: pa.Table) -> Path:
     """A DuckDB file holding ``mart_leaderboard_weekly`` made from ``source_sql``.
 
-    ``source_sql`` selects week_start, board, user_id, handle, home_location, visits,
+    ``source_sql`` selects week_start, board, user_id, handle, visits,
     streak_weeks, first_check_in_at (it may read the Arrow ``tables`` by name); iso_week and
     rank are derived as the mart derives them. The file replaces ``path`` atomically.
     """
@@ -97,7 +96,6 @@ def row(
         "board": board,
         "user_id": f"U{user:03d}",
         "handle": f"runner-{user:03d}",
-        "home_location": home,
         "visits": visits,
         "streak_weeks": streak,
         "first_check_in_at": first,
@@ -253,20 +251,23 @@ def test_ties_on_visits_streak_and_first_check_in_follow_the_mart(
     assert board == ["U004", "U007", "U002", "U005", "U009", "U001"]
 
 
-def test_member_hashes_hold_the_handle_and_home_location_only(
+def test_member_hashes_hold_the_masked_handle_only_never_the_home_gym(
     lake, mart, settings, redis_client, redis_prefix
 ):
+    keys = Keys(redis_prefix)
+    # what an earlier version published: every member's home gym (personal data), in public
+    redis_client.hset(keys.members("home_location"), mapping={"U004": "Peak Shoreditch"})
     write_mart(mart, weekly_rows(weeks=2))
 
     LeaderboardSink(settings).run(context(lake))
 
     stored = dump(redis_client, redis_prefix)
-    keys = Keys(redis_prefix)
-    assert member_details(redis_client, keys, ["U004", "nobody"]) == [
-        ("runner-004", "Peak Shoreditch"),
-        (None, None),
+    assert member_details(redis_client, keys, ["U004", "nobody"]) == ["runner-004", None]
+    assert len(stored[keys.members("handle")]) == 40
+    assert [k for k in stored if k.startswith(f"{redis_prefix}:members:")] == [
+        keys.members("handle")
     ]
-    assert len(stored[keys.members("handle")]) == len(stored[keys.members("home_location")]) == 40
+    assert not [g for g in GYMS if g in json.dumps(stored[keys.members("handle")])]
     assert not [k for k in stored if ":tmp:" in k]  # the temporary hashes were renamed
     assert "@" not in json.dumps(stored)
 
@@ -293,8 +294,8 @@ def test_every_key_expires_within_seven_days(lake, mart, settings, redis_client,
     LeaderboardSink(settings).run(context(lake))
 
     keys = list(redis_client.scan_iter(match=f"{redis_prefix}*", count=1000))
-    # 2 weeks x 4 boards, 2 board indexes, the weeks index, the meta hash, 2 member hashes
-    assert len(keys) == 14
+    # 2 weeks x 4 boards, 2 board indexes, the weeks index, the meta hash, the handle hash
+    assert len(keys) == 13
     assert not [k for k in keys if ":tmp:" in k]
     ttls = {k: redis_client.ttl(k) for k in keys}
     assert all(0 < ttl <= LEADERBOARD_TTL_SECONDS for ttl in ttls.values()), ttls
@@ -464,7 +465,7 @@ def test_a_reader_never_sees_a_half_built_board(
     source = """
         select date '2026-11-23' as week_start, 'overall' as board,
                'U' || lpad(i::varchar, 6, '0') as user_id, 'runner-' || i as handle,
-               'Peak Camden' as home_location, (hash(i + {seed}) % 30)::bigint as visits,
+               (hash(i + {seed}) % 30)::bigint as visits,
                (hash(i * 7 + {seed}) % 5)::bigint as streak_weeks,
                timestamp '2026-11-23 06:00' + to_seconds((hash(i + {seed}) % 500000)::bigint)
                    as first_check_in_at
@@ -547,8 +548,8 @@ def test_a_run_that_fails_midway_leaves_no_key_without_a_ttl(
     assert result.status == "failed" and "connection dropped" in result.error
     keys = list(redis_client.scan_iter(match=f"{redis_prefix}*", count=1000))
     # Only temporary keys were written: with the commit failing, 2 weeks x 4 boards and the
-    # 2 member hashes; with the stream cut, the first board.
-    assert len(keys) == (10 if fail == "commit" else 1), keys
+    # handle hash; with the stream cut, the first board.
+    assert len(keys) == (9 if fail == "commit" else 1), keys
     assert all(":tmp:" in k for k in keys), keys
     ttls = {k: redis_client.ttl(k) for k in keys}
     assert all(0 < t <= ttl for t in ttls.values()), ttls

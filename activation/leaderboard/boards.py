@@ -33,8 +33,11 @@ MAX_VISITS = (1 << (53 - RANK_BITS)) - 1
 #: Slugs the key layout uses for itself within a week.
 RESERVED_SLUGS = frozenset({"boards"})
 
-#: The members' display fields, each one hash ``P:members:<field>`` of user_id -> value.
-MEMBER_FIELDS = ("handle", "home_location")
+#: The members' display fields, each one hash ``P:members:<field>`` of user_id -> value. Public:
+#: the masked handle only, never personal data (a member's home gym is: macros/privacy.sql).
+MEMBER_FIELDS = ("handle",)
+#: Display fields earlier versions published; a run deletes them.
+RETIRED_MEMBER_FIELDS = ("home_location",)
 
 
 def slug(board: str) -> str:
@@ -92,7 +95,7 @@ class Keys:
         return f"{self.prefix}:{iso_week}:boards"
 
     def members(self, field: str) -> str:
-        """The hash of one display field (``handle``, ``home_location``) for every member."""
+        """The hash of one display field (``handle``) for every member."""
         return f"{self.prefix}:members:{field}"
 
     def members_temporary(self, field: str, run_id: str) -> str:
@@ -107,21 +110,16 @@ class Keys:
         return f"{self.prefix}:meta"
 
 
-def member_details(
-    client: redis.Redis, keys: Keys, user_ids: Sequence[str]
-) -> list[tuple[str | None, str | None]]:
-    """Each member's (handle, home_location) from Redis, None where unknown."""
+def member_details(client: redis.Redis, keys: Keys, user_ids: Sequence[str]) -> list[str | None]:
+    """Each member's handle from Redis, None where unknown."""
     if not user_ids:
         return []
-    pipe = client.pipeline(transaction=False)
-    for field in MEMBER_FIELDS:
-        pipe.hmget(keys.members(field), list(user_ids))
-    handles, homes = pipe.execute()
+    handles = client.hmget(keys.members("handle"), list(user_ids))
 
     def text(value: Any) -> str | None:
         return value.decode() if isinstance(value, bytes) else value
 
-    return [(text(h), text(m)) for h, m in zip(handles, homes, strict=True)]
+    return [text(h) for h in handles]
 
 
 def connect(settings: RedisSettings) -> redis.Redis:

@@ -31,7 +31,6 @@ READ_COLUMNS = (
     "board",
     "user_id",
     "handle",
-    "home_location",
     "visits",
     "rank",
 )
@@ -43,7 +42,7 @@ def read_publication(warehouse: Warehouse, weeks_kept: int) -> Publication:
     """Read the window of the mart (in one query: one snapshot) and turn it into boards."""
     newest = warehouse.query(f"select max(week_start) from {MART}").column(0)[0].as_py()
     if newest is None:
-        return Publication(None, None, [], Members([], [], []))
+        return Publication(None, None, [], Members([], []))
     first = newest - dt.timedelta(weeks=weeks_kept)
     table = warehouse.query(
         f"select {_COLUMNS} from {MART} where {_IN_WINDOW} order by week_start, board, rank",
@@ -91,9 +90,9 @@ def _boards(table: pa.Table) -> list[Board]:
 
 
 def _members(table: pa.Table) -> Members:
-    """Each member's handle and home location in the newest week they are in (the rows come
-    oldest week first). The display hashes are public: an email address is refused."""
-    display = ("handle", "home_location")
+    """Each member's handle in the newest week they are in (the rows come oldest week first).
+    The display hash is public: an email address is refused."""
+    display = ("handle",)
     for column in display:
         if pc.any(pc.match_substring(table.column(column), "@")).as_py():
             raise SinkError(f"{MART}: a {column} contains an email address")
@@ -102,11 +101,11 @@ def _members(table: pa.Table) -> Members:
         .group_by("user_id", use_threads=False)  # keeps the row order, so "last" is newest
         .aggregate([(column, "last") for column in display])
     )
-    user_ids, handles, homes = (
+    user_ids, handles = (
         pc.fill_null(newest.column(name), "").to_numpy(zero_copy_only=False).tolist()
-        for name in ("user_id", "handle_last", "home_location_last")
+        for name in ("user_id", "handle_last")
     )
-    return Members(user_ids, handles, homes)
+    return Members(user_ids, handles)
 
 
 def _check_slugs(boards: Sequence[Board]) -> None:

@@ -76,10 +76,9 @@ class Members:
 
     user_ids: list[str]
     handles: list[str]
-    home_locations: list[str]
 
-    def __iter__(self) -> Iterator[tuple[str, str, str]]:
-        return zip(self.user_ids, self.handles, self.home_locations, strict=True)
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        return zip(self.user_ids, self.handles, strict=True)
 
     def __len__(self) -> int:
         return len(self.user_ids)
@@ -170,7 +169,7 @@ def _board_commands(board: Board, key: str, ttl: int) -> Iterator[bytes]:
 
 def _member_commands(keys: Keys, members: Members, run_id: str, ttl: int) -> Iterator[bytes]:
     """Fill the temporary member hashes, ``BATCH`` members per ``HSET``."""
-    columns = {"handle": members.handles, "home_location": members.home_locations}
+    columns = {"handle": members.handles}
     for field in MEMBER_FIELDS:
         name = keys.members_temporary(field, run_id).encode()
         yield from _fill_commands(b"HSET", name, members.user_ids, columns[field], ttl)
@@ -184,7 +183,7 @@ def write_temporary(
     run_id: str,
     ttl: int,
 ) -> int:
-    """Fill the changed boards and both member hashes under their temporary keys, each with
+    """Fill the changed boards and the member hashes under their temporary keys, each with
     its TTL; returns the commands sent."""
 
     def commands() -> Iterator[bytes]:

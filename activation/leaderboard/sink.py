@@ -8,8 +8,9 @@ and the score encoding are :mod:`activation.leaderboard.boards`):
   ``encode_score(visits, rank)``; ``<board-slug>`` is ``overall`` or ``slug`` of the gym;
 - ``P:<iso_week>:boards``: hash, board slug -> board name (``peak-camden`` -> ``Peak Camden``);
 - ``P:weeks``: sorted set of the ``iso_week``s published, scored ``YYYYMMDD`` of their Monday;
-- ``P:members:handle`` and ``P:members:home_location``: hashes, ``user_id`` -> the member's
-  display handle and home gym (never an email), for every member on a published board;
+- ``P:members:handle``: hash, ``user_id`` -> the member's masked display handle (never an
+  email, nor a home gym: personal data), for every member on a published board; the
+  ``P:members:home_location`` hash earlier versions wrote is deleted;
 - ``P:meta``: hash, ``<iso_week>:<board-slug>`` -> content hash of the board last written.
 
 Boards of weeks that fell out of the window (:mod:`activation.leaderboard.mart`) are not listed
@@ -35,7 +36,14 @@ from typing import Any
 import redis
 
 from activation.base import RecordError, SinkContext, SinkError, SinkResult, write_outbox
-from activation.leaderboard.boards import MART, MEMBER_FIELDS, Keys, connect, first_line
+from activation.leaderboard.boards import (
+    MART,
+    MEMBER_FIELDS,
+    RETIRED_MEMBER_FIELDS,
+    Keys,
+    connect,
+    first_line,
+)
 from activation.leaderboard.mart import mart_top, read_publication
 from activation.leaderboard.publication import Board, Publication, write_temporary
 from peak.core.layout import outbox_prefix
@@ -102,8 +110,8 @@ class LeaderboardSink:
                 yield {"key": key, "member": member, "rank": rank, "score": score}
 
     def _member_records(self, publication: Publication) -> Iterator[dict[str, Any]]:
-        for user_id, handle, home in publication.members:
-            yield {"user_id": user_id, "handle": handle, "home_location": home}
+        for user_id, handle in publication.members:
+            yield {"user_id": user_id, "handle": handle}
 
     def _index_records(self, publication: Publication) -> Iterator[dict[str, Any]]:
         yield {"key": self.keys.weeks, "members": _week_scores(publication)}
@@ -184,6 +192,7 @@ class LeaderboardSink:
             if publication.members:
                 pipe.rename(keys.members_temporary(field, run_id), keys.members(field))
                 pipe.expire(keys.members(field), ttl)
+        pipe.delete(*[keys.members(field) for field in RETIRED_MEMBER_FIELDS])
         pipe.hset(keys.meta, mapping={b.field: b.digest for b in publication.boards})
         stale = stored_fields - {b.field for b in publication.boards}
         if stale:

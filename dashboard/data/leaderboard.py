@@ -24,7 +24,7 @@ def mart_boards(warehouse: Warehouse) -> pd.DataFrame:
 
 
 BOARD_SQL = """
-select rank, handle, home_location, visits, streak_weeks
+select rank, handle, visits, streak_weeks
 from mart_leaderboard_weekly
 where week_start = cast(? as date) and board = ? and rank <= ?
 order by rank
@@ -37,7 +37,7 @@ def mart_board(warehouse: Warehouse, week_start: dt.date, board: str, top: int) 
 
 
 WINNERS_SQL = """
-select week_start, iso_week, handle, home_location, visits
+select week_start, iso_week, handle, visits
 from mart_leaderboard_weekly
 where board = 'overall' and rank = 1
 order by week_start desc

@@ -102,7 +102,6 @@ for tab, slug in zip(tabs, chosen, strict=True):
         columns = {
             "rank": ui.count("Rank"),
             "handle": "Member",
-            "home_location": "Home gym",
             "visits": ui.count("Visits"),
         }
         if "streak_weeks" in board:
@@ -115,6 +114,5 @@ ui.table(
     iso_week="Week",
     week_start=ui.date("Week of"),
     handle="Member",
-    home_location="Home gym",
     visits=ui.count("Visits"),
 )

@@ -130,3 +130,14 @@ ui.table(
     baseline_weekly_rate=ui.decimal("Visits/week before"),
     recent_weekly_rate=ui.decimal("Visits/week lately"),
 )
+ui.download_csv(
+    at_risk,
+    "at-risk-members.csv",
+    label="Download the at-risk list (CSV)",
+    handle="Member",
+    email_masked="Email",
+    home_location="Home gym",
+    at_risk_since="At risk since",
+    last_visit_date="Last visit",
+    days_inactive="Days inactive",
+)

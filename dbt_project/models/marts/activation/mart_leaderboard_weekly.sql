@@ -1,6 +1,9 @@
 -- Per ISO week and board (overall, and each gym by where the check-ins happened), every member
 -- who visited, ranked: visits, then weekly streak, then the
 -- earliest first check-in of the week, then user_id so ranks are unique.
+-- A public surface: only known members (in dim_users; a check-in of an unknown user_id is
+-- counted in the operations views, never shown here) under their masked handle, and no home
+-- gym (personal data, macros/privacy.sql): a gym board is the gym where the check-ins happened.
 with attendance as (
     select * from {{ ref('fct_attendance') }}
 ),
@@ -71,14 +74,11 @@ ranked as (
         boards.week_start,
         boards.board,
         boards.user_id,
-        users.home_location,
         boards.visits,
         weekly_totals.streak_weeks,
         boards.first_check_in_at,
         {{ iso_week_label('boards.week_start') }} as iso_week,
-        coalesce(
-            users.handle, 'Member ***' || substr(boards.user_id, greatest(length(boards.user_id) - 3, 1))
-        ) as handle,
+        users.handle,
         row_number() over (
             partition by boards.week_start, boards.board
             order by
@@ -90,7 +90,7 @@ ranked as (
     from boards
     inner join weekly_totals
         on boards.user_id = weekly_totals.user_id and boards.week_start = weekly_totals.week_start
-    left join users on boards.user_id = users.user_id
+    inner join users on boards.user_id = users.user_id
 ),
 
 final as (
@@ -100,7 +100,6 @@ final as (
         board,
         user_id,
         handle,
-        home_location,
         visits,
         streak_weeks,
         first_check_in_at,
