@@ -7,6 +7,7 @@ import itertools
 import json
 import os
 import random
+import re
 import threading
 import time
 from pathlib import Path
@@ -187,6 +188,36 @@ def test_slugs_are_lower_case_with_one_dash_per_run_of_other_characters():
     assert slug("  Zürich / Oerlikon ") == "zurich-oerlikon"
     with pytest.raises(leaderboard.SinkError, match="no letter or digit"):
         slug("???")
+
+
+def test_a_gym_named_without_ascii_letters_gets_a_key_of_its_own():
+    names = ["北京 健身", "上海 健身", "Peak 北京", "Peak 上海", "Zürich"]
+    slugs = [slug(n) for n in names]
+    assert len(set(slugs)) == len(names)
+    assert all(s == s.strip("-") and re.fullmatch(r"[a-z0-9-]+", s) for s in slugs)
+    assert slugs[2].startswith("peak-") and slugs[4] == "zurich"
+    assert slug("北京 健身") == slugs[0]  # stable: the same name, the same key
+
+
+def test_a_gym_named_without_ascii_letters_stops_no_board(
+    lake, mart, settings, redis_client, redis_prefix
+):
+    first = dt.datetime(2026, 11, 23, 7)
+    gyms = ("北京 健身", "上海 健身", "Peak Camden")
+    rows = [row(CURRENT, "overall", u, "", 1, 1, first) for u in range(3)]
+    rows += [row(CURRENT, gym, u, "", 1, 1, first) for u, gym in enumerate(gyms)]
+    write_mart(mart, rows)
+
+    result = LeaderboardSink(settings).run(context(lake))
+
+    assert result.status == "ok", result.error
+    keys = Keys(redis_prefix)
+    names = redis_client.hgetall(keys.boards("2026-W48"))
+    assert sorted(names.values()) == sorted(["overall", *gyms])
+    for board_slug, name in names.items():
+        assert redis_client.zcard(keys.board("2026-W48", board_slug)) == (
+            3 if name == "overall" else 1
+        )
 
 
 def test_the_score_orders_by_visits_then_rank_and_stays_exact():

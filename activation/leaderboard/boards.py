@@ -13,6 +13,7 @@ visits back.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import unicodedata
 from collections.abc import Sequence
@@ -44,13 +45,23 @@ def slug(board: str) -> str:
     """A board's key segment: ASCII lower case, each run of other characters one ``-``.
 
     ``Peak Camden`` -> ``peak-camden``, ``Zürich Oerlikon`` -> ``zurich-oerlikon``, ``overall``
-    stays ``overall``.
+    stays ``overall``. A name with letters or digits that have no ASCII form (``北京 健身``,
+    ``Peak 北京``) keeps what has one and ends in 8 hex digits of the name's SHA-256
+    (``peak-…``), so such names get keys of their own (a name of none at all is refused).
     """
     ascii_name = unicodedata.normalize("NFKD", board).encode("ascii", "ignore").decode()
     value = re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-")
+    if any(c.isalnum() and not _has_ascii_form(c) for c in board):
+        digest = hashlib.sha256(board.encode()).hexdigest()[:8]
+        value = f"{value}-{digest}" if value else digest
     if not value:
         raise SinkError(f"board {board!r} has no letter or digit to name its key")
     return value
+
+
+def _has_ascii_form(char: str) -> bool:
+    """Whether a letter or digit keeps an ASCII letter or digit once decomposed (``ü``: ``u``)."""
+    return any(c.isascii() and c.isalnum() for c in unicodedata.normalize("NFKD", char))
 
 
 def encode_score(visits: Any, rank: Any) -> Any:

@@ -4,6 +4,7 @@
 -- A public surface: only known members (in dim_users; a check-in of an unknown user_id is
 -- counted in the operations views, never shown here) under their masked handle, and no home
 -- gym (personal data, macros/privacy.sql): a gym board is the gym where the check-ins happened.
+-- Built as of a day D, a board counts the check-ins up to D only (D's week is partial).
 with attendance as (
     select * from {{ ref('fct_attendance') }}
 ),
@@ -17,10 +18,12 @@ users as (
 ),
 
 as_of as (
-    select cast({{ dbt.date_trunc('week', as_of_date()) }} as date) as current_week
+    select
+        {{ as_of_date() }} as as_of_date,
+        cast({{ dbt.date_trunc('week', as_of_date()) }} as date) as current_week
 ),
 
--- The check-ins and the members' weekly totals of the weeks kept.
+-- The check-ins of the weeks kept, up to the as-of day; the members' streaks of those weeks.
 visits as (
     select
         attendance.week_start,
@@ -32,14 +35,13 @@ visits as (
     where
         attendance.week_start > {{ dbt.dateadd('day', -7 * var('leaderboard_weeks'), 'as_of.current_week') }}
         and attendance.week_start <= as_of.current_week
+        and attendance.local_date <= as_of.as_of_date
 ),
 
 weekly_totals as (
     select
         member_weeks.user_id,
         member_weeks.week_start,
-        member_weeks.visits,
-        member_weeks.first_check_in_at,
         member_weeks.streak_weeks
     from member_weeks
     cross join as_of
@@ -49,14 +51,15 @@ weekly_totals as (
 ),
 
 boards as (
-    -- overall: the weekly totals int_member_weeks already holds
+    -- overall: every check-in (int_member_weeks' totals would count the whole of D's week)
     select
         week_start,
         'overall' as board,
         user_id,
-        visits,
-        first_check_in_at
-    from weekly_totals
+        count(*) as visits,
+        min(checked_in_at) as first_check_in_at
+    from visits
+    group by week_start, user_id
     union all
     select
         week_start,
