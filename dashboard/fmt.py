@@ -71,6 +71,13 @@ def mask_emails(text: Any) -> Any:
     return EMAIL.sub(lambda m: f"{m.group(1)}***@{m.group(2)}", text)
 
 
+def rank(value: Any, tied: Any = False) -> str:
+    """A leaderboard rank as sports tables show it: ``1``, or ``=1`` when shared."""
+    if _missing(value):
+        return "–"
+    return f"={round(value)}" if tied else f"{round(value)}"
+
+
 #: What a spreadsheet reads as the start of a formula (OWASP, CSV injection).
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 

@@ -198,7 +198,6 @@ def _live_week(
             "boards": names,
             "tops": {slug: board.board(week.iso_week, slug, top) for slug in names},
             "sizes": {slug: board.size(week.iso_week, slug) for slug in names},
-            "winners": board.winners(list(weeks)),
         }
     except redis.RedisError as exc:
         return {"error": f"redis error at {redacted_url(url)}: {type(exc).__name__}"}
@@ -207,8 +206,8 @@ def _live_week(
 
 
 def live_week(week: live.Week, weeks: list[live.Week], top: int) -> dict[str, Any]:
-    """One week's boards from Redis: names, the top of each, sizes and past weeks' winners;
-    or ``{"error": why}`` when Redis could not be read."""
+    """One week's boards from Redis: names, the top of each and sizes; or ``{"error": why}``
+    when Redis could not be read."""
     s = context().settings
     return _live_week(s.redis.url, s.leaderboard.prefix, week, tuple(weeks), top, _s=s.redis)
 

@@ -25,7 +25,7 @@ import pytest
 import redis
 from streamlit.testing.v1 import AppTest
 
-from activation.leaderboard import Keys, slug, visits_of
+from activation.leaderboard import Keys, ranks, slug, visits_of
 from dashboard import data, fmt, live, runs
 from dashboard.data import Filters
 from peak.core.lake import Lake
@@ -278,18 +278,25 @@ def test_overview_follows_the_sidebar_filters(env: BuiltLake) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-def test_leaderboard_shows_what_redis_holds(env: BuiltLake) -> None:
+def last_complete_week(env: BuiltLake) -> dt.date:
+    """The Monday of the newest week whose Sunday has data (the page's default week)."""
+    (last,) = sql(env, "select max(local_date) from fct_attendance where location is not null")[0]
+    return last - dt.timedelta(days=last.weekday() + (7 if last.weekday() < 6 else 0))
+
+
+def test_leaderboard_shows_what_redis_holds_ties_sharing_a_rank(env: BuiltLake) -> None:
     at = open_page("leaderboard")
     assert not at.warning
     assert any("Live from Redis" in c.value for c in at.caption)
+    week = at.selectbox(key="leaderboard_week").value
+    assert week.week_start == last_complete_week(env)  # not the week in progress
     keys = Keys(env.prefix)
     client = redis.Redis.from_url(env.redis_url, decode_responses=True)
     try:
-        newest = client.zrevrange(keys.weeks, 0, 0)[0]
-        assert at.selectbox(key="leaderboard_week").value.iso_week == newest
-        names = client.hgetall(keys.boards(newest))
-        top = client.zrevrange(keys.board(newest, "overall"), 0, 19, withscores=True)
-        handles = [client.hget(keys.members("handle"), user) for user, _ in top]
+        names = client.hgetall(keys.boards(week.iso_week))
+        key = keys.board(week.iso_week, "overall")
+        entries = client.zrevrange(key, 0, -1, withscores=True)
+        handles = {user: client.hget(keys.members("handle"), user) for user, _ in entries}
     finally:
         client.close()
     assert [t.label for t in at.tabs] == [
@@ -297,9 +304,15 @@ def test_leaderboard_shows_what_redis_holds(env: BuiltLake) -> None:
         *sorted(n for n in names.values() if n != "overall"),
     ]
     board = at.dataframe[0].value
-    assert list(board["handle"]) == handles
-    assert list(board["visits"]) == [visits_of(score) for _, score in top]
-    assert list(board["rank"]) == list(range(1, len(top) + 1))
+    places = ranks([s for _, s in entries])
+    sharing = {r: places.count(r) for r in places}
+    expected = sorted(
+        (rank, handles[user], visits_of(score))
+        for (user, score), rank in zip(entries, places, strict=True)
+    )[:20]  # by rank, ties by handle, as the mart's fallback orders them
+    shown = list(zip(board["place"], board["handle"], board["visits"], strict=True))
+    assert shown == [(("=" if sharing[r] > 1 else "") + str(r), h, v) for r, h, v in expected]
+    assert any(p.startswith("=") for p in board["place"])  # the demo's members do tie
 
 
 def test_cohorts_follow_the_gym_filter(env: BuiltLake) -> None:
@@ -364,7 +377,7 @@ def test_leaderboard_gym_filter_and_previous_weeks(env: BuiltLake) -> None:
     rows = sql(
         env,
         "select handle, visits from mart_leaderboard_weekly where week_start = ? and board = ? "
-        "order by rank limit 20",
+        "order by rank, handle limit 20",
         [previous.week_start, gym],
     )
     gym_board = at.dataframe[1].value
@@ -380,12 +393,13 @@ def test_leaderboard_falls_back_to_the_mart_when_redis_is_down(
     at = open_page("leaderboard")
     # Then the page says so, and shows the mart's board
     (warning,) = at.warning
-    assert "unreachable" in warning.value and "mart_leaderboard_weekly" in warning.value
+    assert "unreachable" in warning.value and "warehouse" in warning.value
+    assert "mart_" not in warning.value  # no internal name on screen
     rows = sql(
         env,
         "select handle, visits, streak_weeks from mart_leaderboard_weekly "
-        "where week_start = (select max(week_start) from mart_leaderboard_weekly) "
-        "and board = 'overall' order by rank limit 20",
+        "where week_start = ? and board = 'overall' order by rank, handle limit 20",
+        [last_complete_week(env)],
     )
     board = at.dataframe[0].value
     assert list(zip(board["handle"], board["visits"], board["streak_weeks"], strict=True)) == rows

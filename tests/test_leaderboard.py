@@ -24,6 +24,7 @@ from activation.leaderboard import (
     LeaderboardSink,
     encode_score,
     member_details,
+    ranks,
     slug,
     visits_of,
 )
@@ -55,10 +56,7 @@ MART_INSERT = """
 insert into main.mart_leaderboard_weekly
 select week_start, strftime(week_start, '%G-W%V'), board, user_id, handle,
        visits, streak_weeks, first_check_in_at,
-       row_number() over (
-           partition by week_start, board
-           order by visits desc, streak_weeks desc, first_check_in_at asc, user_id asc
-       )
+       rank() over (partition by week_start, board order by visits desc)
 from ({source})
 """
 
@@ -105,7 +103,7 @@ def row(
 
 def weekly_rows(weeks: int, members: int = 40, seed: int = 7, current: dt.date = CURRENT):
     """Check-ins of ``members`` people over ``weeks`` weeks ending at ``current``: few distinct
-    visit counts, streaks and first check-ins, so every tie-break of the rank is exercised."""
+    visit counts, so many members tie."""
     rng = random.Random(seed)
     rows = []
     for back in range(weeks):
@@ -125,12 +123,13 @@ def weekly_rows(weeks: int, members: int = 40, seed: int = 7, current: dt.date =
 
 
 def mart_order(path: Path) -> dict[tuple[str, str], list[tuple[str, int]]]:
-    """(iso_week, board) -> [(user_id, visits)] in the mart's rank order."""
+    """(iso_week, board) -> [(user_id, visits)] in the mart's rank order (ties by user_id,
+    descending: Redis' order among equal scores)."""
     con = duckdb.connect(str(path), read_only=True)
     try:
         rows = con.execute(
             "select iso_week, board, user_id, visits from mart_leaderboard_weekly "
-            "order by iso_week, board, rank"
+            "order by iso_week, board, rank, user_id desc"
         ).fetchall()
     finally:
         con.close()
@@ -220,13 +219,14 @@ def test_a_gym_named_without_ascii_letters_stops_no_board(
         )
 
 
-def test_the_score_orders_by_visits_then_rank_and_stays_exact():
-    entries = [(9, 1), (9, 2), (7, 3), (7, 4), (0, 5)]  # (visits, rank), the mart's order
-    scores = [encode_score(v, r) for v, r in entries]
-    assert scores == sorted(scores, reverse=True)
-    assert [visits_of(float(s)) for s in scores] == [v for v, _ in entries]
-    top = encode_score(leaderboard.MAX_VISITS, 1)
-    assert top < 2**53 and float(top) == top
+def test_the_score_is_the_visits_and_equal_scores_share_a_rank():
+    entries = [(9, 1), (9, 1), (7, 3), (7, 3), (7, 3), (0, 6)]  # (visits, rank), the mart's
+    scores = [float(encode_score(v)) for v, _ in entries]
+    assert [visits_of(s) for s in scores] == [v for v, _ in entries]
+    assert ranks(scores) == [r for _, r in entries]
+    assert ranks([]) == [] and ranks([5.0]) == [1]
+    top = encode_score(leaderboard.MAX_VISITS)
+    assert float(top) == top
 
 
 # ---------------------------------------------------------------------------------------------
@@ -261,14 +261,14 @@ def test_boards_reproduce_the_mart_rank_for_every_week_and_gym(
     }
 
 
-def test_ties_on_visits_streak_and_first_check_in_follow_the_mart(
+def test_members_with_as_many_visits_share_a_rank_whatever_their_streak(
     lake, mart, settings, redis_client, redis_prefix
 ):
     first = dt.datetime(2026, 11, 23, 7, 0)
     later = first + dt.timedelta(hours=1)
     rows = [
         row(CURRENT, "overall", 5, "Peak Camden", 3, 1, first),
-        row(CURRENT, "overall", 2, "Peak Camden", 3, 1, first),  # full tie: user_id decides
+        row(CURRENT, "overall", 2, "Peak Camden", 3, 1, first),
         row(CURRENT, "overall", 9, "Peak Camden", 3, 1, later),  # later first check-in
         row(CURRENT, "overall", 7, "Peak Camden", 3, 2, later),  # longer streak
         row(CURRENT, "overall", 1, "Peak Camden", 2, 9, first),  # fewer visits
@@ -278,8 +278,12 @@ def test_ties_on_visits_streak_and_first_check_in_follow_the_mart(
 
     assert LeaderboardSink(settings).run(context(lake)).status == "ok"
 
-    board = redis_client.zrevrange(Keys(redis_prefix).board("2026-W48", "overall"), 0, -1)
-    assert board == ["U004", "U007", "U002", "U005", "U009", "U001"]
+    key = Keys(redis_prefix).board("2026-W48", "overall")
+    board = redis_client.zrevrange(key, 0, -1, withscores=True)
+    got = dict(zip([m for m, _ in board], ranks([s for _, s in board]), strict=True))
+    assert got == {"U004": 1, "U002": 2, "U005": 2, "U007": 2, "U009": 2, "U001": 6}
+    # a rank is the count of higher scores plus one, whatever Redis' order among ties
+    assert [redis_client.zcount(key, f"({s}", "+inf") + 1 for _, s in board] == list(got.values())
 
 
 def test_member_hashes_hold_the_masked_handle_only_never_the_home_gym(
@@ -398,7 +402,7 @@ def test_a_board_that_differs_from_the_mart_fails_the_run_and_is_rewritten_next_
 
     def commit_then_corrupt(self, client, *args):
         done = commit(self, client, *args)
-        client.zadd(camden, {"U999": encode_score(99, 1)})  # an intruder on top
+        client.zadd(camden, {"U999": encode_score(99)})  # an intruder on top
         return done
 
     monkeypatch.setattr(LeaderboardSink, "_commit", commit_then_corrupt)
@@ -406,7 +410,7 @@ def test_a_board_that_differs_from_the_mart_fails_the_run_and_is_rewritten_next_
 
     assert result.status == "failed"
     assert "2026-W47/Peak Camden" in result.error and camden in result.error
-    assert "U999" in result.error and "\n" not in result.error
+    assert "ranks 2 in Redis, 1 in the mart" in result.error and "\n" not in result.error
     size = redis_client.zcard(camden) - 1
     assert result.failed == size and result.balanced
     assert [e.key for e in result.errors] == [camden]
@@ -423,13 +427,35 @@ def test_a_mart_whose_ranks_do_not_follow_visits_is_refused(
 ):
     write_mart(mart, weekly_rows(weeks=1, members=5))
     con = duckdb.connect(str(mart))
-    con.execute("update mart_leaderboard_weekly set visits = 99 where rank = 3")
+    (last,) = con.execute(
+        "select max(rank) from mart_leaderboard_weekly where board = 'overall'"
+    ).fetchone()
+    con.execute(
+        "update mart_leaderboard_weekly set visits = 99 where board = 'overall' and rank = ?",
+        [last],
+    )
     con.close()
 
     result = LeaderboardSink(settings).run(context(lake))
 
     assert result.status == "failed"
-    assert "rank 3 has 99 visits, out of order" in result.error
+    assert f"rank {last} has 99 visits, out of order" in result.error
+    assert dump(redis_client, redis_prefix) == {}
+
+
+def test_a_mart_whose_tied_members_do_not_share_a_rank_is_refused(
+    lake, mart, settings, redis_client, redis_prefix
+):
+    first = dt.datetime(2026, 11, 23, 7, 0)
+    write_mart(mart, [row(CURRENT, "overall", u, "", 3, 1, first) for u in range(3)])
+    con = duckdb.connect(str(mart))
+    con.execute("update mart_leaderboard_weekly set rank = 2 where user_id = 'U001'")
+    con.close()
+
+    result = LeaderboardSink(settings).run(context(lake))
+
+    assert result.status == "failed"
+    assert "rank 2 with 3 visits, 1 expected" in result.error
     assert dump(redis_client, redis_prefix) == {}
 
 
@@ -481,8 +507,10 @@ def test_a_dry_run_writes_the_outbox_and_never_calls_redis(
     assert len(boards) == len(rows)
     order = mart_order(mart)
     keys = Keys(redis_prefix)
-    overall = [b["member"] for b in boards if b["key"] == keys.board("2026-W48", "overall")]
-    assert overall == [u for u, _ in order[("2026-W48", "overall")]]
+    overall = [
+        (b["member"], b["score"]) for b in boards if b["key"] == keys.board("2026-W48", "overall")
+    ]
+    assert sorted(overall) == sorted(order[("2026-W48", "overall")])
     members = (outbox / "members.jsonl").read_text().splitlines()
     assert len(members) == 5 and "@" not in "".join(members)
     index = [json.loads(line) for line in (outbox / "index.jsonl").read_text().splitlines()]

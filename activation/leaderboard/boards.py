@@ -4,11 +4,12 @@ encoding, the members' display data, and a checked connection.
 Written once, used by the sink that writes the boards and by every reader (the dashboard's
 live leaderboard, the tests): a reader needs nothing else from the sink.
 
-*Order.* ``ZREVRANGE`` returns a board in exactly the mart's ``rank`` order. The score holds
-the week's visits in the high bits and ``2**32 - rank`` in the low 32 bits (an integer below
-2**53, so exact in Redis' doubles): higher visits first and, among equal visits, the mart's
-tie-break (streak, earliest check-in, user_id) through its rank. :func:`visits_of` reads the
-visits back.
+*Order.* The score is the week's visits, nothing else: members with as many visits tie, as
+they do in the mart (``rank()``). A member's rank is the count of higher scores plus one
+(``ZCOUNT key (score +inf``), so tied members share it (sports tables show "=1");
+:func:`ranks` derives the ranks of a board's top read with ``ZREVRANGE … WITHSCORES``, and
+:func:`visits_of` reads the visits back. Among tied members Redis' order (by member id) means
+nothing.
 """
 
 from __future__ import annotations
@@ -27,10 +28,8 @@ from peak.core.settings import RedisSettings, redacted_url
 
 #: The mart every board is published from (and the dashboard falls back to).
 MART = "mart_leaderboard_weekly"
-#: The score's low bits hold the rank; visits above them must keep the score below 2**53.
-RANK_BITS = 32
-MAX_RANK = (1 << RANK_BITS) - 1
-MAX_VISITS = (1 << (53 - RANK_BITS)) - 1
+#: Visits must stay exact in Redis' doubles.
+MAX_VISITS = (1 << 53) - 1
 #: Slugs the key layout uses for itself within a week.
 RESERVED_SLUGS = frozenset({"boards"})
 
@@ -64,16 +63,23 @@ def _has_ascii_form(char: str) -> bool:
     return any(c.isascii() and c.isalnum() for c in unicodedata.normalize("NFKD", char))
 
 
-def encode_score(visits: Any, rank: Any) -> Any:
-    """The sorted-set score: visits, then the mart's rank, in one integer exact as a double.
-
-    Works on ints and, element-wise, on NumPy int64 arrays."""
-    return (visits << RANK_BITS) | (MAX_RANK + 1 - rank)
+def encode_score(visits: Any) -> Any:
+    """The sorted-set score: the week's visits (ints, or element-wise NumPy int64 arrays)."""
+    return visits
 
 
 def visits_of(score: float) -> int:
     """The week's visits of a board entry, from its score."""
-    return int(score) >> RANK_BITS
+    return int(score)
+
+
+def ranks(scores: Sequence[float]) -> list[int]:
+    """The ranks of a board's top entries, highest score first (``ZREVRANGE`` from 0): one
+    plus the count of higher scores, so equal scores share a rank (1, 1, 3)."""
+    out: list[int] = []
+    for i, score in enumerate(scores):
+        out.append(out[-1] if i and score == scores[i - 1] else i + 1)
+    return out
 
 
 class WeekBoard(Protocol):

@@ -1,6 +1,6 @@
 -- Per ISO week and board (overall, and each gym by where the check-ins happened), every member
--- who visited, ranked: visits, then weekly streak, then the
--- earliest first check-in of the week, then user_id so ranks are unique.
+-- who visited, ranked by visits the way sports tables rank: members with as many visits share a
+-- rank, the next rank counts them all (1, 1, 3).
 -- A public surface: only known members (in dim_users; a check-in of an unknown user_id is
 -- counted in the operations views, never shown here) under their masked handle, and no home
 -- gym (personal data, macros/privacy.sql): a gym board is the gym where the check-ins happened.
@@ -82,14 +82,7 @@ ranked as (
         boards.first_check_in_at,
         {{ iso_week_label('boards.week_start') }} as iso_week,
         users.handle,
-        row_number() over (
-            partition by boards.week_start, boards.board
-            order by
-                boards.visits desc,
-                weekly_totals.streak_weeks desc,
-                boards.first_check_in_at asc,
-                boards.user_id asc
-        ) as rank
+        rank() over (partition by boards.week_start, boards.board order by boards.visits desc) as rank
     from boards
     inner join weekly_totals
         on boards.user_id = weekly_totals.user_id and boards.week_start = weekly_totals.week_start
