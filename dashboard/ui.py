@@ -245,7 +245,8 @@ def sidebar() -> None:
             max_value=b.last,
             key=DATES_KEY,
             format="YYYY-MM-DD",
-            help="Every figure is compared with the period of equal length just before.",
+            help="Every figure is compared with a period as long, on the same weekdays, "
+            "just before (shifted back by whole weeks).",
         )
         published = ctx.published_at()
         where = (
@@ -297,10 +298,12 @@ class Percent:
 
     label: str | None = None
     digits: int = 1
+    signed: bool = False
 
 
-def percent(label: str | None = None, digits: int = 1) -> Percent:
-    return Percent(label, digits)
+def percent(label: str | None = None, digits: int = 1, signed: bool = False) -> Percent:
+    """A share column; ``signed`` for a change (``+6.0%``, ``-2.1%``)."""
+    return Percent(label, digits, signed)
 
 
 def date(label: str | None = None) -> Any:
@@ -324,7 +327,10 @@ def table(frame: pd.DataFrame, **columns: Any) -> None:
             if shown is frame:
                 shown = frame.copy()
             shown[name] = shown[name] * 100
-            config[name] = st.column_config.NumberColumn(spec.label, format=f"%.{spec.digits}f%%")
+            sign = "+" if spec.signed else ""
+            config[name] = st.column_config.NumberColumn(
+                spec.label, format=f"%{sign}.{spec.digits}f%%"
+            )
         else:
             config[name] = spec
     st.dataframe(shown, hide_index=True, column_order=list(columns) or None, column_config=config)

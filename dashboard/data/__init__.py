@@ -28,9 +28,15 @@ from dashboard.data.classes import (
     with_utilisation,
 )
 from dashboard.data.filters import DAY, DEFAULT_DAYS, Bounds, Filters, bounds
-from dashboard.data.kpis import KPIS, daily_visits, overview
+from dashboard.data.kpis import KPIS, daily_visits, overview, visits_per_member
 from dashboard.data.leaderboard import mart_board, mart_boards, mart_winners
-from dashboard.data.locations import home_members, location_daily, location_summary
+from dashboard.data.locations import (
+    by_grain,
+    home_members,
+    location_daily,
+    location_summary,
+    peak_hours,
+)
 from dashboard.data.retention import (
     AT_RISK_ROWS,
     COHORT_MONTHS,
@@ -53,6 +59,7 @@ __all__ = [
     "Filters",
     "at_risk_members",
     "bounds",
+    "by_grain",
     "churn_status_now",
     "churned",
     "class_period",
@@ -67,7 +74,9 @@ __all__ = [
     "mart_boards",
     "mart_winners",
     "overview",
+    "peak_hours",
     "status_history",
     "utilisation_grid",
+    "visits_per_member",
     "with_utilisation",
 ]

@@ -132,25 +132,61 @@ def status_history(warehouse: Warehouse, filters: Filters) -> pd.DataFrame:
 
 
 AT_RISK_SQL = f"""
+with risky as (
+    select
+        c.user_id,
+        u.handle,
+        u.email_masked,
+        c.home_location,
+        c.churn_reason,
+        cast(c.churn_date as date) as at_risk_since,
+        c.last_visit_date,
+        c.days_inactive,
+        c.recent_weekly_rate,
+        c.baseline_weekly_rate
+    from mart_churn as c
+    inner join dim_users as u on c.user_id = u.user_id
+    where c.churn_status = 'at_risk' and {{locations}}
+    order by c.baseline_weekly_rate - c.recent_weekly_rate desc, u.handle
+    limit {AT_RISK_ROWS}
+),
+
+usual as (
+    select
+        a.user_id,
+        a.class_name,
+        a.location,
+        row_number() over (
+            partition by a.user_id order by count(*) desc, a.class_name, a.location
+        ) as pick
+    from fct_attendance as a
+    inner join risky as r on a.user_id = r.user_id
+    where a.location is not null and a.class_name is not null
+    group by a.user_id, a.class_name, a.location
+)
+
 select
-    u.handle,
-    u.email_masked,
-    c.home_location,
-    c.churn_reason,
-    cast(c.churn_date as date) as at_risk_since,
-    c.last_visit_date,
-    c.days_inactive,
-    c.recent_weekly_rate,
-    c.baseline_weekly_rate
-from mart_churn as c
-inner join dim_users as u on c.user_id = u.user_id
-where c.churn_status = 'at_risk' and {{locations}}
-order by c.baseline_weekly_rate - c.recent_weekly_rate desc, u.handle
-limit {AT_RISK_ROWS}
+    risky.user_id,
+    risky.handle,
+    risky.email_masked,
+    risky.home_location,
+    risky.churn_reason,
+    risky.at_risk_since,
+    risky.last_visit_date,
+    risky.days_inactive,
+    risky.recent_weekly_rate,
+    risky.baseline_weekly_rate,
+    usual.class_name as usual_class,
+    usual.location as usual_gym
+from risky
+left join usual on risky.user_id = usual.user_id and usual.pick = 1
+order by risky.baseline_weekly_rate - risky.recent_weekly_rate desc, risky.handle
 """
 
 
 def at_risk_members(warehouse: Warehouse, filters: Filters) -> pd.DataFrame:
-    """The at-risk members with the steepest drop in visits (masked email, never the address)."""
+    """The at-risk members with the steepest drop in visits: the booking system's member id,
+    the masked handle and email (never the address), since when, the last visit, and their
+    usual class and gym (the class and gym of most of their check-ins)."""
     where, locs = _in("c.home_location", filters.locations)
     return _run(warehouse, AT_RISK_SQL.format(locations=where), locs)

@@ -4,9 +4,14 @@ at-risk members to call (handle and masked email only)."""
 from __future__ import annotations
 
 import altair as alt
+import pandas as pd
 import streamlit as st
 
 from dashboard import data, fmt, ui
+
+#: What people read for the marts' codes.
+STATUS = {"active": "Active", "at_risk": "At risk", "churned": "Churned"}
+REASON = {"cancelled": "Cancelled", "inactive": "Stopped visiting"}
 
 f = ui.filters()
 ui.header("Retention", f)
@@ -15,23 +20,39 @@ now = ui.query("churn_status_now", f)
 by_status = now.groupby("churn_status")["members"].sum()
 total = by_status.sum()
 cards = st.columns(3)
-for card, status, label in zip(
-    cards, ("active", "at_risk", "churned"), ("Active", "At risk", "Churned"), strict=True
-):
+MEANING = {
+    "active": "visiting at their usual rate",
+    "at_risk": "visiting far less than they used to",
+    "churned": "cancelled, or no visit for the churn threshold's days",
+}
+for card, (status, label) in zip(cards, STATUS.items(), strict=True):
     n = by_status.get(status, 0)
     card.metric(
-        f"{label} today",
+        f"Churn status: {label.lower()}",
         fmt.count(n),
-        help=f"{fmt.pct(n / total if total else None)} of the chosen gyms' members (mart_churn).",
+        help=f"Members {MEANING[status]} as of the last daily run: "
+        f"{fmt.pct(n / total if total else None)} of the chosen gyms' members. Not the "
+        "overview's members who visited in the period.",
         border=True,
     )
 
 first, last = data.cohort_window(f)
 cohorts = ui.query("cohorts", f)
+history_start = ui.bounds().first
+if history_start is not None and not cohorts.empty:
+    # a cohort that joined before the check-ins begin has no visits of its first months on
+    # record: its 0% then 100% would be the history's edge, not the members' retention
+    known = cohorts["cohort_month"] >= pd.Timestamp(history_start.replace(day=1))
+    if not known.all():
+        st.caption(
+            f"Cohorts that joined before {history_start:%b %Y}, when the check-in history "
+            "starts, are left out: their early months have no visits on record."
+        )
+    cohorts = cohorts[known]
 st.subheader("Cohort retention")
 st.caption(
     f"Members who joined in a month (rows, {first:%b %Y} – {last:%b %Y}) and the share of them "
-    "who visited N months later, by home gym (mart_cohort_retention)."
+    "who visited N months later, by home gym."
 )
 if cohorts.empty:
     st.info("No cohort in this window.")
@@ -60,9 +81,7 @@ else:
         text=alt.Text("retention_rate:Q", format=".0%"),
         color=alt.condition(alt.datum.retention_rate > 0.6, alt.value("white"), alt.value("black")),
     )
-    st.altair_chart(
-        heat + labels, width="stretch", height=max(240, 26 * cohorts["cohort"].nunique())
-    )
+    st.altair_chart((heat + labels).properties(height=alt.Step(26)), width="stretch")
 
 st.subheader("Churn over time")
 churned = ui.query("churned", f)
@@ -73,40 +92,50 @@ with left:
         st.info("Nobody churned in this period.")
     else:
         weekly = (
-            churned.assign(week=churned["churn_day"].dt.to_period("W-SUN").dt.start_time)
-            .groupby(["week", "churn_reason"], as_index=False)["members"]
+            churned.assign(
+                week=churned["churn_day"].dt.to_period("W-SUN").dt.start_time,
+                reason=churned["churn_reason"].map(REASON).fillna("Other"),
+            )
+            .groupby(["week", "reason"], as_index=False)["members"]
             .sum()
         )
+        weekly["label"] = weekly["week"].dt.strftime("w/c %d %b")
         st.altair_chart(
             alt.Chart(weekly, title="Members who churned, per week (by churn date)")
             .mark_bar()
             .encode(
-                x=alt.X("yearmonthdate(week):O", title="Week of"),
-                y=alt.Y("members:Q", title=None),
-                color=alt.Color("churn_reason:N", title="Reason"),
+                x=alt.X(
+                    "label:N",
+                    title=None,
+                    sort=alt.SortField("week"),
+                    axis=alt.Axis(labelOverlap=False, labelAngle=-45),
+                ),
+                y=alt.Y("members:Q", title=None, axis=alt.Axis(format="d", tickMinStep=1)),
+                color=alt.Color("reason:N", title="Reason"),
                 tooltip=[
-                    alt.Tooltip("week:T", title="Week of"),
-                    alt.Tooltip("churn_reason:N", title="Reason"),
+                    alt.Tooltip("label:N", title="Week"),
+                    alt.Tooltip("reason:N", title="Reason"),
                     alt.Tooltip("members:Q", title="Members", format=","),
                 ],
             ),
             width="stretch",
         )
 with right:
-    risky = history[history["churn_status"].isin(["at_risk", "churned"])]
+    risky = history[history["churn_status"].isin(["at_risk", "churned"])].copy()
+    risky["status"] = risky["churn_status"].map(STATUS)
     if risky.empty:
-        st.info("No daily run recorded a status in this period (snap_churn_status).")
+        st.info("No daily run recorded a status in this period.")
     else:
         st.altair_chart(
-            alt.Chart(risky, title="At risk and churned at each daily run (snap_churn_status)")
+            alt.Chart(risky, title="At risk and churned at each daily run")
             .mark_line(point=True, interpolate="step-after")
             .encode(
                 x=alt.X("as_of:T", title=None),
-                y=alt.Y("members:Q", title=None),
-                color=alt.Color("churn_status:N", title="Status"),
+                y=alt.Y("members:Q", title=None, axis=alt.Axis(format="d", tickMinStep=1)),
+                color=alt.Color("status:N", title="Status"),
                 tooltip=[
                     alt.Tooltip("as_of:T", title="Run of"),
-                    alt.Tooltip("churn_status:N", title="Status"),
+                    alt.Tooltip("status:N", title="Status"),
                     alt.Tooltip("members:Q", title="Members", format=","),
                 ],
             ),
@@ -121,12 +150,15 @@ st.caption(
 )
 ui.table(
     at_risk,
+    user_id="Member id",
     handle="Member",
     email_masked="Email",
     home_location="Home gym",
     at_risk_since=ui.date("At risk since"),
     last_visit_date=ui.date("Last visit"),
     days_inactive=ui.count("Days inactive"),
+    usual_class="Usual class",
+    usual_gym="Usual gym",
     baseline_weekly_rate=ui.decimal("Visits/week before"),
     recent_weekly_rate=ui.decimal("Visits/week lately"),
 )
@@ -134,10 +166,13 @@ ui.download_csv(
     at_risk,
     "at-risk-members.csv",
     label="Download the at-risk list (CSV)",
+    user_id="Member id",
     handle="Member",
     email_masked="Email",
     home_location="Home gym",
     at_risk_since="At risk since",
     last_visit_date="Last visit",
     days_inactive="Days inactive",
+    usual_class="Usual class",
+    usual_gym="Usual gym",
 )
