@@ -314,14 +314,41 @@ def moment(label: str | None = None) -> Any:
     return st.column_config.DatetimeColumn(label, format="YYYY-MM-DD HH:mm")
 
 
+def _as_text(values: pd.Series, spec: Any) -> pd.Series:
+    """A column with missing values as text for people: each value formatted, a gap "–"."""
+    if isinstance(spec, Percent):
+        sign = "+" if spec.signed else ""
+        return values.map(lambda v: "–" if pd.isna(v) else f"{v * 100:{sign},.{spec.digits}f}%")
+    if pd.api.types.is_datetime64_any_dtype(values):
+        return values.map(lambda v: "–" if pd.isna(v) else f"{v:%Y-%m-%d}")
+    if pd.api.types.is_numeric_dtype(values):
+        whole = values.dropna().eq(values.dropna().round()).all()
+        return values.map(lambda v: fmt.count(v) if whole else fmt.number(v))
+    return values.map(lambda v: "–" if v is None or pd.isna(v) else v)
+
+
+def _label(spec: Any) -> str | None:
+    if isinstance(spec, str):
+        return spec
+    if isinstance(spec, Percent):
+        return spec.label
+    return spec.get("label") if isinstance(spec, dict) else None
+
+
 def table(frame: pd.DataFrame, **columns: Any) -> None:
     """A read-only table without the index, only ``columns`` shown, in their order; each maps
     to a column config, a label, or :func:`percent` (the shares are shown times 100 with a
-    percent sign; the frame itself is not changed)."""
+    percent sign; the frame itself is not changed). A column with a missing value is shown as
+    text, the gap as "–" (never "None")."""
     config: dict[str, Any] = {}
     shown = frame
     for name, spec in columns.items():
-        if isinstance(spec, str):
+        if name in frame and frame[name].isna().any():
+            if shown is frame:
+                shown = frame.copy()
+            shown[name] = _as_text(frame[name], spec)
+            config[name] = st.column_config.Column(label=_label(spec))
+        elif isinstance(spec, str):
             config[name] = st.column_config.Column(label=spec)
         elif isinstance(spec, Percent):
             if shown is frame:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
+import pandas as pd
 import pytest
 import redis
 from streamlit.testing.v1 import AppTest
@@ -466,7 +467,7 @@ def test_retention_counts_and_masked_members(env: BuiltLake) -> None:
     got = metrics(at)
     assert got["Churn status: at risk"][0] == f"{counts.get('at_risk', 0):,}"
     assert got["Churn status: churned"][0] == f"{counts.get('churned', 0):,}"
-    at_risk = at.dataframe[0].value
+    at_risk = next(d.value for d in at.dataframe if "email_masked" in d.value)
     assert len(at_risk) == min(counts.get("at_risk", 0), data.AT_RISK_ROWS)
     assert all("***@" in e for e in at_risk["email_masked"])
     # actionable: the booking system's member id, and the class and gym they usually come to
@@ -806,3 +807,57 @@ def test_peak_hours_and_visits_per_member_are_the_warehouses(env: BuiltLake) -> 
     assert shown == f"{sum(1 for v in members.values() if v == 0):,}"
     at = open_page("locations", at)
     assert at.selectbox(key="peak_hours_gym").value == sorted(set(hours["location"]))[0]
+
+
+def test_member_movement_adds_up_and_is_the_warehouses(env: BuiltLake) -> None:
+    start, end = default_period(env)
+    move = data.member_movement(DuckDBWarehouse(env.warehouse), Filters(start, end), "W-SUN")
+    joined = sql(
+        env, "select count(*) from dim_users where join_date between ? and ?", [start, end]
+    )
+    lost = sql(
+        env,
+        "select count(*) from mart_churn where churn_status = 'churned' "
+        "and cast(churn_date as date) between ? and ?",
+        [start, end],
+    )
+    assert (move["joined"].sum(), move["lost"].sum()) == (joined[0][0], lost[0][0])
+    assert (move["end"] == move["start"] + move["joined"] - move["lost"]).all()
+    assert list(move["start"].iloc[1:]) == list(move["end"].iloc[:-1])  # one flows into the next
+    assert move["partial"].iloc[0] == (start.weekday() != 0)
+    at = open_page("retention")
+    assert "Member movement" in [h.value for h in at.subheader]
+
+
+def test_onboarding_counts_new_members_first_30_days(env: BuiltLake) -> None:
+    (first,) = sql(env, "select min(local_date) from fct_attendance")[0]
+    _, end = default_period(env)
+    period = Filters(first, end)
+    got = data.onboarding(DuckDBWarehouse(env.warehouse), period, end)
+    last_join = end - dt.timedelta(days=data.ONBOARDING_DAYS - 1)
+    first_join = first - dt.timedelta(days=data.ONBOARDING_DAYS - 1)
+    expected = dict(
+        sql(
+            env,
+            "select u.user_id, count(a.user_id) from dim_users u left join fct_attendance a "
+            "on a.user_id = u.user_id and a.location is not null "
+            "and a.local_date between u.join_date and u.join_date + 29 "
+            "where u.join_date between ? and ? group by u.user_id",
+            [first_join, last_join],
+        )
+    )
+    assert dict(zip(got["user_id"], got["visits_30d"], strict=True)) == expected
+    days = sql(
+        env,
+        "select user_id, list(distinct local_date order by local_date)[1:2] from fct_attendance "
+        "where location is not null and user_id in (select user_id from dim_users "
+        "where join_date between ? and ?) and local_date <= ? group by user_id",
+        [first_join, last_join, end],
+    )
+    firsts = {u: [*d, None, None][:2] for u, d in days}
+    for _, row in got.iterrows():
+        want = firsts.get(row["user_id"], [None, None])
+        seen = [None if pd.isna(v) else v.date() for v in (row["first_visit"], row["second_visit"])]
+        assert seen == want, row["user_id"]
+    at = open_page("retention")
+    assert "New members" in metrics(at)

@@ -42,3 +42,38 @@ def test_the_tables_built_in_csv_export_is_off() -> None:
     at = AppTest.from_file(str(APP), default_timeout=60)
     at.run()
     assert st.get_option("client.disableDataExport") is True
+
+
+def _table_with_gaps() -> None:
+    import pandas as pd
+
+    from dashboard import ui
+
+    frame = pd.DataFrame(
+        {
+            "gym": ["Peak A", None],
+            "change": [0.06, None],
+            "members": [199.0, None],
+            "since": pd.to_datetime(["2026-11-02", None]),
+        }
+    )
+    ui.table(
+        frame,
+        gym="Gym",
+        change=ui.percent("vs previous period", signed=True),
+        members=ui.count("Members per day"),
+        since=ui.date("Since"),
+    )
+
+
+def test_a_table_never_shows_none_for_a_missing_value() -> None:
+    at = AppTest.from_function(_table_with_gaps, default_timeout=60)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    shown = at.dataframe[0].value
+    assert shown.to_dict("list") == {
+        "gym": ["Peak A", "–"],
+        "change": ["+6.0%", "–"],
+        "members": ["199", "–"],
+        "since": ["2026-11-02", "–"],
+    }

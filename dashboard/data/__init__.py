@@ -40,11 +40,14 @@ from dashboard.data.locations import (
 from dashboard.data.retention import (
     AT_RISK_ROWS,
     COHORT_MONTHS,
+    ONBOARDING_DAYS,
     at_risk_members,
     churn_status_now,
     churned,
     cohort_window,
     cohorts,
+    member_movement,
+    onboarding,
     status_history,
 )
 
@@ -54,6 +57,7 @@ __all__ = [
     "DAY",
     "DEFAULT_DAYS",
     "KPIS",
+    "ONBOARDING_DAYS",
     "WEEKDAYS",
     "Bounds",
     "Filters",
@@ -73,6 +77,8 @@ __all__ = [
     "mart_board",
     "mart_boards",
     "mart_winners",
+    "member_movement",
+    "onboarding",
     "overview",
     "peak_hours",
     "status_history",

@@ -36,6 +36,95 @@ for card, (status, label) in zip(cards, STATUS.items(), strict=True):
         border=True,
     )
 
+st.subheader("Member movement")
+per = "W-SUN" if f.days <= 92 else "M"
+movement = ui.query("member_movement", f, per)
+if movement.empty:
+    st.info("No member in this period.")
+else:
+    word = "week" if per == "W-SUN" else "month"
+    movement["label"] = movement["bucket"].dt.strftime("w/c %d %b" if per == "W-SUN" else "%b %Y")
+    movement.loc[movement["partial"], "label"] += " (partial)"
+    flows = movement.melt(
+        id_vars=["label", "bucket"], value_vars=["joined", "lost"], var_name="flow", value_name="n"
+    )
+    flows["flow"] = flows["flow"].map({"joined": "Joined", "lost": "Lost (churned)"})
+    flows.loc[flows["flow"] == "Lost (churned)", "n"] *= -1
+    st.altair_chart(
+        alt.Chart(flows, title=f"Members who joined and who were lost, per {word}")
+        .mark_bar()
+        .encode(
+            x=alt.X(
+                "label:N",
+                title=None,
+                sort=alt.SortField("bucket"),
+                axis=alt.Axis(labelOverlap=False, labelAngle=-45),
+            ),
+            y=alt.Y("n:Q", title="Members", axis=alt.Axis(format=",d", tickMinStep=1)),
+            color=alt.Color(
+                "flow:N",
+                title=None,
+                scale=alt.Scale(domain=["Joined", "Lost (churned)"], range=["#2ca02c", "#d62728"]),
+            ),
+            tooltip=[
+                alt.Tooltip("label:N", title=word.title()),
+                alt.Tooltip("flow:N", title="Flow"),
+                alt.Tooltip("n:Q", title="Members", format="+,"),
+            ],
+        ),
+        width="stretch",
+    )
+    ui.table(
+        movement,
+        label=word.title(),
+        start=ui.count("Members at start"),
+        joined=ui.count("Joined"),
+        lost=ui.count("Lost"),
+        net=st.column_config.NumberColumn("Net", format="%+d"),
+        end=ui.count("Members at end"),
+        attrition=ui.percent("Attrition"),
+    )
+    st.caption(
+        f"Per {word} of the chosen dates (a cut one marked partial), members of the chosen home "
+        "gyms: lost means churned (cancelled, or inactive past the threshold) on that date; "
+        "attrition is lost over the members at the start."
+    )
+
+st.subheader("New members' first 30 days")
+data_end = ui.bounds().last
+newcomers = ui.query("onboarding", f, data_end) if data_end else None
+if newcomers is None or newcomers.empty:
+    st.info(
+        f"No member of the chosen gyms completed their first {data.ONBOARDING_DAYS} days "
+        "in this period."
+    )
+else:
+    came = newcomers["first_visit"].notna()
+    back = newcomers["second_visit"].notna()
+    to_second = (newcomers["second_visit"] - newcomers["first_visit"]).dt.days
+    cols = st.columns(4)
+    cols[0].metric("New members", fmt.count(len(newcomers)), border=True)
+    cols[1].metric(
+        "Visits in their first 30 days (median)",
+        fmt.number(float(newcomers["visits_30d"].median()), 1),
+        border=True,
+    )
+    cols[2].metric(
+        "Came back for a second day",
+        fmt.pct(back.sum() / len(newcomers)),
+        help="Share of the new members who came on two different days (ever, up to today).",
+        border=True,
+    )
+    cols[3].metric(
+        "Days from first to second visit (median)",
+        fmt.number(float(to_second.median()), 0) if back.any() else "–",
+        border=True,
+    )
+    st.caption(
+        f"Members whose first {data.ONBOARDING_DAYS} days ended in the chosen dates; "
+        f"{fmt.count((~came).sum())} of them have not visited yet."
+    )
+
 first, last = data.cohort_window(f)
 cohorts = ui.query("cohorts", f)
 history_start = ui.bounds().first
