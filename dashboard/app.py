@@ -29,6 +29,7 @@ PAGES = {
         ("views/locations.py", "Locations", ":material/location_on:"),
         ("views/classes.py", "Classes and instructors", ":material/fitness_center:"),
         ("views/retention.py", "Retention", ":material/group:"),
+        ("views/member.py", "Member", ":material/person_search:"),
     ],
     "Pipeline": [
         ("views/quality.py", "Data quality", ":material/fact_check:"),

@@ -39,13 +39,23 @@ pytestmark = pytest.mark.xdist_group("dashboard")
 ROOT = Path(__file__).resolve().parents[1]
 APP = ROOT / "dashboard" / "app.py"
 PEAK = [sys.executable, "-c", "from peak.cli import app; app(prog_name='peak')"]
-PAGES = ("overview", "leaderboard", "locations", "classes", "retention", "quality", "activation")
+PAGES = (
+    "overview",
+    "leaderboard",
+    "locations",
+    "classes",
+    "retention",
+    "member",
+    "quality",
+    "activation",
+)
 TITLES = {
     "overview": "Overview",
     "leaderboard": "Leaderboard",
     "locations": "Locations",
     "classes": "Classes and instructors",
     "retention": "Retention",
+    "member": "Member",
     "quality": "Data quality",
     "activation": "Activation",
 }
@@ -861,3 +871,32 @@ def test_onboarding_counts_new_members_first_30_days(env: BuiltLake) -> None:
         assert seen == want, row["user_id"]
     at = open_page("retention")
     assert "New members" in metrics(at)
+
+
+def test_member_page_shows_one_members_visits_and_status_history(env: BuiltLake) -> None:
+    (user_id,) = sql(
+        env,
+        "select user_id from snap_churn_status group by user_id "
+        "order by count(*) desc, user_id limit 1",
+    )[0]
+    at = open_page("member")
+    at.text_input(key="member_id").set_value(user_id).run()
+    assert not at.exception
+    (handle,) = sql(env, "select handle from dim_users where user_id = ?", [user_id])[0]
+    assert metrics(at)["Member"][0] == handle
+    visits, history = (d.value for d in at.dataframe)
+    (total,) = sql(
+        env,
+        "select count(*) from fct_attendance where user_id = ? and location is not null",
+        [user_id],
+    )[0]
+    assert len(visits) == min(total, 50)
+    versions = sql(
+        env,
+        "select churn_status from snap_churn_status where user_id = ? order by dbt_valid_from",
+        [user_id],
+    )
+    labels = {"active": "Active", "at_risk": "At risk", "churned": "Churned"}
+    assert list(history["status"]) == [labels[s] for (s,) in versions]
+    at.text_input(key="member_id").set_value("NOBODY").run()
+    assert any("No member with this id" in i.value for i in at.info)

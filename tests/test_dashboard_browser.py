@@ -41,6 +41,7 @@ PAGES = (
     "Locations",
     "Classes and instructors",
     "Retention",
+    "Member",
     "Data quality",
     "Activation",
 )

@@ -37,6 +37,7 @@ from dashboard.data.locations import (
     location_summary,
     peak_hours,
 )
+from dashboard.data.member import member_profile, member_status_history, member_visits
 from dashboard.data.retention import (
     AT_RISK_ROWS,
     COHORT_MONTHS,
@@ -78,6 +79,9 @@ __all__ = [
     "mart_boards",
     "mart_winners",
     "member_movement",
+    "member_profile",
+    "member_status_history",
+    "member_visits",
     "onboarding",
     "overview",
     "peak_hours",
