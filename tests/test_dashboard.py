@@ -900,3 +900,19 @@ def test_member_page_shows_one_members_visits_and_status_history(env: BuiltLake)
     assert list(history["status"]) == [labels[s] for (s,) in versions]
     at.text_input(key="member_id").set_value("NOBODY").run()
     assert any("No member with this id" in i.value for i in at.info)
+
+
+def test_membership_mix_is_the_warehouses(env: BuiltLake) -> None:
+    _, end = default_period(env)
+    gym = sql(env, "select min(home_location) from dim_users")[0][0]
+    mix = data.membership_mix(DuckDBWarehouse(env.warehouse), Filters(end, end, (gym,)))
+    rows = sql(
+        env,
+        "select plan, status, count(*) from dim_users "
+        "where join_date <= ? and home_location = ? group by all",
+        [end, gym],
+    )
+    got = zip(mix["plan"], mix["status"], mix["members"], strict=True)
+    assert sorted(got) == sorted(rows) and set(mix["location"]) == {gym}
+    at = open_page("locations")
+    assert "Membership mix" in [h.value for h in at.subheader]

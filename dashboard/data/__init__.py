@@ -35,6 +35,7 @@ from dashboard.data.locations import (
     home_members,
     location_daily,
     location_summary,
+    membership_mix,
     peak_hours,
 )
 from dashboard.data.member import member_profile, member_status_history, member_visits
@@ -82,6 +83,7 @@ __all__ = [
     "member_profile",
     "member_status_history",
     "member_visits",
+    "membership_mix",
     "onboarding",
     "overview",
     "peak_hours",

@@ -124,3 +124,18 @@ def peak_hours(warehouse: Warehouse, filters: Filters) -> pd.DataFrame:
     weekdays = (days.dt.weekday + 1).value_counts()
     frame["per_day"] = frame["check_ins"] / frame["weekday"].map(weekdays)
     return frame
+
+
+MIX_SQL = """
+select home_location as location, plan, status, count(*) as members
+from dim_users
+where join_date <= cast(? as date) and {locations}
+group by home_location, plan, status
+"""
+
+
+def membership_mix(warehouse: Warehouse, filters: Filters) -> pd.DataFrame:
+    """Members per home gym, plan and membership status (active, frozen, cancelled), of those
+    who had joined by the period's end (today's plan and status)."""
+    where, locs = _in("home_location", filters.locations)
+    return _run(warehouse, MIX_SQL.format(locations=where), [_iso(filters.end), *locs])

@@ -136,6 +136,46 @@ else:
         "period's days of that weekday: the gym's busy hours, not only the classes' start times."
     )
 
+st.subheader("Membership mix")
+mix = ui.query("membership_mix", f)
+if mix.empty:
+    st.info("No member of the chosen gyms had joined by the period's end.")
+else:
+    plans = sorted(mix["plan"].dropna().unique())
+    chosen_plans = (
+        st.pills("Plans", plans, selection_mode="multi", default=plans, key="mix_plans") or plans
+    )
+    mix = mix[mix["plan"].isin(chosen_plans)].assign(
+        status=lambda d: d["status"].str.title(), plan=lambda d: d["plan"].str.title()
+    )
+    st.altair_chart(
+        alt.Chart(mix, title="Members by plan and status (home gym)")
+        .mark_bar()
+        .encode(
+            x=alt.X("members:Q", title="Members", axis=alt.Axis(format=",d", tickMinStep=1)),
+            y=alt.Y("plan:N", title=None, axis=alt.Axis(labelOverlap=False, labelLimit=0)),
+            color=alt.Color(
+                "status:N",
+                title="Status",
+                scale=alt.Scale(
+                    domain=["Active", "Frozen", "Cancelled"],
+                    range=["#2ca02c", "#1f77b4", "#a0a0a0"],
+                ),
+            ),
+            tooltip=[
+                alt.Tooltip("plan:N", title="Plan"),
+                alt.Tooltip("status:N", title="Status"),
+                alt.Tooltip("members:Q", title="Members", format=","),
+            ],
+        )
+        .properties(height=alt.Step(34)),
+        width="stretch",
+    )
+    st.caption(
+        "Members who had joined by the period's end, by today's plan and status; the plans "
+        "chosen above filter this chart."
+    )
+
 st.subheader("Per gym")
 summary = data.location_summary(daily, members)
 ui.table(
