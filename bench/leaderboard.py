@@ -44,7 +44,7 @@ sys.path.insert(0, str(HERE.parent))
 import redis  # noqa: E402
 
 from activation.base import SinkContext  # noqa: E402
-from activation.leaderboard.boards import MART, MEMBER_FIELDS, Keys  # noqa: E402
+from activation.leaderboard.boards import MART, MEMBER_FIELDS, Keys, encode_score  # noqa: E402
 from activation.leaderboard.sink import LeaderboardSink  # noqa: E402
 from peak.core.lake import Lake  # noqa: E402
 from peak.core.report import new_run_id  # noqa: E402
@@ -103,7 +103,7 @@ def naive(lake: Lake, client: redis.Redis, members: int, ttl: int) -> float:
     rows = (
         DuckDBWarehouse(serving_path(lake))
         .query(
-            f"select user_id, board, iso_week, handle, home_location, visits, rank from {MART} "
+            f"select user_id, board, iso_week, handle, visits, rank from {MART} "
             "where user_id in (select distinct user_id from "
             f"{MART} order by user_id limit ?) order by user_id, board",
             [members],
@@ -119,7 +119,7 @@ def naive(lake: Lake, client: redis.Redis, members: int, ttl: int) -> float:
         pipe = client.pipeline(transaction=False)
         for e in entries:
             board = keys.board(e["iso_week"], e["board"])
-            pipe.zadd(board, {user_id: (e["visits"] << 32) | ((1 << 32) - e["rank"])})
+            pipe.zadd(board, {user_id: encode_score(e["visits"])})
         for field in MEMBER_FIELDS:
             pipe.hset(keys.members(field), user_id, e[field])
         pipe.execute()

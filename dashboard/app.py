@@ -29,6 +29,7 @@ PAGES = {
         ("views/locations.py", "Locations", ":material/location_on:"),
         ("views/classes.py", "Classes and instructors", ":material/fitness_center:"),
         ("views/retention.py", "Retention", ":material/group:"),
+        ("views/member.py", "Member", ":material/person_search:"),
     ],
     "Pipeline": [
         ("views/quality.py", "Data quality", ":material/fact_check:"),
@@ -37,6 +38,9 @@ PAGES = {
 }
 
 st.set_page_config(page_title="Peak Fitness", page_icon=":material/exercise:", layout="wide")
+# The tables' built-in CSV export writes cells as they are (a member's "=HYPERLINK(…)" would run
+# in a spreadsheet): off; every CSV comes from ui.download_csv, formula-safe.
+st.set_option("client.disableDataExport", True)
 navigation = st.navigation(
     {
         section: [

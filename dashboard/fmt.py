@@ -69,3 +69,32 @@ def mask_emails(text: Any) -> Any:
     if not isinstance(text, str):
         return text
     return EMAIL.sub(lambda m: f"{m.group(1)}***@{m.group(2)}", text)
+
+
+def rank(value: Any, tied: Any = False) -> str:
+    """A leaderboard rank as sports tables show it: ``1``, or ``=1`` when shared."""
+    if _missing(value):
+        return "–"
+    return f"={round(value)}" if tied else f"{round(value)}"
+
+
+#: What a spreadsheet reads as the start of a formula (OWASP, CSV injection).
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: Any) -> Any:
+    """A text cell a spreadsheet will not run: one starting like a formula gets a leading
+    ``'`` (``=HYPERLINK(…)`` -> ``'=HYPERLINK(…)``); other values as they are."""
+    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
+        return "'" + value
+    return value
+
+
+def csv_bytes(frame: Any) -> bytes:
+    """A DataFrame as UTF-8 CSV for people to open, every text cell and header through
+    :func:`csv_cell`: the one way the dashboard writes a CSV."""
+    safe = frame.rename(columns=lambda c: csv_cell(str(c)))
+    for column in safe.columns:
+        if safe[column].dtype == object or str(safe[column].dtype).startswith("string"):
+            safe[column] = safe[column].map(csv_cell)
+    return bytes(safe.to_csv(index=False), "utf-8")

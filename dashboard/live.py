@@ -17,7 +17,7 @@ import pandas as pd
 import redis
 
 from activation.base import SinkError
-from activation.leaderboard.boards import Keys, member_details, visits_of
+from activation.leaderboard.boards import Keys, member_details, ranks, visits_of
 from activation.leaderboard.boards import connect as connect_boards
 from peak.core.errors import DashboardError
 from peak.core.settings import RedisSettings
@@ -71,55 +71,79 @@ class LiveLeaderboard:
         return dict(sorted(names.items(), key=lambda kv: (kv[0] != OVERALL, kv[1])))
 
     def board(self, iso_week: str, board_slug: str, top: int) -> pd.DataFrame:
-        """The top of a board: ``rank, handle, home_location, visits, user_id`` in rank order,
-        with the members' display data from the ``P:members:<field>`` hashes."""
+        """The top of a board: ``rank, tied, handle, visits, user_id`` in rank order (ties by
+        handle, as the mart's fallback orders them: every member tied with the last one is read
+        before the cut), with the members' masked handles from the ``P:members:handle`` hash.
+        ``tied``: another member shares the rank, shown here or not."""
         key = self.keys.board(iso_week, board_slug)
         entries = cast(Scored, self.client.zrevrange(key, 0, top - 1, withscores=True))
+        if len(entries) == top:  # the members tied with the last one, beyond the cut too
+            last = entries[-1][1]
+            tied_last = cast(Scored, self.client.zrevrangebyscore(key, last, last, withscores=True))
+            entries = [e for e in entries if e[1] > last] + tied_last
         users = [_str(member) for member, _ in entries]
+        scores = [score for _, score in entries]
         details = member_details(self.client, self.keys, users)
-        return pd.DataFrame(
+        pipe = self.client.pipeline(transaction=False)
+        distinct = sorted(set(scores))
+        for score in distinct:
+            pipe.zcount(key, score, score)
+        sharing = dict(zip(distinct, pipe.execute() if distinct else [], strict=True))
+        frame = pd.DataFrame(
             {
-                "rank": range(1, len(users) + 1),
+                "rank": ranks(scores),
+                "tied": [sharing[score] > 1 for score in scores],
                 "handle": [
-                    _text(d[0]) or user_id for d, user_id in zip(details, users, strict=True)
+                    _text(d) or _unnamed(user_id) for d, user_id in zip(details, users, strict=True)
                 ],
-                "home_location": [_text(d[1]) for d in details],
-                "visits": [visits_of(score) for _, score in entries],
+                "visits": [visits_of(score) for score in scores],
                 "user_id": users,
             }
         )
+        return frame.sort_values(["rank", "handle"], kind="stable", ignore_index=True).head(top)
 
     def size(self, iso_week: str, board_slug: str) -> int:
         return int(self.client.zcard(self.keys.board(iso_week, board_slug)))
 
-    def winners(self, weeks: list[Week]) -> pd.DataFrame:
-        """Each week's first place on the overall board."""
+    def winners(self, weeks: list[Week], most: int = 50) -> pd.DataFrame:
+        """Each week's first place(s) on the overall board, tied winners one row each (at
+        most ``most`` a week)."""
         pipe = self.client.pipeline(transaction=False)
         for week in weeks:
             pipe.zrevrange(self.keys.board(week.iso_week, OVERALL), 0, 0, withscores=True)
         tops: list[Scored] = pipe.execute() if weeks else []
+        pipe = self.client.pipeline(transaction=False)
+        won = [(week, top[0][1]) for week, top in zip(weeks, tops, strict=True) if top]
+        for week, score in won:
+            key = self.keys.board(week.iso_week, OVERALL)
+            pipe.zrevrangebyscore(key, score, score, start=0, num=most)
+        firsts: list[list[bytes]] = pipe.execute() if won else []
         rows = []
-        for week, top in zip(weeks, tops, strict=True):
-            if not top:
-                continue
-            user_id, score = _str(top[0][0]), top[0][1]
-            ((handle, home),) = member_details(self.client, self.keys, [user_id])
-            rows.append(
-                {
-                    "week_start": pd.Timestamp(week.week_start),
-                    "iso_week": week.iso_week,
-                    "handle": _text(handle) or user_id,
-                    "home_location": _text(home),
-                    "visits": visits_of(score),
-                }
-            )
-        columns = ["week_start", "iso_week", "handle", "home_location", "visits"]
+        for (week, score), users in zip(won, firsts, strict=True):
+            ids = [_str(u) for u in users]
+            for user_id, handle in zip(
+                ids, member_details(self.client, self.keys, ids), strict=True
+            ):
+                rows.append(
+                    {
+                        "week_start": pd.Timestamp(week.week_start),
+                        "iso_week": week.iso_week,
+                        "handle": _text(handle) or _unnamed(user_id),
+                        "visits": visits_of(score),
+                    }
+                )
+        columns = ["week_start", "iso_week", "handle", "visits"]
         return pd.DataFrame(rows, columns=columns)
 
 
 def _str(value: bytes | str) -> str:
     """A Redis reply as text (the client is built without decode_responses)."""
     return value.decode() if isinstance(value, bytes) else value
+
+
+def _unnamed(user_id: str) -> str:
+    """A board entry whose handle Redis lost: a mask, never the raw member id."""
+    return "Member ***" + user_id[-4:]
 
 
 def _text(value: bytes | str | None) -> str | None:

@@ -198,7 +198,6 @@ def _live_week(
             "boards": names,
             "tops": {slug: board.board(week.iso_week, slug, top) for slug in names},
             "sizes": {slug: board.size(week.iso_week, slug) for slug in names},
-            "winners": board.winners(list(weeks)),
         }
     except redis.RedisError as exc:
         return {"error": f"redis error at {redacted_url(url)}: {type(exc).__name__}"}
@@ -207,8 +206,8 @@ def _live_week(
 
 
 def live_week(week: live.Week, weeks: list[live.Week], top: int) -> dict[str, Any]:
-    """One week's boards from Redis: names, the top of each, sizes and past weeks' winners;
-    or ``{"error": why}`` when Redis could not be read."""
+    """One week's boards from Redis: names, the top of each and sizes; or ``{"error": why}``
+    when Redis could not be read."""
     s = context().settings
     return _live_week(s.redis.url, s.leaderboard.prefix, week, tuple(weeks), top, _s=s.redis)
 
@@ -246,7 +245,8 @@ def sidebar() -> None:
             max_value=b.last,
             key=DATES_KEY,
             format="YYYY-MM-DD",
-            help="Every figure is compared with the period of equal length just before.",
+            help="Every figure is compared with a period as long, on the same weekdays, "
+            "just before (shifted back by whole weeks).",
         )
         published = ctx.published_at()
         where = (
@@ -298,10 +298,12 @@ class Percent:
 
     label: str | None = None
     digits: int = 1
+    signed: bool = False
 
 
-def percent(label: str | None = None, digits: int = 1) -> Percent:
-    return Percent(label, digits)
+def percent(label: str | None = None, digits: int = 1, signed: bool = False) -> Percent:
+    """A share column; ``signed`` for a change (``+6.0%``, ``-2.1%``)."""
+    return Percent(label, digits, signed)
 
 
 def date(label: str | None = None) -> Any:
@@ -312,20 +314,67 @@ def moment(label: str | None = None) -> Any:
     return st.column_config.DatetimeColumn(label, format="YYYY-MM-DD HH:mm")
 
 
+def _as_text(values: pd.Series, spec: Any) -> pd.Series:
+    """A column with missing values as text for people: each value formatted, a gap "–"."""
+    if isinstance(spec, Percent):
+        sign = "+" if spec.signed else ""
+        return values.map(lambda v: "–" if pd.isna(v) else f"{v * 100:{sign},.{spec.digits}f}%")
+    if pd.api.types.is_datetime64_any_dtype(values):
+        return values.map(lambda v: "–" if pd.isna(v) else f"{v:%Y-%m-%d}")
+    if pd.api.types.is_numeric_dtype(values):
+        whole = values.dropna().eq(values.dropna().round()).all()
+        return values.map(lambda v: fmt.count(v) if whole else fmt.number(v))
+    return values.map(lambda v: "–" if v is None or pd.isna(v) else v)
+
+
+def _label(spec: Any) -> str | None:
+    if isinstance(spec, str):
+        return spec
+    if isinstance(spec, Percent):
+        return spec.label
+    return spec.get("label") if isinstance(spec, dict) else None
+
+
 def table(frame: pd.DataFrame, **columns: Any) -> None:
     """A read-only table without the index, only ``columns`` shown, in their order; each maps
     to a column config, a label, or :func:`percent` (the shares are shown times 100 with a
-    percent sign; the frame itself is not changed)."""
+    percent sign; the frame itself is not changed). A column with a missing value is shown as
+    text, the gap as "–" (never "None")."""
     config: dict[str, Any] = {}
     shown = frame
     for name, spec in columns.items():
-        if isinstance(spec, str):
+        if name in frame and frame[name].isna().any():
+            if shown is frame:
+                shown = frame.copy()
+            shown[name] = _as_text(frame[name], spec)
+            config[name] = st.column_config.Column(label=_label(spec))
+        elif isinstance(spec, str):
             config[name] = st.column_config.Column(label=spec)
         elif isinstance(spec, Percent):
             if shown is frame:
                 shown = frame.copy()
             shown[name] = shown[name] * 100
-            config[name] = st.column_config.NumberColumn(spec.label, format=f"%.{spec.digits}f%%")
+            sign = "+" if spec.signed else ""
+            config[name] = st.column_config.NumberColumn(
+                spec.label, format=f"%{sign}.{spec.digits}f%%"
+            )
         else:
             config[name] = spec
     st.dataframe(shown, hide_index=True, column_order=list(columns) or None, column_config=config)
+
+
+def download_csv(
+    frame: pd.DataFrame, file_name: str, label: str = "Download CSV", **columns: str
+) -> None:
+    """A download button for ``frame`` as CSV, only ``columns`` (renamed to their labels), made
+    formula-safe by :func:`dashboard.fmt.csv_bytes`. The tables' own CSV export is switched off
+    (``client.disableDataExport`` in app.py): it would write cells as they are."""
+    shown = frame[list(columns)].rename(columns=columns) if columns else frame
+    st.download_button(
+        label,
+        data=fmt.csv_bytes(shown),
+        file_name=file_name,
+        mime="text/csv",
+        icon=":material/download:",
+        on_click="ignore",
+    )

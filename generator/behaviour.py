@@ -17,7 +17,10 @@ _TARGET_UTILISATION = 0.72
 #: A slot below this many classes' worth of demand is not run, except the day's busiest ones.
 _MIN_SLOT_DEMAND = 0.35
 _CORE_SLOTS = 3
-_PMAX = 0.95  # at most one check-in a day, never quite certain
+_PMAX = 0.95  # a visit day is never quite certain
+#: Share of visit days on which a member books a second class (real members do, at the same
+#: gym, another class than the first); the calibration keeps ~100 check-ins a year.
+_DOUBLE_CLASS = 0.06
 _HONEYMOON = 0.6  # new members' extra keenness, decaying over ~3 weeks
 _PRE_HISTORY_DAYS = 3 * 365  # how far back the earliest members joined
 _PRE_HISTORY_SHARE = 0.5  # members who joined before the history starts

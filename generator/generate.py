@@ -46,6 +46,7 @@ import pyarrow.compute as pc
 
 import contracts
 from generator.behaviour import (
+    _DOUBLE_CLASS,
     _FLOOR_DATE,
     _PMAX,
     _PRE_HISTORY_DAYS,
@@ -295,11 +296,17 @@ class _Generator:
             idx = pop.eligible(t)
             p = np.minimum(pop.intensity(idx, t, wd, _season(day)), _PMAX)
             visitors = idx[rng.random(len(idx), dtype=np.float32) < p]
+            # Some book a second class that day (their own stream: the first choices stay).
+            double = _rng(self.seed, 9, t).random(len(visitors)) < _DOUBLE_CLASS
+            visitors = np.concatenate([visitors, visitors[double]])
             # The class: among the home gym's classes of the weekday, by preferred time.
             group = pop.loc[visitors].astype(np.int64) * n_pref + pop.pref[visitors]
             pos = np.searchsorted(tt.cum[wd], group + rng.random(len(visitors)), side="right")
             pos = np.minimum(pos, tt.group_end[wd][group] - 1)
             cls = tt.cls[wd][pos]
+            # A second booking of the same class is no second class: dropped.
+            once = np.sort(np.unique(visitors * len(tt.class_ids) + cls, return_index=True)[1])
+            visitors, cls = visitors[once], cls[once]
             offset = np.clip(rng.normal(-480, 300, len(visitors)), -1800, 600).astype(np.int64)
             sec = tt.start_sec[cls].astype(np.int64) + offset
             # A full class turns away the latest arrivals.

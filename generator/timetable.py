@@ -15,6 +15,7 @@ from generator.behaviour import (
     _CAPACITY_LOSS,
     _CLASS_TYPES,
     _CORE_SLOTS,
+    _DOUBLE_CLASS,
     _FRIDAY_EVENING,
     _INSTRUCTOR_FIRST,
     _INSTRUCTOR_LAST,
@@ -46,6 +47,7 @@ def _calibrate(
         idx = sample.eligible(t)
         grid[t, idx] = sample.intensity(idx, t, day.weekday(), _season(day))
     want = TARGET_VISITS_PER_YEAR * days / 365.0 * sample.n / (1 - _CAPACITY_LOSS)
+    want /= 1 + _DOUBLE_CLASS  # visit days; some hold two classes
     total = float(grid.sum(dtype=np.float64))
     scale = want / total if total > 0 else 1.0
     for _ in range(6):  # correct for the clipping at _PMAX
@@ -56,7 +58,7 @@ def _calibrate(
     np.minimum(grid * np.float32(scale), _PMAX, out=grid)
     onehot = np.zeros((sample.n, locations), dtype=np.float32)
     onehot[np.arange(sample.n), sample.loc] = 1
-    loads = (grid @ onehot) * (pop.n / sample.n)  # (days, locations)
+    loads = (grid @ onehot) * (pop.n / sample.n * (1 + _DOUBLE_CLASS))  # (days, locations)
     return scale, loads
 
 

@@ -21,11 +21,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
+import pandas as pd
 import pytest
 import redis
 from streamlit.testing.v1 import AppTest
 
-from activation.leaderboard import Keys, slug, visits_of
+from activation.leaderboard import Keys, ranks, slug, visits_of
 from dashboard import data, fmt, live, runs
 from dashboard.data import Filters
 from peak.core.lake import Lake
@@ -38,13 +39,23 @@ pytestmark = pytest.mark.xdist_group("dashboard")
 ROOT = Path(__file__).resolve().parents[1]
 APP = ROOT / "dashboard" / "app.py"
 PEAK = [sys.executable, "-c", "from peak.cli import app; app(prog_name='peak')"]
-PAGES = ("overview", "leaderboard", "locations", "classes", "retention", "quality", "activation")
+PAGES = (
+    "overview",
+    "leaderboard",
+    "locations",
+    "classes",
+    "retention",
+    "member",
+    "quality",
+    "activation",
+)
 TITLES = {
     "overview": "Overview",
     "leaderboard": "Leaderboard",
     "locations": "Locations",
     "classes": "Classes and instructors",
     "retention": "Retention",
+    "member": "Member",
     "quality": "Data quality",
     "activation": "Activation",
 }
@@ -222,7 +233,7 @@ def expected_overview(built: BuiltLake, start: dt.date, end: dt.date, gyms: list
         churned += gone and start <= churn_day <= end
         could += joined <= end and not (gone and churn_day < start)
     return {
-        "Active members": len({user for _, user in mine}),
+        "Members who visited": len({user for _, user in mine}),
         "Visits": len(mine),
         "Churn rate": churned / could if could else None,
         "New joins": sum(1 for (home,) in joins if in_gyms(home)),
@@ -245,12 +256,12 @@ def test_overview_figures_equal_the_warehouse(env: BuiltLake) -> None:
         env, start - dt.timedelta(days=days), start - dt.timedelta(days=1), []
     )
     got = metrics(at)
-    assert {label: value for label, (value, _) in got.items()} == shown(now)
-    assert now["Visits"] > 0 and now["Active members"] > 0
+    assert {label: got[label][0] for label in now} == shown(now)  # the four period figures
+    assert now["Visits"] > 0 and now["Members who visited"] > 0
     # each figure against the previous period of equal length
     assert got["Visits"][1] == fmt.delta_count(now["Visits"], before["Visits"])
-    assert got["Active members"][1] == fmt.delta_count(
-        now["Active members"], before["Active members"]
+    assert got["Members who visited"][1] == fmt.delta_count(
+        now["Members who visited"], before["Members who visited"]
     )
     assert got["New joins"][1] == fmt.delta_count(now["New joins"], before["New joins"])
     assert got["Churn rate"][1] == (fmt.delta_points(now["Churn rate"], before["Churn rate"]) or "")
@@ -265,8 +276,9 @@ def test_overview_follows_the_sidebar_filters(env: BuiltLake) -> None:
     at.sidebar.date_input(key="dates").set_value((start, end))
     at.run()
     assert not at.exception
-    got = {label: value for label, (value, _) in metrics(at).items()}
-    assert got == shown(expected_overview(env, start, end, gyms))
+    expected = expected_overview(env, start, end, gyms)
+    got = {label: value for label, (value, _) in metrics(at).items() if label in expected}
+    assert got == shown(expected)
     # the filters stay when another page is opened
     at = open_page("locations", at)
     assert at.sidebar.multiselect(key="locations").value == gyms
@@ -278,18 +290,25 @@ def test_overview_follows_the_sidebar_filters(env: BuiltLake) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-def test_leaderboard_shows_what_redis_holds(env: BuiltLake) -> None:
+def last_complete_week(env: BuiltLake) -> dt.date:
+    """The Monday of the newest week whose Sunday has data (the page's default week)."""
+    (last,) = sql(env, "select max(local_date) from fct_attendance where location is not null")[0]
+    return last - dt.timedelta(days=last.weekday() + (7 if last.weekday() < 6 else 0))
+
+
+def test_leaderboard_shows_what_redis_holds_ties_sharing_a_rank(env: BuiltLake) -> None:
     at = open_page("leaderboard")
     assert not at.warning
     assert any("Live from Redis" in c.value for c in at.caption)
+    week = at.selectbox(key="leaderboard_week").value
+    assert week.week_start == last_complete_week(env)  # not the week in progress
     keys = Keys(env.prefix)
     client = redis.Redis.from_url(env.redis_url, decode_responses=True)
     try:
-        newest = client.zrevrange(keys.weeks, 0, 0)[0]
-        assert at.selectbox(key="leaderboard_week").value.iso_week == newest
-        names = client.hgetall(keys.boards(newest))
-        top = client.zrevrange(keys.board(newest, "overall"), 0, 19, withscores=True)
-        handles = [client.hget(keys.members("handle"), user) for user, _ in top]
+        names = client.hgetall(keys.boards(week.iso_week))
+        key = keys.board(week.iso_week, "overall")
+        entries = client.zrevrange(key, 0, -1, withscores=True)
+        handles = {user: client.hget(keys.members("handle"), user) for user, _ in entries}
     finally:
         client.close()
     assert [t.label for t in at.tabs] == [
@@ -297,9 +316,15 @@ def test_leaderboard_shows_what_redis_holds(env: BuiltLake) -> None:
         *sorted(n for n in names.values() if n != "overall"),
     ]
     board = at.dataframe[0].value
-    assert list(board["handle"]) == handles
-    assert list(board["visits"]) == [visits_of(score) for _, score in top]
-    assert list(board["rank"]) == list(range(1, len(top) + 1))
+    places = ranks([s for _, s in entries])
+    sharing = {r: places.count(r) for r in places}
+    expected = sorted(
+        (rank, handles[user], visits_of(score))
+        for (user, score), rank in zip(entries, places, strict=True)
+    )[:20]  # by rank, ties by handle, as the mart's fallback orders them
+    shown = list(zip(board["place"], board["handle"], board["visits"], strict=True))
+    assert shown == [(("=" if sharing[r] > 1 else "") + str(r), h, v) for r, h, v in expected]
+    assert any(p.startswith("=") for p in board["place"])  # the demo's members do tie
 
 
 def test_cohorts_follow_the_gym_filter(env: BuiltLake) -> None:
@@ -364,7 +389,7 @@ def test_leaderboard_gym_filter_and_previous_weeks(env: BuiltLake) -> None:
     rows = sql(
         env,
         "select handle, visits from mart_leaderboard_weekly where week_start = ? and board = ? "
-        "order by rank limit 20",
+        "order by rank, handle limit 20",
         [previous.week_start, gym],
     )
     gym_board = at.dataframe[1].value
@@ -380,12 +405,13 @@ def test_leaderboard_falls_back_to_the_mart_when_redis_is_down(
     at = open_page("leaderboard")
     # Then the page says so, and shows the mart's board
     (warning,) = at.warning
-    assert "unreachable" in warning.value and "mart_leaderboard_weekly" in warning.value
+    assert "unreachable" in warning.value and "warehouse" in warning.value
+    assert "mart_" not in warning.value  # no internal name on screen
     rows = sql(
         env,
         "select handle, visits, streak_weeks from mart_leaderboard_weekly "
-        "where week_start = (select max(week_start) from mart_leaderboard_weekly) "
-        "and board = 'overall' order by rank limit 20",
+        "where week_start = ? and board = 'overall' order by rank, handle limit 20",
+        [last_complete_week(env)],
     )
     board = at.dataframe[0].value
     assert list(zip(board["handle"], board["visits"], board["streak_weeks"], strict=True)) == rows
@@ -449,11 +475,21 @@ def test_retention_counts_and_masked_members(env: BuiltLake) -> None:
     at = open_page("retention")
     counts = dict(sql(env, "select churn_status, count(*) from mart_churn group by churn_status"))
     got = metrics(at)
-    assert got["At risk today"][0] == f"{counts.get('at_risk', 0):,}"
-    assert got["Churned today"][0] == f"{counts.get('churned', 0):,}"
-    at_risk = at.dataframe[0].value
+    assert got["Churn status: at risk"][0] == f"{counts.get('at_risk', 0):,}"
+    assert got["Churn status: churned"][0] == f"{counts.get('churned', 0):,}"
+    at_risk = next(d.value for d in at.dataframe if "email_masked" in d.value)
     assert len(at_risk) == min(counts.get("at_risk", 0), data.AT_RISK_ROWS)
     assert all("***@" in e for e in at_risk["email_masked"])
+    # actionable: the booking system's member id, and the class and gym they usually come to
+    for _, member in at_risk.head(3).iterrows():
+        usual = sql(
+            env,
+            "select class_name, location, count(*) as n from fct_attendance "
+            "where user_id = ? and location is not null and class_name is not null "
+            "group by all order by n desc, class_name, location limit 1",
+            [member["user_id"]],
+        )
+        assert (member["usual_class"], member["usual_gym"]) == usual[0][:2]
 
 
 def test_no_email_address_is_shown_on_any_page(env: BuiltLake) -> None:
@@ -526,9 +562,10 @@ def test_activation_page_shows_the_last_syncs(env: BuiltLake) -> None:
     for sink, label in (("hubspot", "HubSpot"), ("email", "Retention emails")):
         (title,) = [k for k in got if k.startswith(label)]
         value, delta = got[title]
-        assert value == f"{stage[sink]['sent']:,} sent"
+        # no HubSpot token, no AWS credentials in the tests: dry runs, which send nothing
+        assert "(dry run)" in title
+        assert value == f"{stage[sink]['sent']:,} would be sent, none sent"
         assert delta == f"{stage[sink]['unchanged']:,} unchanged · {stage[sink]['failed']:,} failed"
-        assert "(dry run)" in title  # no HubSpot token, no AWS credentials in the tests
     table = at.dataframe[0].value
     assert set(stage) <= set(table["sink"])
 
@@ -645,6 +682,10 @@ def test_filters_previous_period_and_cohort_window() -> None:
     f = Filters(dt.date(2026, 11, 1), dt.date(2026, 11, 28), ("Peak B", "Peak A", "Peak A"))
     assert f.days == 28 and f.locations == ("Peak A", "Peak B")
     assert f.previous() == Filters(dt.date(2026, 10, 4), dt.date(2026, 10, 31), f.locations)
+    # a period that is no whole number of weeks is compared with the same weekdays
+    ten = Filters(dt.date(2026, 11, 19), dt.date(2026, 11, 28)).previous()
+    assert ten == Filters(dt.date(2026, 11, 5), dt.date(2026, 11, 14))
+    assert ten.start.weekday() == dt.date(2026, 11, 19).weekday() and ten.days == 10
     assert data.cohort_window(f) == (dt.date(2025, 12, 1), dt.date(2026, 11, 1))
     long = Filters(dt.date(2024, 3, 15), dt.date(2026, 11, 28))
     assert data.cohort_window(long) == (dt.date(2024, 3, 1), dt.date(2026, 11, 1))
@@ -699,3 +740,179 @@ def test_peak_dashboard_command(env: BuiltLake, tmp_path: Path) -> None:
     result = CliRunner().invoke(cli.app, ["--lake", str(tmp_path / "empty"), "dashboard"])
     assert result.exit_code == 1
     assert "no warehouse at" in result.output and "peak run" in result.output
+
+
+# ---------------------------------------------------------------------------------------------
+# Charts that cannot mislead
+# ---------------------------------------------------------------------------------------------
+
+
+def chart_problems(spec: dict, where: str) -> list[str]:
+    """A Vega-Lite spec's series without a legend, and bars whose axis may drop labels."""
+    found = []
+    for layer in [spec, *spec.get("layer", [])]:
+        mark = layer.get("mark")
+        kind = mark.get("type") if isinstance(mark, dict) else mark
+        encoding = layer.get("encoding", {})
+        for channel in ("color", "strokeDash", "shape"):
+            series = encoding.get(channel)
+            is_series = isinstance(series, dict) and series.get("type") == "nominal"
+            if is_series and "legend" in series and series["legend"] is None:
+                found.append(f"{where}: a {channel} series without a legend")
+        for channel in ("x", "y"):
+            axis = encoding.get(channel, {})
+            discrete = axis.get("type") in ("nominal", "ordinal")
+            if (
+                kind == "bar"
+                and discrete
+                and (axis.get("axis") or {}).get("labelOverlap") is not False
+            ):
+                found.append(f"{where}: bars on {channel} whose labels may be dropped")
+    return found
+
+
+def test_every_chart_has_its_legends_and_every_bar_its_label(env: BuiltLake) -> None:
+    problems: list[str] = []
+    at = AppTest.from_file(str(APP), default_timeout=60)
+    for setting in ("all gyms", "one gym"):
+        for page in PAGES:
+            at = open_page(page, at)
+            if setting == "one gym" and not at.sidebar.multiselect(key="locations").value:
+                gym = sorted(at.sidebar.multiselect(key="locations").options)[0]
+                at.sidebar.multiselect(key="locations").set_value([gym]).run()
+            for chart in at.get("arrow_vega_lite_chart"):
+                spec = json.loads(chart.proto.spec)
+                problems += chart_problems(spec, f"{page} ({setting})")
+    assert problems == []
+
+
+def test_peak_hours_and_visits_per_member_are_the_warehouses(env: BuiltLake) -> None:
+    start, end = default_period(env)  # 28 days: four of each weekday
+    warehouse = DuckDBWarehouse(env.warehouse)
+    hours = data.peak_hours(warehouse, Filters(start, end))
+    rows = sql(
+        env,
+        "select location, weekday, hour, count(*) from fct_attendance "
+        "where local_date between ? and ? and location is not null group by all",
+        [start, end],
+    )
+    got = zip(hours["location"], hours["weekday"], hours["hour"], hours["check_ins"], strict=True)
+    assert sorted(got) == sorted(rows)
+    assert (hours["per_day"] * 4 == hours["check_ins"]).all()
+
+    per_member = data.visits_per_member(warehouse, Filters(start, end))
+    members = dict(
+        sql(
+            env,
+            "select u.user_id, count(a.user_id) from dim_users u left join fct_attendance a "
+            "on a.user_id = u.user_id and a.local_date between ? and ? "
+            "and a.location is not null "
+            "where u.join_date <= ? and u.status <> 'cancelled' group by u.user_id",
+            [start, end, end],
+        )
+    )
+    assert dict(zip(per_member["user_id"], per_member["visits"], strict=True)) == members
+    at = open_page("overview")
+    shown = metrics(at)["Members with no visit"][0]
+    assert shown == f"{sum(1 for v in members.values() if v == 0):,}"
+    at = open_page("locations", at)
+    assert at.selectbox(key="peak_hours_gym").value == sorted(set(hours["location"]))[0]
+
+
+def test_member_movement_adds_up_and_is_the_warehouses(env: BuiltLake) -> None:
+    start, end = default_period(env)
+    move = data.member_movement(DuckDBWarehouse(env.warehouse), Filters(start, end), "W-SUN")
+    joined = sql(
+        env, "select count(*) from dim_users where join_date between ? and ?", [start, end]
+    )
+    lost = sql(
+        env,
+        "select count(*) from mart_churn where churn_status = 'churned' "
+        "and cast(churn_date as date) between ? and ?",
+        [start, end],
+    )
+    assert (move["joined"].sum(), move["lost"].sum()) == (joined[0][0], lost[0][0])
+    assert (move["end"] == move["start"] + move["joined"] - move["lost"]).all()
+    assert list(move["start"].iloc[1:]) == list(move["end"].iloc[:-1])  # one flows into the next
+    assert move["partial"].iloc[0] == (start.weekday() != 0)
+    at = open_page("retention")
+    assert "Member movement" in [h.value for h in at.subheader]
+
+
+def test_onboarding_counts_new_members_first_30_days(env: BuiltLake) -> None:
+    (first,) = sql(env, "select min(local_date) from fct_attendance")[0]
+    _, end = default_period(env)
+    period = Filters(first, end)
+    got = data.onboarding(DuckDBWarehouse(env.warehouse), period, end)
+    last_join = end - dt.timedelta(days=data.ONBOARDING_DAYS - 1)
+    first_join = first - dt.timedelta(days=data.ONBOARDING_DAYS - 1)
+    expected = dict(
+        sql(
+            env,
+            "select u.user_id, count(a.user_id) from dim_users u left join fct_attendance a "
+            "on a.user_id = u.user_id and a.location is not null "
+            "and a.local_date between u.join_date and u.join_date + 29 "
+            "where u.join_date between ? and ? group by u.user_id",
+            [first_join, last_join],
+        )
+    )
+    assert dict(zip(got["user_id"], got["visits_30d"], strict=True)) == expected
+    days = sql(
+        env,
+        "select user_id, list(distinct local_date order by local_date)[1:2] from fct_attendance "
+        "where location is not null and user_id in (select user_id from dim_users "
+        "where join_date between ? and ?) and local_date <= ? group by user_id",
+        [first_join, last_join, end],
+    )
+    firsts = {u: [*d, None, None][:2] for u, d in days}
+    for _, row in got.iterrows():
+        want = firsts.get(row["user_id"], [None, None])
+        seen = [None if pd.isna(v) else v.date() for v in (row["first_visit"], row["second_visit"])]
+        assert seen == want, row["user_id"]
+    at = open_page("retention")
+    assert "New members" in metrics(at)
+
+
+def test_member_page_shows_one_members_visits_and_status_history(env: BuiltLake) -> None:
+    (user_id,) = sql(
+        env,
+        "select user_id from snap_churn_status group by user_id "
+        "order by count(*) desc, user_id limit 1",
+    )[0]
+    at = open_page("member")
+    at.text_input(key="member_id").set_value(user_id).run()
+    assert not at.exception
+    (handle,) = sql(env, "select handle from dim_users where user_id = ?", [user_id])[0]
+    assert metrics(at)["Member"][0] == handle
+    visits, history = (d.value for d in at.dataframe)
+    (total,) = sql(
+        env,
+        "select count(*) from fct_attendance where user_id = ? and location is not null",
+        [user_id],
+    )[0]
+    assert len(visits) == min(total, 50)
+    versions = sql(
+        env,
+        "select churn_status from snap_churn_status where user_id = ? order by dbt_valid_from",
+        [user_id],
+    )
+    labels = {"active": "Active", "at_risk": "At risk", "churned": "Churned"}
+    assert list(history["status"]) == [labels[s] for (s,) in versions]
+    at.text_input(key="member_id").set_value("NOBODY").run()
+    assert any("No member with this id" in i.value for i in at.info)
+
+
+def test_membership_mix_is_the_warehouses(env: BuiltLake) -> None:
+    _, end = default_period(env)
+    gym = sql(env, "select min(home_location) from dim_users")[0][0]
+    mix = data.membership_mix(DuckDBWarehouse(env.warehouse), Filters(end, end, (gym,)))
+    rows = sql(
+        env,
+        "select plan, status, count(*) from dim_users "
+        "where join_date <= ? and home_location = ? group by all",
+        [end, gym],
+    )
+    got = zip(mix["plan"], mix["status"], mix["members"], strict=True)
+    assert sorted(got) == sorted(rows) and set(mix["location"]) == {gym}
+    at = open_page("locations")
+    assert "Membership mix" in [h.value for h in at.subheader]

@@ -37,7 +37,7 @@ TABLES = {
     "int_member_months": "user_id, activity_month",
     "int_member_streaks": "user_id",
     "mart_location_daily": "location, activity_date",
-    "mart_leaderboard_weekly": "week_start, board, rank",
+    "mart_leaderboard_weekly": "week_start, board, user_id",  # tied members share a rank
     "mart_member_activity": "user_id",
     "mart_cohort_retention": "cohort_month, home_location, months_since_join",
 }

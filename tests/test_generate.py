@@ -411,6 +411,21 @@ def test_volume_is_about_100_check_ins_per_member_year(season: GenerateSummary) 
     assert 75 <= per_member_year <= 125, per_member_year
 
 
+def test_some_members_take_two_classes_on_one_day_never_one_class_twice(
+    season: GenerateSummary,
+) -> None:
+    per_day: Counter[tuple[object, dt.date]] = Counter()
+    per_class_day: Counter[tuple[object, object, dt.date]] = Counter()
+    for row in _table(season, "attendance"):
+        at = contracts.parse_timestamp(str(row["checked_in_at"]))
+        assert at is not None
+        per_day[(row["user_id"], at.date())] += 1
+        per_class_day[(row["user_id"], row["class_id"], at.date())] += 1
+    doubles = sum(n == 2 for n in per_day.values())
+    assert 0.02 * len(per_day) <= doubles <= 0.1 * len(per_day), doubles / len(per_day)
+    assert max(per_day.values()) == 2 and max(per_class_day.values()) == 1
+
+
 def test_check_ins_reference_members_and_classes_sensibly(season: GenerateSummary) -> None:
     members = {r["user_id"]: r for r in _table(season, "members")}
     classes = {r["class_id"]: r for r in _table(season, "classes")}

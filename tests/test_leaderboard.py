@@ -7,6 +7,7 @@ import itertools
 import json
 import os
 import random
+import re
 import threading
 import time
 from pathlib import Path
@@ -23,6 +24,7 @@ from activation.leaderboard import (
     LeaderboardSink,
     encode_score,
     member_details,
+    ranks,
     slug,
     visits_of,
 )
@@ -47,18 +49,14 @@ GYMS = ("Peak Camden", "Peak Shoreditch", "Peak St. Pancras")
 MART_DDL = """
 create table main.mart_leaderboard_weekly (
     week_start date, iso_week varchar, board varchar, user_id varchar, handle varchar,
-    home_location varchar, visits bigint, streak_weeks bigint, first_check_in_at timestamp,
-    rank bigint
+    visits bigint, streak_weeks bigint, first_check_in_at timestamp, rank bigint
 )
 """
 MART_INSERT = """
 insert into main.mart_leaderboard_weekly
-select week_start, strftime(week_start, '%G-W%V'), board, user_id, handle, home_location,
+select week_start, strftime(week_start, '%G-W%V'), board, user_id, handle,
        visits, streak_weeks, first_check_in_at,
-       row_number() over (
-           partition by week_start, board
-           order by visits desc, streak_weeks desc, first_check_in_at asc, user_id asc
-       )
+       rank() over (partition by week_start, board order by visits desc)
 from ({source})
 """
 
@@ -66,7 +64,7 @@ from ({source})
 def create_mart(path: Path, source_sql: str, **tables: pa.Table) -> Path:
     """A DuckDB file holding ``mart_leaderboard_weekly`` made from ``source_sql``.
 
-    ``source_sql`` selects week_start, board, user_id, handle, home_location, visits,
+    ``source_sql`` selects week_start, board, user_id, handle, visits,
     streak_weeks, first_check_in_at (it may read the Arrow ``tables`` by name); iso_week and
     rank are derived as the mart derives them. The file replaces ``path`` atomically.
     """
@@ -97,7 +95,6 @@ def row(
         "board": board,
         "user_id": f"U{user:03d}",
         "handle": f"runner-{user:03d}",
-        "home_location": home,
         "visits": visits,
         "streak_weeks": streak,
         "first_check_in_at": first,
@@ -106,7 +103,7 @@ def row(
 
 def weekly_rows(weeks: int, members: int = 40, seed: int = 7, current: dt.date = CURRENT):
     """Check-ins of ``members`` people over ``weeks`` weeks ending at ``current``: few distinct
-    visit counts, streaks and first check-ins, so every tie-break of the rank is exercised."""
+    visit counts, so many members tie."""
     rng = random.Random(seed)
     rows = []
     for back in range(weeks):
@@ -126,12 +123,13 @@ def weekly_rows(weeks: int, members: int = 40, seed: int = 7, current: dt.date =
 
 
 def mart_order(path: Path) -> dict[tuple[str, str], list[tuple[str, int]]]:
-    """(iso_week, board) -> [(user_id, visits)] in the mart's rank order."""
+    """(iso_week, board) -> [(user_id, visits)] in the mart's rank order (ties by user_id,
+    descending: Redis' order among equal scores)."""
     con = duckdb.connect(str(path), read_only=True)
     try:
         rows = con.execute(
             "select iso_week, board, user_id, visits from mart_leaderboard_weekly "
-            "order by iso_week, board, rank"
+            "order by iso_week, board, rank, user_id desc"
         ).fetchall()
     finally:
         con.close()
@@ -191,13 +189,44 @@ def test_slugs_are_lower_case_with_one_dash_per_run_of_other_characters():
         slug("???")
 
 
-def test_the_score_orders_by_visits_then_rank_and_stays_exact():
-    entries = [(9, 1), (9, 2), (7, 3), (7, 4), (0, 5)]  # (visits, rank), the mart's order
-    scores = [encode_score(v, r) for v, r in entries]
-    assert scores == sorted(scores, reverse=True)
-    assert [visits_of(float(s)) for s in scores] == [v for v, _ in entries]
-    top = encode_score(leaderboard.MAX_VISITS, 1)
-    assert top < 2**53 and float(top) == top
+def test_a_gym_named_without_ascii_letters_gets_a_key_of_its_own():
+    names = ["北京 健身", "上海 健身", "Peak 北京", "Peak 上海", "Zürich"]
+    slugs = [slug(n) for n in names]
+    assert len(set(slugs)) == len(names)
+    assert all(s == s.strip("-") and re.fullmatch(r"[a-z0-9-]+", s) for s in slugs)
+    assert slugs[2].startswith("peak-") and slugs[4] == "zurich"
+    assert slug("北京 健身") == slugs[0]  # stable: the same name, the same key
+
+
+def test_a_gym_named_without_ascii_letters_stops_no_board(
+    lake, mart, settings, redis_client, redis_prefix
+):
+    first = dt.datetime(2026, 11, 23, 7)
+    gyms = ("北京 健身", "上海 健身", "Peak Camden")
+    rows = [row(CURRENT, "overall", u, "", 1, 1, first) for u in range(3)]
+    rows += [row(CURRENT, gym, u, "", 1, 1, first) for u, gym in enumerate(gyms)]
+    write_mart(mart, rows)
+
+    result = LeaderboardSink(settings).run(context(lake))
+
+    assert result.status == "ok", result.error
+    keys = Keys(redis_prefix)
+    names = redis_client.hgetall(keys.boards("2026-W48"))
+    assert sorted(names.values()) == sorted(["overall", *gyms])
+    for board_slug, name in names.items():
+        assert redis_client.zcard(keys.board("2026-W48", board_slug)) == (
+            3 if name == "overall" else 1
+        )
+
+
+def test_the_score_is_the_visits_and_equal_scores_share_a_rank():
+    entries = [(9, 1), (9, 1), (7, 3), (7, 3), (7, 3), (0, 6)]  # (visits, rank), the mart's
+    scores = [float(encode_score(v)) for v, _ in entries]
+    assert [visits_of(s) for s in scores] == [v for v, _ in entries]
+    assert ranks(scores) == [r for _, r in entries]
+    assert ranks([]) == [] and ranks([5.0]) == [1]
+    top = encode_score(leaderboard.MAX_VISITS)
+    assert float(top) == top
 
 
 # ---------------------------------------------------------------------------------------------
@@ -232,14 +261,14 @@ def test_boards_reproduce_the_mart_rank_for_every_week_and_gym(
     }
 
 
-def test_ties_on_visits_streak_and_first_check_in_follow_the_mart(
+def test_members_with_as_many_visits_share_a_rank_whatever_their_streak(
     lake, mart, settings, redis_client, redis_prefix
 ):
     first = dt.datetime(2026, 11, 23, 7, 0)
     later = first + dt.timedelta(hours=1)
     rows = [
         row(CURRENT, "overall", 5, "Peak Camden", 3, 1, first),
-        row(CURRENT, "overall", 2, "Peak Camden", 3, 1, first),  # full tie: user_id decides
+        row(CURRENT, "overall", 2, "Peak Camden", 3, 1, first),
         row(CURRENT, "overall", 9, "Peak Camden", 3, 1, later),  # later first check-in
         row(CURRENT, "overall", 7, "Peak Camden", 3, 2, later),  # longer streak
         row(CURRENT, "overall", 1, "Peak Camden", 2, 9, first),  # fewer visits
@@ -249,24 +278,31 @@ def test_ties_on_visits_streak_and_first_check_in_follow_the_mart(
 
     assert LeaderboardSink(settings).run(context(lake)).status == "ok"
 
-    board = redis_client.zrevrange(Keys(redis_prefix).board("2026-W48", "overall"), 0, -1)
-    assert board == ["U004", "U007", "U002", "U005", "U009", "U001"]
+    key = Keys(redis_prefix).board("2026-W48", "overall")
+    board = redis_client.zrevrange(key, 0, -1, withscores=True)
+    got = dict(zip([m for m, _ in board], ranks([s for _, s in board]), strict=True))
+    assert got == {"U004": 1, "U002": 2, "U005": 2, "U007": 2, "U009": 2, "U001": 6}
+    # a rank is the count of higher scores plus one, whatever Redis' order among ties
+    assert [redis_client.zcount(key, f"({s}", "+inf") + 1 for _, s in board] == list(got.values())
 
 
-def test_member_hashes_hold_the_handle_and_home_location_only(
+def test_member_hashes_hold_the_masked_handle_only_never_the_home_gym(
     lake, mart, settings, redis_client, redis_prefix
 ):
+    keys = Keys(redis_prefix)
+    # what an earlier version published: every member's home gym (personal data), in public
+    redis_client.hset(keys.members("home_location"), mapping={"U004": "Peak Shoreditch"})
     write_mart(mart, weekly_rows(weeks=2))
 
     LeaderboardSink(settings).run(context(lake))
 
     stored = dump(redis_client, redis_prefix)
-    keys = Keys(redis_prefix)
-    assert member_details(redis_client, keys, ["U004", "nobody"]) == [
-        ("runner-004", "Peak Shoreditch"),
-        (None, None),
+    assert member_details(redis_client, keys, ["U004", "nobody"]) == ["runner-004", None]
+    assert len(stored[keys.members("handle")]) == 40
+    assert [k for k in stored if k.startswith(f"{redis_prefix}:members:")] == [
+        keys.members("handle")
     ]
-    assert len(stored[keys.members("handle")]) == len(stored[keys.members("home_location")]) == 40
+    assert not [g for g in GYMS if g in json.dumps(stored[keys.members("handle")])]
     assert not [k for k in stored if ":tmp:" in k]  # the temporary hashes were renamed
     assert "@" not in json.dumps(stored)
 
@@ -293,8 +329,8 @@ def test_every_key_expires_within_seven_days(lake, mart, settings, redis_client,
     LeaderboardSink(settings).run(context(lake))
 
     keys = list(redis_client.scan_iter(match=f"{redis_prefix}*", count=1000))
-    # 2 weeks x 4 boards, 2 board indexes, the weeks index, the meta hash, 2 member hashes
-    assert len(keys) == 14
+    # 2 weeks x 4 boards, 2 board indexes, the weeks index, the meta hash, the handle hash
+    assert len(keys) == 13
     assert not [k for k in keys if ":tmp:" in k]
     ttls = {k: redis_client.ttl(k) for k in keys}
     assert all(0 < ttl <= LEADERBOARD_TTL_SECONDS for ttl in ttls.values()), ttls
@@ -366,7 +402,7 @@ def test_a_board_that_differs_from_the_mart_fails_the_run_and_is_rewritten_next_
 
     def commit_then_corrupt(self, client, *args):
         done = commit(self, client, *args)
-        client.zadd(camden, {"U999": encode_score(99, 1)})  # an intruder on top
+        client.zadd(camden, {"U999": encode_score(99)})  # an intruder on top
         return done
 
     monkeypatch.setattr(LeaderboardSink, "_commit", commit_then_corrupt)
@@ -374,7 +410,7 @@ def test_a_board_that_differs_from_the_mart_fails_the_run_and_is_rewritten_next_
 
     assert result.status == "failed"
     assert "2026-W47/Peak Camden" in result.error and camden in result.error
-    assert "U999" in result.error and "\n" not in result.error
+    assert "ranks 2 in Redis, 1 in the mart" in result.error and "\n" not in result.error
     size = redis_client.zcard(camden) - 1
     assert result.failed == size and result.balanced
     assert [e.key for e in result.errors] == [camden]
@@ -391,13 +427,35 @@ def test_a_mart_whose_ranks_do_not_follow_visits_is_refused(
 ):
     write_mart(mart, weekly_rows(weeks=1, members=5))
     con = duckdb.connect(str(mart))
-    con.execute("update mart_leaderboard_weekly set visits = 99 where rank = 3")
+    (last,) = con.execute(
+        "select max(rank) from mart_leaderboard_weekly where board = 'overall'"
+    ).fetchone()
+    con.execute(
+        "update mart_leaderboard_weekly set visits = 99 where board = 'overall' and rank = ?",
+        [last],
+    )
     con.close()
 
     result = LeaderboardSink(settings).run(context(lake))
 
     assert result.status == "failed"
-    assert "rank 3 has 99 visits, out of order" in result.error
+    assert f"rank {last} has 99 visits, out of order" in result.error
+    assert dump(redis_client, redis_prefix) == {}
+
+
+def test_a_mart_whose_tied_members_do_not_share_a_rank_is_refused(
+    lake, mart, settings, redis_client, redis_prefix
+):
+    first = dt.datetime(2026, 11, 23, 7, 0)
+    write_mart(mart, [row(CURRENT, "overall", u, "", 3, 1, first) for u in range(3)])
+    con = duckdb.connect(str(mart))
+    con.execute("update mart_leaderboard_weekly set rank = 2 where user_id = 'U001'")
+    con.close()
+
+    result = LeaderboardSink(settings).run(context(lake))
+
+    assert result.status == "failed"
+    assert "rank 2 with 3 visits, 1 expected" in result.error
     assert dump(redis_client, redis_prefix) == {}
 
 
@@ -449,8 +507,10 @@ def test_a_dry_run_writes_the_outbox_and_never_calls_redis(
     assert len(boards) == len(rows)
     order = mart_order(mart)
     keys = Keys(redis_prefix)
-    overall = [b["member"] for b in boards if b["key"] == keys.board("2026-W48", "overall")]
-    assert overall == [u for u, _ in order[("2026-W48", "overall")]]
+    overall = [
+        (b["member"], b["score"]) for b in boards if b["key"] == keys.board("2026-W48", "overall")
+    ]
+    assert sorted(overall) == sorted(order[("2026-W48", "overall")])
     members = (outbox / "members.jsonl").read_text().splitlines()
     assert len(members) == 5 and "@" not in "".join(members)
     index = [json.loads(line) for line in (outbox / "index.jsonl").read_text().splitlines()]
@@ -464,7 +524,7 @@ def test_a_reader_never_sees_a_half_built_board(
     source = """
         select date '2026-11-23' as week_start, 'overall' as board,
                'U' || lpad(i::varchar, 6, '0') as user_id, 'runner-' || i as handle,
-               'Peak Camden' as home_location, (hash(i + {seed}) % 30)::bigint as visits,
+               (hash(i + {seed}) % 30)::bigint as visits,
                (hash(i * 7 + {seed}) % 5)::bigint as streak_weeks,
                timestamp '2026-11-23 06:00' + to_seconds((hash(i + {seed}) % 500000)::bigint)
                    as first_check_in_at
@@ -547,8 +607,8 @@ def test_a_run_that_fails_midway_leaves_no_key_without_a_ttl(
     assert result.status == "failed" and "connection dropped" in result.error
     keys = list(redis_client.scan_iter(match=f"{redis_prefix}*", count=1000))
     # Only temporary keys were written: with the commit failing, 2 weeks x 4 boards and the
-    # 2 member hashes; with the stream cut, the first board.
-    assert len(keys) == (10 if fail == "commit" else 1), keys
+    # handle hash; with the stream cut, the first board.
+    assert len(keys) == (9 if fail == "commit" else 1), keys
     assert all(":tmp:" in k for k in keys), keys
     ttls = {k: redis_client.ttl(k) for k in keys}
     assert all(0 < t <= ttl for t in ttls.values()), ttls

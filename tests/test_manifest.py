@@ -48,7 +48,7 @@ def test_the_sinks_columns_are_the_public_columns_today():
         "visits_30d", "home_location", "plan", "join_date", "marketing_opt_in",
     }  # fmt: skip
     leaderboard = manifest.public_columns("mart_leaderboard_weekly", None)
-    plan = ["week_start", "iso_week", "board", "user_id", "handle", "home_location", "visits"]
+    plan = ["week_start", "iso_week", "board", "user_id", "handle", "visits"]
     assert [c for c in leaderboard if c in plan] == plan and leaderboard[-1] == "rank"
 
 

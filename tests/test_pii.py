@@ -90,17 +90,7 @@ def public_violations(inventory: Inventory, relation: str) -> list[str]:
     return found
 
 
-LEADERBOARD_HOME_GYM = pytest.mark.xfail(
-    strict=True,
-    reason="issue 20 (wt-dash) masks or drops mart_leaderboard_weekly.home_location, which is "
-    "unmasked and untagged in this branch; remove this mark when merging issue 20's work",
-)
-
-
-@pytest.mark.parametrize(
-    "model",
-    [pytest.param(m, marks=LEADERBOARD_HOME_GYM) if m == LEADERBOARD_MART else m for m in models()],
-)
+@pytest.mark.parametrize("model", models())
 def test_every_personal_column_is_tagged_and_no_public_surface_shows_one(inventory, model):
     assert model in inventory.outputs, f"{model} was not compiled"
     assert inventory.untagged(model) == [], (

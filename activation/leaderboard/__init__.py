@@ -3,8 +3,9 @@
 One job per module, each importing only the ones above it:
 
 - :mod:`~activation.leaderboard.boards`: the read side, shared by the sink and every reader (the
-  dashboard): the key layout (``Keys``), board slugs, the score encoding (``encode_score``,
-  ``visits_of``), the members' display data (``member_details``) and a checked ``connect``;
+  dashboard): the key layout (``Keys``), board slugs, the score (``encode_score``,
+  ``visits_of``, ``ranks``), the members' display data (``member_details``) and a checked
+  ``connect``;
 - :mod:`~activation.leaderboard.resp`: RESP, packed with Arrow;
 - :mod:`~activation.leaderboard.publication`: what a run publishes (boards, members) and the bulk
   writes under temporary keys;
@@ -23,6 +24,7 @@ from activation.leaderboard.boards import (
     connect,
     encode_score,
     member_details,
+    ranks,
     slug,
     visits_of,
 )
@@ -36,6 +38,7 @@ __all__ = [
     "connect",
     "encode_score",
     "member_details",
+    "ranks",
     "slug",
     "visits_of",
 ]

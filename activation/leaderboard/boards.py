@@ -4,15 +4,17 @@ encoding, the members' display data, and a checked connection.
 Written once, used by the sink that writes the boards and by every reader (the dashboard's
 live leaderboard, the tests): a reader needs nothing else from the sink.
 
-*Order.* ``ZREVRANGE`` returns a board in exactly the mart's ``rank`` order. The score holds
-the week's visits in the high bits and ``2**32 - rank`` in the low 32 bits (an integer below
-2**53, so exact in Redis' doubles): higher visits first and, among equal visits, the mart's
-tie-break (streak, earliest check-in, user_id) through its rank. :func:`visits_of` reads the
-visits back.
+*Order.* The score is the week's visits, nothing else: members with as many visits tie, as
+they do in the mart (``rank()``). A member's rank is the count of higher scores plus one
+(``ZCOUNT key (score +inf``), so tied members share it (sports tables show "=1");
+:func:`ranks` derives the ranks of a board's top read with ``ZREVRANGE … WITHSCORES``, and
+:func:`visits_of` reads the visits back. Among tied members Redis' order (by member id) means
+nothing.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 import unicodedata
 from collections.abc import Sequence
@@ -26,40 +28,58 @@ from peak.core.settings import RedisSettings, redacted_url
 
 #: The mart every board is published from (and the dashboard falls back to).
 MART = "mart_leaderboard_weekly"
-#: The score's low bits hold the rank; visits above them must keep the score below 2**53.
-RANK_BITS = 32
-MAX_RANK = (1 << RANK_BITS) - 1
-MAX_VISITS = (1 << (53 - RANK_BITS)) - 1
+#: Visits must stay exact in Redis' doubles.
+MAX_VISITS = (1 << 53) - 1
 #: Slugs the key layout uses for itself within a week.
 RESERVED_SLUGS = frozenset({"boards"})
 
-#: The members' display fields, each one hash ``P:members:<field>`` of user_id -> value.
-MEMBER_FIELDS = ("handle", "home_location")
+#: The members' display fields, each one hash ``P:members:<field>`` of user_id -> value. Public:
+#: the masked handle only, never personal data (a member's home gym is: macros/privacy.sql).
+MEMBER_FIELDS = ("handle",)
+#: Display fields earlier versions published; a run deletes them.
+RETIRED_MEMBER_FIELDS = ("home_location",)
 
 
 def slug(board: str) -> str:
     """A board's key segment: ASCII lower case, each run of other characters one ``-``.
 
     ``Peak Camden`` -> ``peak-camden``, ``Zürich Oerlikon`` -> ``zurich-oerlikon``, ``overall``
-    stays ``overall``.
+    stays ``overall``. A name with letters or digits that have no ASCII form (``北京 健身``,
+    ``Peak 北京``) keeps what has one and ends in 8 hex digits of the name's SHA-256
+    (``peak-…``), so such names get keys of their own (a name of none at all is refused).
     """
     ascii_name = unicodedata.normalize("NFKD", board).encode("ascii", "ignore").decode()
     value = re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-")
+    if any(c.isalnum() and not _has_ascii_form(c) for c in board):
+        digest = hashlib.sha256(board.encode()).hexdigest()[:8]
+        value = f"{value}-{digest}" if value else digest
     if not value:
         raise SinkError(f"board {board!r} has no letter or digit to name its key")
     return value
 
 
-def encode_score(visits: Any, rank: Any) -> Any:
-    """The sorted-set score: visits, then the mart's rank, in one integer exact as a double.
+def _has_ascii_form(char: str) -> bool:
+    """Whether a letter or digit keeps an ASCII letter or digit once decomposed (``ü``: ``u``)."""
+    return any(c.isascii() and c.isalnum() for c in unicodedata.normalize("NFKD", char))
 
-    Works on ints and, element-wise, on NumPy int64 arrays."""
-    return (visits << RANK_BITS) | (MAX_RANK + 1 - rank)
+
+def encode_score(visits: Any) -> Any:
+    """The sorted-set score: the week's visits (ints, or element-wise NumPy int64 arrays)."""
+    return visits
 
 
 def visits_of(score: float) -> int:
     """The week's visits of a board entry, from its score."""
-    return int(score) >> RANK_BITS
+    return int(score)
+
+
+def ranks(scores: Sequence[float]) -> list[int]:
+    """The ranks of a board's top entries, highest score first (``ZREVRANGE`` from 0): one
+    plus the count of higher scores, so equal scores share a rank (1, 1, 3)."""
+    out: list[int] = []
+    for i, score in enumerate(scores):
+        out.append(out[-1] if i and score == scores[i - 1] else i + 1)
+    return out
 
 
 class WeekBoard(Protocol):
@@ -92,7 +112,7 @@ class Keys:
         return f"{self.prefix}:{iso_week}:boards"
 
     def members(self, field: str) -> str:
-        """The hash of one display field (``handle``, ``home_location``) for every member."""
+        """The hash of one display field (``handle``) for every member."""
         return f"{self.prefix}:members:{field}"
 
     def members_temporary(self, field: str, run_id: str) -> str:
@@ -107,21 +127,16 @@ class Keys:
         return f"{self.prefix}:meta"
 
 
-def member_details(
-    client: redis.Redis, keys: Keys, user_ids: Sequence[str]
-) -> list[tuple[str | None, str | None]]:
-    """Each member's (handle, home_location) from Redis, None where unknown."""
+def member_details(client: redis.Redis, keys: Keys, user_ids: Sequence[str]) -> list[str | None]:
+    """Each member's handle from Redis, None where unknown."""
     if not user_ids:
         return []
-    pipe = client.pipeline(transaction=False)
-    for field in MEMBER_FIELDS:
-        pipe.hmget(keys.members(field), list(user_ids))
-    handles, homes = pipe.execute()
+    handles = client.hmget(keys.members("handle"), list(user_ids))
 
     def text(value: Any) -> str | None:
         return value.decode() if isinstance(value, bytes) else value
 
-    return [(text(h), text(m)) for h, m in zip(handles, homes, strict=True)]
+    return [text(h) for h in handles]
 
 
 def connect(settings: RedisSettings) -> redis.Redis:

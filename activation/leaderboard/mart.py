@@ -5,8 +5,9 @@ after a run.
 *Which weeks.* The newest ``week_start`` in the mart is the current week (not today's date: a
 backfill or a late mart then still publishes its own latest week); it and the
 ``PEAK_LEADERBOARD_WEEKS`` weeks before it are read, in one query (one snapshot). The mart's
-ranks must be unique and follow visits, two boards of a week must not share a slug, and no
-display field may hold an email address: the sink checks all of it before it writes anything.
+ranks must follow visits (tied members share one), two boards of a week must not share a slug,
+and no display field may hold an email address: the sink checks all of it before it writes
+anything.
 """
 
 from __future__ import annotations
@@ -31,7 +32,6 @@ READ_COLUMNS = (
     "board",
     "user_id",
     "handle",
-    "home_location",
     "visits",
     "rank",
 )
@@ -43,10 +43,11 @@ def read_publication(warehouse: Warehouse, weeks_kept: int) -> Publication:
     """Read the window of the mart (in one query: one snapshot) and turn it into boards."""
     newest = warehouse.query(f"select max(week_start) from {MART}").column(0)[0].as_py()
     if newest is None:
-        return Publication(None, None, [], Members([], [], []))
+        return Publication(None, None, [], Members([], []))
     first = newest - dt.timedelta(weeks=weeks_kept)
     table = warehouse.query(
-        f"select {_COLUMNS} from {MART} where {_IN_WINDOW} order by week_start, board, rank",
+        f"select {_COLUMNS} from {MART} where {_IN_WINDOW} "
+        "order by week_start, board, rank, user_id",
         [first.isoformat(), newest.isoformat()],
     )
     boards = _boards(table)
@@ -91,9 +92,9 @@ def _boards(table: pa.Table) -> list[Board]:
 
 
 def _members(table: pa.Table) -> Members:
-    """Each member's handle and home location in the newest week they are in (the rows come
-    oldest week first). The display hashes are public: an email address is refused."""
-    display = ("handle", "home_location")
+    """Each member's handle in the newest week they are in (the rows come oldest week first).
+    The display hash is public: an email address is refused."""
+    display = ("handle",)
     for column in display:
         if pc.any(pc.match_substring(table.column(column), "@")).as_py():
             raise SinkError(f"{MART}: a {column} contains an email address")
@@ -102,11 +103,11 @@ def _members(table: pa.Table) -> Members:
         .group_by("user_id", use_threads=False)  # keeps the row order, so "last" is newest
         .aggregate([(column, "last") for column in display])
     )
-    user_ids, handles, homes = (
+    user_ids, handles = (
         pc.fill_null(newest.column(name), "").to_numpy(zero_copy_only=False).tolist()
-        for name in ("user_id", "handle_last", "home_location_last")
+        for name in ("user_id", "handle_last")
     )
-    return Members(user_ids, handles, homes)
+    return Members(user_ids, handles)
 
 
 def _check_slugs(boards: Sequence[Board]) -> None:
@@ -122,17 +123,19 @@ def _check_slugs(boards: Sequence[Board]) -> None:
 
 def mart_top(
     warehouse: Warehouse, publication: Publication, n: int
-) -> dict[tuple[dt.date, str], list[str]]:
-    """The mart's top ``n`` user_ids of each board in the publication's window, by its own rank
-    (none when the publication holds no week)."""
+) -> dict[tuple[dt.date, str], dict[str, tuple[int, int]]]:
+    """The members ranked ``n`` or better on each board in the publication's window (every
+    tied member included), by the mart's own rank: user_id -> (visits, rank). None when the
+    publication holds no week."""
     if publication.first is None or publication.current is None:
         return {}
     table = warehouse.query(
-        f"select week_start, board, user_id from {MART} where {_IN_WINDOW} and rank <= ? "
-        "order by week_start, board, rank",
+        f"select week_start, board, user_id, visits, rank from {MART} "
+        f"where {_IN_WINDOW} and rank <= ?",
         [publication.first.isoformat(), publication.current.isoformat(), n],
     )
-    top: dict[tuple[dt.date, str], list[str]] = {}
-    for week, board, user_id in zip(*(table.column(i).to_pylist() for i in range(3)), strict=True):
-        top.setdefault((week, board), []).append(user_id)
+    top: dict[tuple[dt.date, str], dict[str, tuple[int, int]]] = {}
+    columns = (table.column(i).to_pylist() for i in range(5))
+    for week, board, user_id, visits, rank in zip(*columns, strict=True):
+        top.setdefault((week, board), {})[user_id] = (visits, rank)
     return top

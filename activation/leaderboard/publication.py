@@ -26,7 +26,6 @@ import redis
 from activation.base import SinkError
 from activation.leaderboard.boards import (
     MART,
-    MAX_RANK,
     MAX_VISITS,
     MEMBER_FIELDS,
     Keys,
@@ -76,10 +75,9 @@ class Members:
 
     user_ids: list[str]
     handles: list[str]
-    home_locations: list[str]
 
-    def __iter__(self) -> Iterator[tuple[str, str, str]]:
-        return zip(self.user_ids, self.handles, self.home_locations, strict=True)
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        return zip(self.user_ids, self.handles, strict=True)
 
     def __len__(self) -> int:
         return len(self.user_ids)
@@ -104,16 +102,11 @@ class Publication:
 
 
 def board_scores(board: Board, visits: np.ndarray) -> np.ndarray:
-    """Encode the board's scores, refusing a mart whose ranks the encoding cannot reproduce:
-    ranks must be unique and within ``1..MAX_RANK``, visits within ``0..MAX_VISITS`` and never
-    more than those of the rank before."""
+    """Encode the board's scores, refusing a mart whose ranks Redis would not reproduce: visits
+    within ``0..MAX_VISITS``, never more than those of the row before, and each rank one plus
+    the count of members with more visits (tied members share it)."""
     ranks = board.ranks
-    bad_rank = np.flatnonzero(np.diff(ranks, prepend=0) <= 0)
     bad_visits = np.flatnonzero(np.diff(visits, prepend=MAX_VISITS) > 0)
-    if bad_rank.size or ranks[-1] > MAX_RANK:
-        at = bad_rank[0] if bad_rank.size else len(ranks) - 1
-        before = ranks[at - 1] if at else 0
-        raise SinkError(f"{MART} {board.label}: rank {ranks[at]} after {before} is not unique")
     if bad_visits.size or visits.min() < 0:
         at = bad_visits[0] if bad_visits.size else int(np.argmin(visits))
         before = f"rank {ranks[at - 1]} has {visits[at - 1]}" if at else f"at most {MAX_VISITS}"
@@ -121,7 +114,17 @@ def board_scores(board: Board, visits: np.ndarray) -> np.ndarray:
             f"{MART} {board.label}: rank {ranks[at]} has {visits[at]} visits, out of order "
             f"({before})"
         )
-    return encode_score(visits.astype(np.int64), ranks.astype(np.int64))
+    # visits are non-increasing: a row's rank is the position of the first row with its visits
+    new = np.flatnonzero(np.diff(visits, prepend=MAX_VISITS + 1) != 0)
+    expected = (new + 1)[np.searchsorted(new, np.arange(len(visits)), side="right") - 1]
+    bad_rank = np.flatnonzero(ranks != expected)
+    if bad_rank.size:
+        at = bad_rank[0]
+        raise SinkError(
+            f"{MART} {board.label}: rank {ranks[at]} with {visits[at]} visits, "
+            f"{expected[at]} expected (one plus the members with more visits)"
+        )
+    return encode_score(visits.astype(np.int64))
 
 
 def _stream(client: redis.Redis, commands: Iterable[bytes]) -> int:
@@ -170,7 +173,7 @@ def _board_commands(board: Board, key: str, ttl: int) -> Iterator[bytes]:
 
 def _member_commands(keys: Keys, members: Members, run_id: str, ttl: int) -> Iterator[bytes]:
     """Fill the temporary member hashes, ``BATCH`` members per ``HSET``."""
-    columns = {"handle": members.handles, "home_location": members.home_locations}
+    columns = {"handle": members.handles}
     for field in MEMBER_FIELDS:
         name = keys.members_temporary(field, run_id).encode()
         yield from _fill_commands(b"HSET", name, members.user_ids, columns[field], ttl)
@@ -184,7 +187,7 @@ def write_temporary(
     run_id: str,
     ttl: int,
 ) -> int:
-    """Fill the changed boards and both member hashes under their temporary keys, each with
+    """Fill the changed boards and the member hashes under their temporary keys, each with
     its TTL; returns the commands sent."""
 
     def commands() -> Iterator[bytes]:

@@ -4,12 +4,14 @@ What it writes (``P`` is ``PEAK_LEADERBOARD_PREFIX``, default ``peak:leaderboard
 expires ``PEAK_LEADERBOARD_TTL_SECONDS`` (7 days) after the run that last wrote it; the layout
 and the score encoding are :mod:`activation.leaderboard.boards`):
 
-- ``P:<iso_week>:<board-slug>``: sorted set, member ``user_id``, score
-  ``encode_score(visits, rank)``; ``<board-slug>`` is ``overall`` or ``slug`` of the gym;
+- ``P:<iso_week>:<board-slug>``: sorted set, member ``user_id``, score the week's visits
+  (``encode_score``; a rank is the count of higher scores plus one, tied members share it);
+  ``<board-slug>`` is ``overall`` or ``slug`` of the gym;
 - ``P:<iso_week>:boards``: hash, board slug -> board name (``peak-camden`` -> ``Peak Camden``);
 - ``P:weeks``: sorted set of the ``iso_week``s published, scored ``YYYYMMDD`` of their Monday;
-- ``P:members:handle`` and ``P:members:home_location``: hashes, ``user_id`` -> the member's
-  display handle and home gym (never an email), for every member on a published board;
+- ``P:members:handle``: hash, ``user_id`` -> the member's masked display handle (never an
+  email, nor a home gym: personal data), for every member on a published board; the
+  ``P:members:home_location`` hash earlier versions wrote is deleted;
 - ``P:meta``: hash, ``<iso_week>:<board-slug>`` -> content hash of the board last written.
 
 Boards of weeks that fell out of the window (:mod:`activation.leaderboard.mart`) are not listed
@@ -21,9 +23,10 @@ with the indexes and TTLs, so a reader sees the whole old board or the whole new
 whose content hash matches ``P:meta`` (and whose key still holds that many members) is not
 rewritten: it counts as ``unchanged`` and only its TTL is renewed.
 
-*Checked.* After the commit the top ``VERIFY_TOP`` of every board in Redis (and its size) must
-equal the mart's, read again from the warehouse by ``rank``; otherwise the run fails naming
-the board, and that board's hash is forgotten so the next run rewrites it.
+*Checked.* After the commit every member the mart ranks ``VERIFY_TOP`` or better (read again
+from the warehouse) must hold their visits as score in Redis and the same rank there (the count
+of higher scores plus one), and every board its size; otherwise the run fails naming the
+board, and that board's hash is forgotten so the next run rewrites it.
 """
 
 from __future__ import annotations
@@ -35,7 +38,15 @@ from typing import Any
 import redis
 
 from activation.base import RecordError, SinkContext, SinkError, SinkResult, write_outbox
-from activation.leaderboard.boards import MART, MEMBER_FIELDS, Keys, connect, first_line
+from activation.leaderboard.boards import (
+    MART,
+    MEMBER_FIELDS,
+    RETIRED_MEMBER_FIELDS,
+    Keys,
+    connect,
+    first_line,
+    visits_of,
+)
 from activation.leaderboard.mart import mart_top, read_publication
 from activation.leaderboard.publication import Board, Publication, write_temporary
 from peak.core.layout import outbox_prefix
@@ -102,8 +113,8 @@ class LeaderboardSink:
                 yield {"key": key, "member": member, "rank": rank, "score": score}
 
     def _member_records(self, publication: Publication) -> Iterator[dict[str, Any]]:
-        for user_id, handle, home in publication.members:
-            yield {"user_id": user_id, "handle": handle, "home_location": home}
+        for user_id, handle in publication.members:
+            yield {"user_id": user_id, "handle": handle}
 
     def _index_records(self, publication: Publication) -> Iterator[dict[str, Any]]:
         yield {"key": self.keys.weeks, "members": _week_scores(publication)}
@@ -184,6 +195,7 @@ class LeaderboardSink:
             if publication.members:
                 pipe.rename(keys.members_temporary(field, run_id), keys.members(field))
                 pipe.expire(keys.members(field), ttl)
+        pipe.delete(*[keys.members(field) for field in RETIRED_MEMBER_FIELDS])
         pipe.hset(keys.meta, mapping={b.field: b.digest for b in publication.boards})
         stale = stored_fields - {b.field for b in publication.boards}
         if stale:
@@ -208,20 +220,28 @@ class LeaderboardSink:
         changed: list[Board],
         result: SinkResult,
     ) -> None:
-        """Every board's top entries and size in Redis must match the mart's own ranks."""
+        """Every board's top members (their scores and ranks) and size in Redis must match the
+        mart's own ranks."""
         expected = mart_top(warehouse, publication, VERIFY_TOP)
+        tops = [expected.get((b.week_start, b.name), {}) for b in publication.boards]
         pipe = client.pipeline(transaction=False)
-        for board in publication.boards:
+        for board, top in zip(publication.boards, tops, strict=True):
             key = self.keys.live(board)
-            pipe.zrevrange(key, 0, VERIFY_TOP - 1)
             pipe.zcard(key)
-        replies = pipe.execute()
-        result.api_calls += len(replies)
+            if top:
+                pipe.zmscore(key, list(top))
+            for visits in sorted({v for v, _ in top.values()}):
+                pipe.zcount(key, f"({visits}", "+inf")
+        replies = iter(pipe.execute())
         rebuilt = {b.field for b in changed}
         problems: list[tuple[Board, RecordError]] = []
-        for board, top, size in zip(publication.boards, replies[::2], replies[1::2], strict=True):
-            want = expected.get((board.week_start, board.name), [])
-            reason = _difference([m.decode() for m in top], want, size, len(board))
+        calls = 0
+        for board, top in zip(publication.boards, tops, strict=True):
+            size = next(replies)
+            scores = next(replies) if top else []
+            higher = {v: next(replies) for v in sorted({v for v, _ in top.values()})}
+            calls += 1 + bool(top) + len(higher)
+            reason = _difference(top, scores, higher, size, len(board))
             if reason is None:
                 continue
             key = self.keys.live(board)
@@ -231,6 +251,7 @@ class LeaderboardSink:
             else:
                 result.unchanged -= len(board)
             result.failed += len(board)
+        result.api_calls += calls
         if not problems:
             return
         client.hdel(self.keys.meta, *[board.field for board, _ in problems])  # rewrite next run
@@ -243,13 +264,23 @@ class LeaderboardSink:
         )
 
 
-def _difference(top: list[str], want: list[str], size: int, expected_size: int) -> str | None:
-    """Why a board in Redis does not match the mart, or None."""
-    if top != want:
-        at = next(i for i in range(max(len(top), len(want))) if top[i : i + 1] != want[i : i + 1])
-        got = top[at] if at < len(top) else "nothing"
-        wanted = want[at] if at < len(want) else "nothing"
-        return f"Redis top {VERIFY_TOP} differs from the mart at rank {at + 1}: {got}, not {wanted}"
+def _difference(
+    top: dict[str, tuple[int, int]],
+    scores: list[float | None],
+    higher: dict[int, int],
+    size: int,
+    expected_size: int,
+) -> str | None:
+    """Why a board in Redis does not match the mart's top members (user_id -> (visits, rank)),
+    given their scores in Redis (in ``top``'s order), the count of scores above each of the
+    mart's visits, and the sizes; or None."""
+    for (user_id, (visits, rank)), score in zip(top.items(), scores, strict=True):
+        if score is None:
+            return f"{user_id} (rank {rank} in the mart) is missing from Redis"
+        if visits_of(score) != visits:
+            return f"{user_id} has {visits_of(score)} visits in Redis, {visits} in the mart"
+        if higher[visits] + 1 != rank:
+            return f"{user_id} ranks {higher[visits] + 1} in Redis, {rank} in the mart"
     if size != expected_size:
         return f"Redis holds {size} members, the mart {expected_size}"
     return None

@@ -28,17 +28,28 @@ from dashboard.data.classes import (
     with_utilisation,
 )
 from dashboard.data.filters import DAY, DEFAULT_DAYS, Bounds, Filters, bounds
-from dashboard.data.kpis import KPIS, daily_visits, overview
+from dashboard.data.kpis import KPIS, daily_visits, overview, visits_per_member
 from dashboard.data.leaderboard import mart_board, mart_boards, mart_winners
-from dashboard.data.locations import home_members, location_daily, location_summary
+from dashboard.data.locations import (
+    by_grain,
+    home_members,
+    location_daily,
+    location_summary,
+    membership_mix,
+    peak_hours,
+)
+from dashboard.data.member import member_profile, member_status_history, member_visits
 from dashboard.data.retention import (
     AT_RISK_ROWS,
     COHORT_MONTHS,
+    ONBOARDING_DAYS,
     at_risk_members,
     churn_status_now,
     churned,
     cohort_window,
     cohorts,
+    member_movement,
+    onboarding,
     status_history,
 )
 
@@ -48,11 +59,13 @@ __all__ = [
     "DAY",
     "DEFAULT_DAYS",
     "KPIS",
+    "ONBOARDING_DAYS",
     "WEEKDAYS",
     "Bounds",
     "Filters",
     "at_risk_members",
     "bounds",
+    "by_grain",
     "churn_status_now",
     "churned",
     "class_period",
@@ -66,8 +79,16 @@ __all__ = [
     "mart_board",
     "mart_boards",
     "mart_winners",
+    "member_movement",
+    "member_profile",
+    "member_status_history",
+    "member_visits",
+    "membership_mix",
+    "onboarding",
     "overview",
+    "peak_hours",
     "status_history",
     "utilisation_grid",
+    "visits_per_member",
     "with_utilisation",
 ]

@@ -32,8 +32,10 @@ class Filters:
         return (self.end - self.start).days + 1
 
     def previous(self) -> Filters:
-        """The period of equal length just before this one, same gyms."""
-        return replace(self, start=self.start - self.days * DAY, end=self.start - DAY)
+        """The period to compare with: as long, on the same weekdays, just before this one
+        (shifted back by whole weeks: 28 days by 28, 10 days by 14), same gyms."""
+        shift = -(-self.days // 7) * 7 * DAY
+        return replace(self, start=self.start - shift, end=self.end - shift)
 
 
 @dataclass(frozen=True)

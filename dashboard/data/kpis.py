@@ -125,8 +125,33 @@ def daily_visits(warehouse: Warehouse, filters: Filters) -> pd.DataFrame:
         .reset_index()
         .astype({"visits": "int64", "new_members": "int64"})
     )
+    between = (frame["activity_date"] > pd.Timestamp(prev.end)) & (
+        frame["activity_date"] < pd.Timestamp(filters.start)
+    )  # the days between the two periods when the previous one is shifted by whole weeks
+    frame = frame[~between].reset_index(drop=True)
     current = frame["activity_date"] >= pd.Timestamp(filters.start)
     frame["period"] = current.map({True: "current", False: "previous"})
     origin = current.map({True: pd.Timestamp(filters.start), False: pd.Timestamp(prev.start)})
     frame["day"] = (frame["activity_date"] - origin).dt.days + 1
     return frame
+
+
+VISITS_PER_MEMBER_SQL = """
+select u.user_id, count(a.user_id) as visits
+from dim_users as u
+left join fct_attendance as a
+    on
+        u.user_id = a.user_id
+        and a.local_date between cast(? as date) and cast(? as date)
+        and a.location is not null
+where u.join_date <= cast(? as date) and u.status <> 'cancelled' and {locations}
+group by u.user_id
+"""
+
+
+def visits_per_member(warehouse: Warehouse, filters: Filters) -> pd.DataFrame:
+    """Each member of the chosen home gyms (joined by the period's end, not cancelled) and
+    their check-ins in the period, anywhere (0 for none)."""
+    where, locs = _in("u.home_location", filters.locations)
+    start, end = _iso(filters.start), _iso(filters.end)
+    return _run(warehouse, VISITS_PER_MEMBER_SQL.format(locations=where), [start, end, end, *locs])

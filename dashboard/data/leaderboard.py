@@ -1,5 +1,6 @@
-"""The leaderboard page's fallback when Redis is unreachable: the weeks and boards of
-mart_leaderboard_weekly, one board's top, and each week's winner."""
+"""The leaderboard page's reads of mart_leaderboard_weekly (when Redis is unreachable, or for the
+weeks older than Redis keeps): the weeks and boards, one board's top, and each week's winners.
+Tied members share a rank (``tied`` says so: the page shows "=1")."""
 
 from __future__ import annotations
 
@@ -24,26 +25,36 @@ def mart_boards(warehouse: Warehouse) -> pd.DataFrame:
 
 
 BOARD_SQL = """
-select rank, handle, home_location, visits, streak_weeks
-from mart_leaderboard_weekly
-where week_start = cast(? as date) and board = ? and rank <= ?
-order by rank
+select rank, tied, handle, visits, streak_weeks
+from (
+    select
+        rank,
+        count(*) over (partition by rank) > 1 as tied,
+        handle,
+        visits,
+        streak_weeks
+    from mart_leaderboard_weekly
+    where week_start = cast(? as date) and board = ?
+) as board
+order by rank, handle
+limit ?
 """
 
 
 def mart_board(warehouse: Warehouse, week_start: dt.date, board: str, top: int) -> pd.DataFrame:
-    """The top of one board of the mart, by its own rank."""
+    """The first ``top`` members of one board of the mart, by its rank (ties by handle)."""
     return _run(warehouse, BOARD_SQL, [_iso(week_start), board, int(top)])
 
 
 WINNERS_SQL = """
-select week_start, iso_week, handle, home_location, visits
+select week_start, iso_week, handle, visits
 from mart_leaderboard_weekly
 where board = 'overall' and rank = 1
-order by week_start desc
+order by week_start desc, handle
 """
 
 
 def mart_winners(warehouse: Warehouse) -> pd.DataFrame:
-    """Each week's first place on the overall board, newest first."""
+    """Each week's first place(s) on the overall board (tied winners one row each), newest
+    first."""
     return _run(warehouse, WINNERS_SQL, [])

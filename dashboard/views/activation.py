@@ -29,10 +29,11 @@ for card, (sink, label) in zip(cards, SINKS.items(), strict=True):
         card.metric(label, "never run", border=True)
         continue
     last = mine.iloc[0]
-    mode = " (dry run)" if last["dry_run"] else ""
+    dry = bool(last["dry_run"])
     card.metric(
-        f"{label}: last run {last['started_at']:%d %b %H:%M}{mode}",
-        f"{fmt.count(last['sent'])} sent",
+        f"{label}: last run {last['started_at']:%d %b %H:%M}" + (" (dry run)" if dry else ""),
+        # a dry run sends nothing: it writes what it would send to the outbox
+        f"{fmt.count(last['sent'])} " + ("would be sent, none sent" if dry else "sent"),
         f"{fmt.count(last['unchanged'])} unchanged · {fmt.count(last['failed'])} failed",
         delta_color="off" if not last["failed"] else "inverse",
         delta_arrow="off",
@@ -58,8 +59,13 @@ for column, sink in zip(charts, ("hubspot", "email"), strict=True):
         alt.Chart(counts, title=f"{SINKS[sink]} per run")
         .mark_bar()
         .encode(
-            x=alt.X("run:O", title=None, sort=alt.SortField("run_id")),
-            y=alt.Y("count:Q", title="Records"),
+            x=alt.X(
+                "run:O",
+                title=None,
+                sort=alt.SortField("run_id"),
+                axis=alt.Axis(labelOverlap=False, labelAngle=-45),
+            ),
+            y=alt.Y("count:Q", title="Records", axis=alt.Axis(format=",d", tickMinStep=1)),
             color=alt.Color("outcome:N", title="Outcome", scale=outcomes),
             tooltip=[
                 alt.Tooltip("run_id:N", title="Run"),

@@ -25,6 +25,7 @@ if held.empty:
     st.stop()
 
 grid = data.utilisation_grid(classes)
+grid["hour"] = grid["start_hour"].map(lambda h: f"{int(h):02d}:00")
 cards = st.columns(3)
 places = (held["sessions_held"] * held["capacity"]).sum()
 cards[0].metric("Utilisation", fmt.pct(held["check_ins"].sum() / places), border=True)
@@ -40,7 +41,7 @@ heatmap = (
     alt.Chart(grid, title="Utilisation by weekday and start hour")
     .mark_rect()
     .encode(
-        x=alt.X("start_hour:O", title="Start hour"),
+        x=alt.X("hour:O", title="Class start", axis=alt.Axis(labelAngle=0)),
         y=alt.Y("weekday:O", title=None, sort=list(data.WEEKDAYS)),
         color=alt.Color(
             "utilisation:Q",
@@ -50,7 +51,7 @@ heatmap = (
         ),
         tooltip=[
             alt.Tooltip("weekday:O", title="Day"),
-            alt.Tooltip("start_hour:O", title="Hour"),
+            alt.Tooltip("hour:O", title="Class start"),
             alt.Tooltip("utilisation:Q", title="Utilisation", format=".1%"),
             alt.Tooltip("check_ins:Q", title="Check-ins", format=","),
             alt.Tooltip("sessions:Q", title="Sessions", format=","),
@@ -58,7 +59,7 @@ heatmap = (
         ],
     )
 )
-st.altair_chart(heatmap, width="stretch", height=300)
+st.altair_chart(heatmap.properties(height=alt.Step(32)), width="stretch")
 
 columns = {
     "class_name": "Class",
@@ -85,7 +86,12 @@ bars = (
     .mark_bar()
     .encode(
         x=alt.X("check_ins:Q", title="Check-ins"),
-        y=alt.Y("instructor:N", title=None, sort="-x"),
+        y=alt.Y(
+            "instructor:N",
+            title=None,
+            sort="-x",
+            axis=alt.Axis(labelOverlap=False, labelLimit=0),  # every bar named, in full
+        ),
         color=alt.Color(
             "utilisation:Q",
             title="Utilisation",
@@ -101,7 +107,7 @@ bars = (
         ],
     )
 )
-st.altair_chart(bars, width="stretch", height=max(200, 22 * len(teachers)))
+st.altair_chart(bars.properties(height=alt.Step(22)), width="stretch")
 ui.table(
     teachers,
     instructor="Instructor",

@@ -50,16 +50,21 @@ else:
             .mark_bar()
             .encode(
                 x=alt.X("rows:Q", title="Rows"),
-                y=alt.Y("reason:N", title=None, sort="-x", axis=alt.Axis(labelLimit=300)),
+                y=alt.Y(
+                    "reason:N",
+                    title=None,
+                    sort="-x",
+                    axis=alt.Axis(labelLimit=0, labelOverlap=False),  # every bar named, in full
+                ),
                 color=alt.Color("dataset:N", title="Dataset"),
                 tooltip=[
                     alt.Tooltip("dataset:N", title="Dataset"),
                     alt.Tooltip("reason:N", title="Rule"),
                     alt.Tooltip("rows:Q", title="Rows", format=","),
                 ],
-            ),
+            )
+            .properties(height=alt.Step(20)),
             width="stretch",
-            height=max(200, 18 * by_rule["reason"].nunique()),
         )
     ui.table(
         totals,
