@@ -62,3 +62,9 @@
   {%- else -%} current_date
   {%- endif -%}
 {%- endmacro %}
+
+{# The first day (a UTC `dt`) the processed zone keeps as of the as-of date, and so the first
+   day the warehouse holds: the processed zone's retention, decided once. #}
+{% macro retention_start() -%}
+  cast({{ dbt.dateadd('day', -1 * var('processed_retention_days'), as_of_date()) }} as date)
+{%- endmacro %}

@@ -152,3 +152,34 @@
   {%- else -%} {{ column }} >= date '{{ modules.datetime.date.fromisoformat(start) - modules.datetime.timedelta(days=1) }}'
   {%- endif -%}
 {%- endmacro %}
+
+{#
+  Retention in an incremental model: drop its partitions before the first period its upstream
+  (`relation`, the rows `where` selects) still holds. The processed zone lets its oldest days go
+  (stg_attendance keeps the days from retention_start on); an incremental run finds the periods
+  that lost check-ins, but one left with none writes no rows, and replace_partitions or
+  insert_overwrite replace only the partitions they write, so the stale one would stay. Run as
+  the post-hook of every dt-partitioned incremental model (a full refresh has nothing to drop).
+  Retention takes the oldest days, so "before the first period left" is exactly what went.
+#}
+{% macro drop_partitions_before(column, relation, upstream_column, where='1 = 1') %}
+  {{ return(adapter.dispatch('drop_partitions_before', 'peak_fitness')(column, relation, upstream_column, where)) }}
+{% endmacro %}
+
+{% macro default__drop_partitions_before(column, relation, upstream_column, where) %}
+  delete from {{ this }}
+  where {{ column }} < (select min({{ upstream_column }}) from {{ relation }} where {{ where }})
+{% endmacro %}
+
+{# Athena: Hive partitions are removed from the Glue catalog and S3 (dbt-athena's own helper). #}
+{% macro athena__drop_partitions_before(column, relation, upstream_column, where) %}
+  {% if execute and is_incremental() %}
+    {% set first = run_query(
+        "select cast(min(" ~ upstream_column ~ ") as varchar) from " ~ relation ~ " where " ~ where
+    ).rows[0][0] %}
+    {% if first is not none %}
+      {% do adapter.clean_up_partitions(this, column ~ " < '" ~ first ~ "'") %}
+    {% endif %}
+  {% endif %}
+  select 1
+{% endmacro %}

@@ -1,6 +1,8 @@
--- Check-ins, one row per attendance_id. Renames and casts only.
+-- Check-ins, one row per attendance_id. Renames and casts, and the processed zone's retention:
+-- only the days it keeps as of the as-of date (retention_start), pruned yet or not.
 with source as (
     select * from {{ source('processed', 'attendance') }}
+    where cast(dt as date) >= {{ retention_start() }}
 ),
 
 renamed as (
