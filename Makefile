@@ -12,7 +12,7 @@ export GX_ANALYTICS_ENABLED := false
 export PEAK_PROGRESS ?= 1
 
 .DEFAULT_GOAL := help
-.PHONY: help chromium install demo test test-fast test-latest lint lock format bench clean dashboard package
+.PHONY: help chromium install demo test test-fast test-latest lint lock format bench clean dashboard package soak
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -79,6 +79,9 @@ test: install ## Run the whole test suite (unit, integration, end to end)
 
 test-fast: install ## Run the tests that need no Spark session
 	$(BIN)/python -m pytest -q -m "not spark and not slow"
+
+soak: install ## The calendar soak over 400 days (docs/operations.md); `make test` runs a short calendar
+	PEAK_SOAK=full $(BIN)/python -m pytest -q tests/test_soak.py
 
 lint: install ## Lint: ruff, the layers (import-linter), types (mypy) and the dbt SQL (sqlfluff)
 	$(BIN)/ruff check .

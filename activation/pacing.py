@@ -10,8 +10,10 @@
 
 Which errors are worth retrying is each sink's own decision (its API's error codes); this module
 decides only how long to wait. Every wait of the three goes through :meth:`Waiter.pause`, on the
-clock and sleep the sink was given (tests pass fakes): the one place a sink's overall deadline
-is to be checked, so that pacing and retries both stop when the run's time is up.
+clock and sleep the sink was given (tests pass fakes), and that is where a sink's overall
+:class:`Deadline` is checked: a wait that would end past it raises :class:`DeadlineExceeded`
+instead of sleeping, so pacing and retries both stop when the run's time is up. The sinks also
+bound each call's own timeout by :meth:`Deadline.remaining`.
 """
 
 from __future__ import annotations
@@ -51,16 +53,62 @@ def retry_after_seconds(
     return max(0.0, when.timestamp() - (now if now is not None else time.time()))
 
 
+class DeadlineExceeded(Exception):
+    """A wait (or a call) would end past the sink run's deadline."""
+
+    def __init__(self, seconds: float, wait: float) -> None:
+        super().__init__(f"the run's deadline of {seconds:g} s would pass (a wait of {wait:.1f} s)")
+        self.seconds = seconds
+        self.wait = wait
+
+
+class Deadline:
+    """A sink run's overall deadline: ``seconds`` after :meth:`start`, on ``clock``; None: no
+    deadline. One object is shared by all of a sink's waiters."""
+
+    def __init__(self, seconds: float | None, clock: Clock = time.monotonic) -> None:
+        self.seconds = seconds
+        self.clock = clock
+        self._ends: float | None = None
+
+    def start(self) -> None:
+        """The run starts now: its deadline is ``seconds`` from here."""
+        self._ends = None if self.seconds is None else self.clock() + self.seconds
+
+    def remaining(self) -> float | None:
+        """Seconds left before the deadline (None: no deadline, or not started)."""
+        return None if self._ends is None else self._ends - self.clock()
+
+    def check(self, wait: float = 0.0) -> None:
+        """Raise :class:`DeadlineExceeded` if waiting ``wait`` seconds more would pass it."""
+        left = self.remaining()
+        if left is not None and self.seconds is not None and wait >= left:
+            raise DeadlineExceeded(self.seconds, wait)
+
+    def timeout(self, seconds: float) -> float:
+        """A call's timeout, cut to what is left of the run (at least a tenth of a second)."""
+        left = self.remaining()
+        return seconds if left is None else max(0.1, min(seconds, left))
+
+
 class Waiter:
     """Waits on a clock, counted in ``waited_s``: every pause of its subclasses goes through
-    :meth:`pause`."""
+    :meth:`pause`, which checks the run's ``deadline`` first."""
 
-    def __init__(self, clock: Clock = time.monotonic, sleep: Sleep = time.sleep) -> None:
+    def __init__(
+        self,
+        clock: Clock = time.monotonic,
+        sleep: Sleep = time.sleep,
+        deadline: Deadline | None = None,
+    ) -> None:
         self.clock = clock
         self.sleep = sleep
+        self.deadline = deadline
         self.waited_s = 0.0
 
     def pause(self, seconds: float) -> None:
+        if self.deadline is not None:
+            self.deadline.check(seconds)
         self.waited_s += seconds
         self.sleep(seconds)
 
@@ -82,8 +130,9 @@ class RateLimiter(Waiter):
         window_s: float,
         clock: Clock = time.monotonic,
         sleep: Sleep = time.sleep,
+        deadline: Deadline | None = None,
     ) -> None:
-        super().__init__(clock, sleep)
+        super().__init__(clock, sleep, deadline)
         self.limit = limit
         self.window_s = window_s
         self._finished: deque[float] = deque(maxlen=limit)
@@ -108,10 +157,16 @@ class SendPacer(Waiter):
     time.
     """
 
-    def __init__(self, rate: float, clock: Clock = time.monotonic, sleep: Sleep = time.sleep):
+    def __init__(
+        self,
+        rate: float,
+        clock: Clock = time.monotonic,
+        sleep: Sleep = time.sleep,
+        deadline: Deadline | None = None,
+    ):
         if rate <= 0:
             raise ValueError("the send rate must be positive")
-        super().__init__(clock, sleep)
+        super().__init__(clock, sleep, deadline)
         self.rate = rate
         self._next: float | None = None
 
@@ -138,8 +193,9 @@ class Retry(Waiter):
         max_s: float,
         clock: Clock = time.monotonic,
         sleep: Sleep = time.sleep,
+        deadline: Deadline | None = None,
     ) -> None:
-        super().__init__(clock, sleep)
+        super().__init__(clock, sleep, deadline)
         self.max_attempts = max_attempts
         self.base_s = base_s
         self.max_s = max_s

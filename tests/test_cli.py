@@ -70,6 +70,18 @@ def test_a_bad_lake_uri_and_a_bad_time_zone_are_refused(tmp_path):
     assert unknown.returncode == 1 and "unknown dataset 'payments'" in unknown.stderr
 
 
+@pytest.mark.parametrize("command", ["ingest", "run"])
+def test_a_future_date_is_refused_before_anything_lands(tmp_path, command):
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / "members_2099-01-01.csv").write_bytes(csv_bytes([MEMBER]))
+    args = [str(inbox)] if command == "ingest" else ["--input", str(inbox), "--no-build"]
+    result = peak(command, *args, "--date", "2099-01-01", lake=tmp_path / "lake")
+    assert result.returncode == 2, result.stderr
+    assert "--date" in result.stderr and "2099-01-01 is in the future" in result.stderr
+    assert not (tmp_path / "lake" / "raw").exists()
+
+
 def test_run_takes_the_exports_of_its_day_and_transforms_them(tmp_path):
     inbox = tmp_path / "inbox"
     inbox.mkdir()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+import duckdb
 import pytest
 import yaml
 
@@ -56,12 +57,15 @@ def built_as_of(tmp_path_factory) -> Path:
 
 
 def test_the_fixture_lake_holds_visits_after_the_as_of_date(built_as_of):
-    later = query(
-        built_as_of,
-        f"select user_id, count(*) from fct_attendance where local_date > date '{AS_OF}' "
-        "group by user_id order by user_id",
-    )
+    """The processed zone holds them; the warehouse built as of AS_OF does not."""
+    processed = built_as_of / "processed" / "attendance" / "**" / "*.parquet"
+    later = duckdb.execute(
+        f"select user_id, count(*) from read_parquet('{processed}', hive_partitioning = true) "
+        f"where cast(checked_in_at as date) > date '{AS_OF}' group by user_id order by user_id"
+    ).fetchall()
     assert later == [("U1", 1), ("U2", 3)]
+    fact = f"select count(*) from fct_attendance where local_date > date '{AS_OF}'"
+    assert query(built_as_of, fact) == [(0,)]
 
 
 def test_a_member_who_lapsed_before_the_as_of_date_is_churned_as_of_that_date(built_as_of):

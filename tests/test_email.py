@@ -602,6 +602,31 @@ def test_persistent_throttling_stops_cleanly_and_the_next_run_continues(env: Env
     assert sent_counts(env.ses) == Counter({r["email"]: 1 for r in rows})
 
 
+def test_retry_after_from_ses_is_a_floor_under_the_backoff(env: Env) -> None:
+    env.ses.fail_next(1, status=429, operation="SendBulkEmail", retry_after=7, **THROTTLED)
+    result = env.run(members(10))
+    assert result.status == "ok" and result.sent == 10 and result.retried == 1
+    assert 7.0 in env.clock.sleeps  # the backoff alone waits at most backoff_base_s (1 s)
+
+
+def test_the_run_stops_at_its_deadline_naming_ses_last_answer(env: Env) -> None:
+    """An SES throttling every call, Retry-After: 30, cost max_attempts waits per batch (314 s
+    with its timeouts); the run now stops at PEAK_EMAIL_DEADLINE_S, and the next one goes on."""
+    rows = members(120)
+    env.ses.fail_next(100, status=429, operation="SendBulkEmail", retry_after=30, **THROTTLED)
+    result = env.run(rows, deadline_s=100, max_attempts=10)
+    assert result.status == "failed"
+    stop = result.details["stopped"]
+    assert stop["reason"] == "deadline" and stop["left"] == 120
+    assert "deadline of 100 s" in str(result.error) and "HTTP 429" in str(result.error)
+    assert env.clock.sleeps == [30.0, 30.0, 30.0]  # the fourth wait would have passed it
+    assert Ledger.load(env.lake).last_stop["reason"] == "deadline"
+
+    env.ses._faults.clear()  # SES is back
+    resumed = env.run()
+    assert resumed.status == "ok" and resumed.sent == 120
+
+
 def test_daily_quota_stops_cleanly_at_the_quota(env: Env) -> None:
     env.ses.sent_last_24h = 30  # 30 messages already went out today
     result = env.run(members(230))

@@ -32,7 +32,7 @@ from activation.hubspot.properties import (
     select_properties,
 )
 from activation.hubspot.state import SyncState
-from activation.pacing import RateLimiter
+from activation.pacing import Deadline, RateLimiter
 from activation.unsubscribe.register import record_suppressed, unsubscribe
 from peak.core.lake import Lake
 from peak.core.layout import outbox_prefix
@@ -138,12 +138,18 @@ class Env:
         *,
         dry_run: bool = False,
         sleep: Any = None,
+        clock: Any = None,
         audience: Any = None,
         **config: Any,
     ) -> SinkResult:
         if rows is not None:
             self.write_mart(rows)
-        sink = HubSpotSink(self.config(**config), sleep=sleep or self.sleeps, audience=audience)
+        sink = HubSpotSink(
+            self.config(**config),
+            sleep=sleep or self.sleeps,
+            clock=clock or time.monotonic,
+            audience=audience,
+        )
         result = sink.run(self.context(dry_run))
         assert result.balanced, result.to_dict()
         return result
@@ -496,6 +502,63 @@ def test_429_waits_at_least_retry_after(env: Env, hub: FakeHubSpot) -> None:
     assert result.details["rate_limited_responses"] == 1
     assert max(env.sleeps.calls) >= 3
     assert [r.status for r in hub.upsert_calls()] == [429, 200, 200]
+
+
+PROPERTIES_PATH = "/crm/v3/properties/contacts"
+
+
+@pytest.mark.parametrize("status", [429, 503])
+def test_retry_after_on_a_read_is_honoured_and_the_real_status_reported(
+    env: Env, hub: FakeHubSpot, status: int
+) -> None:
+    """urllib3 retried a GET's 429/503 with Retry-After itself and raised MaxRetryError: the
+    sink reported "network error: MaxRetryError" and never waited what HubSpot asked."""
+    hub.fail_next(1, status=status, retry_after=2, path=PROPERTIES_PATH)
+    result = env.sync(members(5))
+    assert result.status == "ok" and result.sent == 5 and result.retried == 1
+    assert env.sleeps.calls == [2.0]  # exactly Retry-After (the backoff here is at most 0.1 s)
+
+    hub.fail_next(3, status=status, retry_after=2, path=PROPERTIES_PATH)
+    result = env.sync(members(6), max_attempts=3)
+    assert result.status == "failed"
+    assert f"gave up after 3 attempts (HTTP {status}" in result.error
+    assert "MaxRetryError" not in result.error
+
+
+class FakeClock:
+    """A clock that only sleeping moves: the sink's overall deadline without waiting."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.sleeps: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def test_the_run_stops_at_its_deadline_naming_the_last_status(env: Env, hub: FakeHubSpot) -> None:
+    """A HubSpot answering 503 with Retry-After: 30 to every call cost max_attempts x 30 s
+    per call, for every batch; the run now stops at PEAK_HUBSPOT_DEADLINE_S."""
+    clock = FakeClock()
+    hub.fail_next(100, status=503, retry_after=30, path=UPSERT)
+    result = env.sync(members(250), sleep=clock.sleep, clock=clock, deadline_s=100,
+                      max_attempts=10, backoff_max_s=1)  # fmt: skip
+    assert result.status == "failed"
+    assert "deadline of 100 s" in result.error and "HTTP 503" in result.error
+    assert sum(clock.sleeps) <= 100  # never waited past it
+    assert clock.sleeps == [30.0, 30.0, 30.0]  # the fourth wait would have passed it
+    assert result.failed == 250 and result.sent == 0  # left for the next run
+
+
+def test_a_calls_timeout_is_cut_to_what_is_left_of_the_run() -> None:
+    deadline = Deadline(5.0)
+    deadline.start()
+    assert deadline.timeout(60.0) <= 5.0
+    assert Deadline(None).timeout(60.0) == 60.0
 
 
 def test_the_daily_limit_stops_the_run(env: Env, hub: FakeHubSpot) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
+import stat
 import warnings
 
 import duckdb
@@ -41,6 +43,20 @@ def test_publish_replaces_the_serving_copy_atomically_and_readers_never_lock(tmp
         {"s": 3}
     ]
     assert not list(serving_path(lake).parent.glob(".serving-*"))  # no temporary left behind
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o027])
+def test_the_serving_copy_has_a_normal_files_mode(tmp_path, umask):
+    """It was 0600 (mkstemp's): a dashboard under a service account could not read it."""
+    lake = Lake.from_uri(str(tmp_path / "lake"))
+    lake.path("").mkdir(parents=True)
+    duckdb.connect(str(build_path(lake))).close()
+    previous = os.umask(umask)
+    try:
+        published = publish(lake)
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(published.stat().st_mode) == 0o666 & ~umask
 
 
 def test_a_missing_warehouse_and_a_bad_relation_name_are_clear_errors(tmp_path):

@@ -26,7 +26,7 @@ class Stop(SesError):
 
     def __init__(self, message: str, *, reason: str, code: str = "") -> None:
         super().__init__(message, code=code)
-        self.reason = reason  # daily_quota | throttled | unreachable
+        self.reason = reason  # daily_quota | throttled | unreachable | deadline
 
 
 class InDoubt(SesError):

@@ -26,7 +26,7 @@ from typing import Any
 from activation.base import SinkResult, normalise_email, short_text
 from activation.email.errors import InDoubt, SesError, Stop
 from activation.email.settings import client_config
-from activation.pacing import Retry
+from activation.pacing import DeadlineExceeded, Retry, retry_after_seconds
 from peak.core.settings import EmailSettings
 
 log = logging.getLogger(__name__)
@@ -120,6 +120,8 @@ class Ses:
         self.result = result
         self.throttled = 0
         self._waited_before = self.retry.waited_s
+        if self.retry.deadline is not None:
+            self.retry.deadline.start()
 
     def stop(self) -> None:
         """Stop counting (the counts of the run stay readable)."""
@@ -146,7 +148,7 @@ class Ses:
         import boto3  # deferred: boto3
 
         session: Any = boto3.Session(region_name=self.config.region)
-        return session.client(service, config=client_config())
+        return session.client(service, config=client_config(self.config))
 
     def sesv2(self) -> Any:
         if self._sesv2 is None:
@@ -172,8 +174,15 @@ class Ses:
 
         result = self.result
         attempt = 0
+        detail = ""
+        retry_after: float | None = None
         while True:
             attempt += 1
+            if self.retry.deadline is not None:
+                try:
+                    self.retry.deadline.check()
+                except DeadlineExceeded as exc:
+                    raise self._past_deadline(what, exc, attempt - 1, detail) from None
             if result is not None:
                 result.api_calls += 1
                 if attempt > 1:
@@ -183,6 +192,10 @@ class Ses:
             except ClientError as exc:
                 code, message, status = error_parts(exc)
                 detail = f"{code}: {message}" if code else message
+                if status is not None:
+                    detail = f"HTTP {status} {detail}"
+                headers = exc.response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
+                retry_after = retry_after_seconds({"Retry-After": headers.get("retry-after", "")})
                 if is_daily_quota(code, message):
                     raise Stop(
                         f"{what}: SES daily sending quota reached ({detail})",
@@ -227,9 +240,23 @@ class Ses:
                     raise Stop(
                         f"{what}: {detail} after {attempt} attempts", reason="unreachable"
                     ) from None
-            delay = self.retry.delay(attempt)
+            # Retry-After (a 429 or 503 may carry it) is a floor under the backoff.
+            delay = self.retry.delay(attempt, retry_after)
+            retry_after = None
             log.warning("email %s: %s, retry %d in %.2fs", what, detail, attempt, delay)
-            self.retry.pause(delay)
+            try:
+                self.retry.pause(delay)
+            except DeadlineExceeded as exc:
+                raise self._past_deadline(what, exc, attempt, detail) from None
+
+    @staticmethod
+    def _past_deadline(what: str, exc: DeadlineExceeded, attempts: int, detail: str) -> Stop:
+        """The run stops at its deadline; the message names SES's last answer."""
+        last = f"; last answer: {detail}" if detail else ""
+        return Stop(
+            f"{what}: stopped, {exc} (PEAK_EMAIL_DEADLINE_S) after {attempts} attempts{last}",
+            reason="deadline",
+        )
 
     def template(self, name: str) -> dict[str, str] | None:
         """The content SES holds under template ``name`` (None if there is none)."""

@@ -33,14 +33,15 @@ def templates_dir(config: EmailSettings) -> Path:
     return config.templates_dir or DEFAULT_TEMPLATES
 
 
-def client_config() -> Any:
+def client_config(config: EmailSettings | None = None) -> Any:
     """The botocore config of every client the sink builds: botocore never retries on its own
     (a send it repeated after a lost answer could go out twice); the sink's loop retries what
-    is safe to retry."""
+    is safe to retry. No call waits longer than the run's deadline for an answer."""
     from botocore.config import Config  # deferred: botocore
 
+    config = config or EmailSettings()
     return Config(
         retries={"total_max_attempts": 1, "mode": "standard"},
-        connect_timeout=10,
-        read_timeout=60,
+        connect_timeout=min(config.connect_timeout_s, config.deadline_s),
+        read_timeout=min(config.read_timeout_s, config.deadline_s),
     )

@@ -64,7 +64,7 @@ from activation.email.reconcile import (
 from activation.email.ses import Ses
 from activation.email.settings import SINK, campaigns_file, templates_dir
 from activation.email.templates import SINK_FIELDS, Template, load_templates
-from activation.pacing import Retry, SendPacer
+from activation.pacing import Deadline, DeadlineExceeded, Retry, SendPacer
 from activation.unsubscribe.register import unsubscribed
 from peak.core.failpoints import failpoint
 from peak.core.layout import outbox_prefix
@@ -115,12 +115,15 @@ class EmailSink:
         self.sleep = sleep
         self.clock = clock
         self.now = now or (lambda: dt.datetime.now(dt.UTC))
+        #: The run's overall deadline (PEAK_EMAIL_DEADLINE_S), started by each run.
+        self.deadline = Deadline(self.config.deadline_s, clock)
         retry = Retry(
             self.config.max_attempts,
             self.config.backoff_base_s,
             self.config.backoff_max_s,
             clock,
             sleep,
+            self.deadline,
         )
         self.api = Ses(self.config, retry, sesv2_client=sesv2_client)
 
@@ -331,7 +334,7 @@ class EmailSink:
         due, quota = prepared
         remaining = quota.remaining
         result.details["quota"] = quota.details()
-        pacer = SendPacer(quota.send_rate, self.clock, self.sleep)
+        pacer = SendPacer(quota.send_rate, self.clock, self.sleep, self.deadline)
         stats = result.details["campaigns"]
         pending = list(batches(due, self.config.batch_size, by_campaign))
         result.details["batches"] = len(pending)
@@ -347,6 +350,13 @@ class EmailSink:
                 cut = int(remaining)
                 pending.insert(0, batch[cut:])
                 batch = batch[:cut]
+            try:
+                pacer.wait()
+            except DeadlineExceeded as exc:  # nothing of the batch was recorded yet
+                pending.insert(0, batch)
+                why = f"stopped, {exc} (PEAK_EMAIL_DEADLINE_S)"
+                stop(ledger, result, run_id, "deadline", why, pending, seq)
+                return pacer
             campaign = batch[0].campaign
             template = templates[campaign.template]
             request = bulk_request(self.config, batch, template)
@@ -356,7 +366,6 @@ class EmailSink:
             start = run.today.isoformat()
             ledger.record({t.key: {"p": start, "s": SENDING, "b": batch_id} for t in batch})
             failpoint("email.before_send")
-            pacer.wait()
             try:
                 response = self.api.call(
                     "SendBulkEmail", self.sesv2().send_bulk_email, send=True, **request

@@ -6,7 +6,11 @@ app's limit (``PEAK_HUBSPOT_RATE_LIMIT`` calls per rolling 10 s;
 :class:`activation.pacing.RateLimiter`), retries 429 (after ``Retry-After``), 5xx and network
 errors with exponential backoff and jitter (:class:`activation.pacing.Retry`, at most
 ``max_attempts`` tries), and counts calls and repeats; a 429 for the daily limit stops the run
-instead. The access token is scrubbed from every message.
+instead. ``Retry-After`` is honoured on every call, reads included: urllib3 never retries an
+answer itself (it would swallow a 429 or 503 into a ``MaxRetryError``), so the loop sees the
+real status. The run's overall deadline (``PEAK_HUBSPOT_DEADLINE_S``) bounds every call's
+timeout and every wait; past it the run stops with the last answer's status. The access token
+is scrubbed from every message.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from urllib3.util.retry import Retry as ConnectionRetry
 
 from activation.base import SinkError, SinkResult
 from activation.hubspot.errors import HubSpotError, error_text
-from activation.pacing import RateLimiter, Retry, retry_after_seconds
+from activation.pacing import DeadlineExceeded, RateLimiter, Retry, retry_after_seconds
 from peak.core.settings import HubSpotSettings
 
 log = logging.getLogger(__name__)
@@ -76,6 +80,8 @@ class HubSpotClient:
         self.rate_limited = 0
         self._throttled_before = self.limiter.waited_s
         self._retried_before = self.retry.waited_s
+        if self.retry.deadline is not None:
+            self.retry.deadline.start()
 
     def stop(self) -> None:
         """Stop counting and close the connections (the counts of the run stay readable)."""
@@ -98,8 +104,19 @@ class HubSpotClient:
             client = HubSpot(
                 access_token=self.config.token,
                 host=self.config.base_url,
-                # Our loop retries what reached HubSpot; urllib3 only re-opens refused connections.
-                retry=ConnectionRetry(total=2, connect=2, read=0, status=0, redirect=0, other=0),
+                # Our loop retries what reached HubSpot; urllib3 only re-opens refused connections,
+                # and never retries an answer (by default it retries a 429/503 with Retry-After
+                # on a GET, and with status=0 raises MaxRetryError: the status was lost).
+                retry=ConnectionRetry(
+                    total=2,
+                    connect=2,
+                    read=0,
+                    status=0,
+                    redirect=0,
+                    other=0,
+                    respect_retry_after_header=False,
+                    raise_on_status=False,
+                ),
             )
             self._apis = {
                 "batch": client.crm.contacts.batch_api,
@@ -129,16 +146,25 @@ class HubSpotClient:
         result = self.result
         api: Any = fn  # a bound method of one of the client's generated APIs
         what = f"{type(api.__self__).__module__.split('.')[2]}.{fn.__name__}"
-        timeout = (self.config.connect_timeout_s, self.config.read_timeout_s)
+        deadline = self.retry.deadline
+        status: int | None = None
+        detail = "not called"
         attempt = 0
         while True:
             attempt += 1
-            self.limiter.acquire()
+            try:
+                if deadline is not None:
+                    deadline.check()
+                self.limiter.acquire()
+            except DeadlineExceeded as exc:
+                raise self._past_deadline(what, exc, attempt - 1, status, detail) from None
+            timeout = (self.config.connect_timeout_s, self.config.read_timeout_s)
+            if deadline is not None:
+                timeout = (deadline.timeout(timeout[0]), deadline.timeout(timeout[1]))
             if result is not None:
                 result.api_calls += 1
                 if attempt > 1:
                     result.retried += 1
-            status: int | None
             headers: Mapping[str, str] | None = None
             body: Any = None
             reason = ""
@@ -196,7 +222,24 @@ class HubSpotClient:
             log.warning(
                 "hubspot %s: %s, retry %d in %.2fs", what, status or "network error", attempt, delay
             )
-            self.retry.pause(delay)
+            try:
+                self.retry.pause(delay)
+            except DeadlineExceeded as exc:
+                raise self._past_deadline(what, exc, attempt, status, detail) from None
+
+    def _past_deadline(
+        self, what: str, exc: DeadlineExceeded, attempts: int, status: int | None, detail: str
+    ) -> HubSpotError:
+        """The run stops at its deadline; the message names the last answer's real status."""
+        last = f"; last answer HTTP {status}: {detail}" if status else ""
+        if attempts and not status:
+            last = f"; last answer: {detail}"
+        return HubSpotError(
+            f"{what}: stopped, {exc} (PEAK_HUBSPOT_DEADLINE_S) after {attempts} attempts{last}",
+            status=status,
+            transient=True,
+            fatal=True,
+        )
 
     def create(self, fn: Callable[..., Any], *args: Any) -> None:
         """A create call that may find its object there already (409: created meanwhile)."""

@@ -67,7 +67,7 @@ from activation.hubspot.reconcile import settle
 from activation.hubspot.resync import read_back, rebuild
 from activation.hubspot.settings import SINK
 from activation.hubspot.state import SyncState
-from activation.pacing import RateLimiter, Retry
+from activation.pacing import Deadline, RateLimiter, Retry
 from activation.unsubscribe.register import DoNotMarket
 from peak.core.failpoints import failpoint
 from peak.core.layout import outbox_prefix
@@ -103,13 +103,17 @@ class HubSpotSink:
         self.config_file = (settings.email.campaigns_file if settings else None) or DEFAULT_CONFIG
         self.sleep = sleep
         self.clock = clock
-        limiter = RateLimiter(self.config.rate_limit, self.config.rate_window_s, clock, sleep)
+        deadline = Deadline(self.config.deadline_s, clock)  # started by each run
+        limiter = RateLimiter(
+            self.config.rate_limit, self.config.rate_window_s, clock, sleep, deadline
+        )
         retry = Retry(
             self.config.max_attempts,
             self.config.backoff_base_s,
             self.config.backoff_max_s,
             clock,
             sleep,
+            deadline,
         )
         self.client = HubSpotClient(self.config, limiter, retry)
         #: HubSpot's CRM search has a limit of its own (a full resync's read-back).

@@ -62,3 +62,31 @@
   {%- else -%} current_date
   {%- endif -%}
 {%- endmacro %}
+
+{# The first day (a UTC `dt`) the processed zone keeps as of the as-of date, and so the first
+   day the warehouse holds: the processed zone's retention, decided once. #}
+{% macro retention_start() -%}
+  cast({{ dbt.dateadd('day', -1 * var('processed_retention_days'), as_of_date()) }} as date)
+{%- endmacro %}
+
+{#
+  The check-ins the warehouse holds as of the as-of date, decided once (stg_attendance, and
+  fct_attendance's reconciliation with the processed zone): the days the processed zone's
+  retention keeps (retention_start), up to the end of the as-of date in the gyms' time zone. A
+  build as of a past day sees nothing after it. The bound on `dt` (a UTC day: a local day lies
+  within a day of it) lets Athena read only the partitions it needs.
+#}
+{% macro in_warehouse_window(dt, checked_in_at) -%}
+  cast({{ dt }} as date) >= {{ retention_start() }}
+  and cast({{ dt }} as date) <= cast({{ dbt.dateadd('day', 1, as_of_date()) }} as date)
+  and cast({{ to_local_time(checked_in_at) }} as date) <= {{ as_of_date() }}
+{%- endmacro %}
+
+{#
+  The exports a build as of the as-of date reads: those dated on or before it, as the lake held
+  them that day. A lake whose first export is later (a backfill of a day before the first
+  export) reads its first export instead of nothing. `relation` is the staging model.
+#}
+{% macro exported_by_as_of(export_date, relation) -%}
+  {{ export_date }} <= greatest({{ as_of_date() }}, (select min({{ export_date }}) from {{ relation }}))
+{%- endmacro %}

@@ -152,3 +152,43 @@
   {%- else -%} {{ column }} >= date '{{ modules.datetime.date.fromisoformat(start) - modules.datetime.timedelta(days=1) }}'
   {%- endif -%}
 {%- endmacro %}
+
+{#
+  The window in an incremental model: drop its partitions outside the periods its upstream
+  (`relation`, the rows `where` selects) still holds, from the first to the last. The
+  warehouse's window moves (stg_attendance, in_warehouse_window): the processed zone lets its
+  oldest days go, and a re-build of an earlier day ends earlier. An incremental run finds the
+  periods that lost check-ins, but one left with none writes no rows, and replace_partitions or
+  insert_overwrite replace only the partitions they write, so the stale one would stay. Run as
+  the post-hook of every dt-partitioned incremental model (a full refresh has nothing to drop).
+  The window loses days only at its ends, so "outside the first and last period left" is
+  exactly what went; an empty upstream drops every partition.
+#}
+{% macro drop_partitions_outside(column, relation, upstream_column, where='1 = 1') %}
+  {{ return(adapter.dispatch('drop_partitions_outside', 'peak_fitness')(column, relation, upstream_column, where)) }}
+{% endmacro %}
+
+{% macro default__drop_partitions_outside(column, relation, upstream_column, where) %}
+  delete from {{ this }}
+  where not coalesce({{ column }} between
+      (select min({{ upstream_column }}) from {{ relation }} where {{ where }})
+      and (select max({{ upstream_column }}) from {{ relation }} where {{ where }}), false)
+{% endmacro %}
+
+{# Athena: Hive partitions are removed from the Glue catalog and S3 (dbt-athena's own helper). #}
+{% macro athena__drop_partitions_outside(column, relation, upstream_column, where) %}
+  {% if execute and is_incremental() %}
+    {% set bounds = run_query(
+        "select cast(min(" ~ upstream_column ~ ") as varchar), cast(max(" ~ upstream_column
+        ~ ") as varchar) from " ~ relation ~ " where " ~ where
+    ).rows[0] %}
+    {% if bounds[0] is none %}
+      {% do adapter.clean_up_partitions(this, column ~ " >= '0001-01-01'") %}
+    {% else %}
+      {% do adapter.clean_up_partitions(
+          this, column ~ " < '" ~ bounds[0] ~ "' or " ~ column ~ " > '" ~ bounds[1] ~ "'"
+      ) %}
+    {% endif %}
+  {% endif %}
+  select 1
+{% endmacro %}

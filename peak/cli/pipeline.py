@@ -129,6 +129,21 @@ def generate(
 # ---------------------------------------------------------------------------------------------
 
 
+def _day(value: str | None, timezone: str) -> dt.date | None:
+    """``--date``: a day that has begun somewhere we count (UTC or the gyms' time zone). A
+    future day would stamp its rows with an ingestion time after every real one (and a run of
+    it would build as of a day not yet lived): refused as bad usage, naming today."""
+    if value is None:
+        return None
+    day = parse_date(value)
+    today = max(dt.datetime.now(dt.UTC).date(), dt.datetime.now(ZoneInfo(timezone)).date())
+    if day > today:
+        raise typer.BadParameter(
+            f"{value} is in the future (today is {today})", param_hint="--date"
+        )
+    return day
+
+
 def _ingested_at(date: dt.date | None, timezone: str) -> dt.datetime:
     """Now (naive UTC), or for a backfill of day D the end of D in the gym's time zone, in UTC
     and never later than now: D's rules see D as 'today', and a gym west of UTC keeps its
@@ -189,13 +204,14 @@ def ingest(
 
     if dataset is not None and dataset not in contracts.load_all():
         _unknown_dataset(dataset)
+    day = _day(date, state.config.gym_timezone)
     with reported("ingest", {"paths": paths, "dataset": dataset, "date": date}) as report:
         sources = expand_sources(paths)
         _ingest(
             report,
             sources,
             dataset=dataset,
-            ingested_at=_ingested_at(parse_date(date) if date else None, state.config.gym_timezone),
+            ingested_at=_ingested_at(day, state.config.gym_timezone),
         )
         _summary(report, "ingest")
         _strict_exit(report, strict)
@@ -301,7 +317,7 @@ def run(
 
     chosen = engine or state.config.engine
     dbt_target = target or state.config.dbt_target
-    day = parse_date(date) if date else None
+    day = _day(date, state.config.gym_timezone)
     options = {"date": date, "input": input_dir, "engine": chosen, "target": dbt_target}
     with reported("run", options) as report:
         if input_dir:

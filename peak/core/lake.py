@@ -26,6 +26,17 @@ from peak.core.errors import LakeError
 _CLIENT_LOCK = threading.Lock()
 
 
+@contextmanager
+def _removed_on_error(tmp: Path) -> Iterator[None]:
+    """Remove the temporary file of an atomic write when the write fails (a full disk, a
+    permission error), so no hidden ``.<name>.tmp-<hex>`` stays in the lake; re-raise."""
+    try:
+        yield
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
 @dataclass(frozen=True)
 class Lake:
     """A lake root: ``/path/to/lake`` or ``s3://bucket/prefix``."""
@@ -150,8 +161,9 @@ class Lake:
             target = self.path(key)
             target.parent.mkdir(parents=True, exist_ok=True)
             tmp = target.with_name(f".{target.name}.tmp-{uuid.uuid4().hex}")
-            tmp.write_bytes(data)
-            os.replace(tmp, target)
+            with _removed_on_error(tmp):  # a full disk must not leave a hidden part-file
+                tmp.write_bytes(data)
+                os.replace(tmp, target)
         else:
             self._s3().put_object(Bucket=self.bucket, Key=self.prefix + key, Body=data)
 
@@ -190,15 +202,16 @@ class Lake:
             target = self.path(key)
             target.parent.mkdir(parents=True, exist_ok=True)
             tmp = target.with_name(f".{target.name}.tmp-{uuid.uuid4().hex}")
-            if move:
-                try:
-                    os.replace(src, tmp)
-                except OSError:  # another file system
+            with _removed_on_error(tmp):
+                if move:
+                    try:
+                        os.replace(src, tmp)
+                    except OSError:  # another file system
+                        shutil.copyfile(src, tmp)
+                        src.unlink()
+                else:
                     shutil.copyfile(src, tmp)
-                    src.unlink()
-            else:
-                shutil.copyfile(src, tmp)
-            os.replace(tmp, target)
+                os.replace(tmp, target)
         else:
             self._s3().upload_file(str(src), self.bucket, self.prefix + key)
             if move:

@@ -36,6 +36,9 @@ HUBSPOT_BATCH_LIMIT = 100  # HubSpot's cap on inputs per batch call
 #: HubSpot's CRM search: requests a second per account, and results a page.
 HUBSPOT_SEARCH_RATE_LIMIT = 5
 HUBSPOT_SEARCH_PAGE = 200
+#: A sink run's overall deadline by default (each sink's ``deadline_s``): a daily run that waits
+#: on a HubSpot or SES that stopped answering gives up after this, not after hours of retries.
+SINK_DEADLINE_S = 900.0
 #: SES: at most 50 destinations per bulk send.
 SES_BULK_LIMIT = 50
 #: Every leaderboard key lives this long after its last write (the design's "Redis, 7 days").
@@ -155,6 +158,12 @@ class HubSpotSettings(Section):
     backoff_max_s: float = Field(30.0, ge=0)
     connect_timeout_s: float = Field(10.0, gt=0)
     read_timeout_s: float = Field(60.0, gt=0)
+    deadline_s: float = Field(
+        SINK_DEADLINE_S,
+        gt=0,
+        description="Seconds a run of the sink may take, calls, pacing and retries included: "
+        "past it the run stops, says so, and leaves the rest for the next run.",
+    )
     batch_size: int = Field(HUBSPOT_BATCH_LIMIT, ge=1, le=HUBSPOT_BATCH_LIMIT)
     #: Consecutive batches rejected whole (4xx) after which the run stops sending. A batch
     #: refused for invalid values is split instead and does not count; a single contact refused
@@ -253,6 +262,14 @@ class EmailSettings(Section):
     max_attempts: int = Field(5, ge=1)
     backoff_base_s: float = Field(1.0, ge=0)
     backoff_max_s: float = Field(60.0, ge=0)
+    connect_timeout_s: float = Field(10.0, gt=0)
+    read_timeout_s: float = Field(60.0, gt=0)
+    deadline_s: float = Field(
+        SINK_DEADLINE_S,
+        gt=0,
+        description="Seconds a run of the sink may take, calls, pacing and retries included: "
+        "past it the run stops, says so, and leaves the rest for the next run.",
+    )
     #: Consecutive batches SES refused whole after which the run stops.
     max_failed_batches: int = Field(3, ge=1)
     #: Ledger entries are kept this many days after their period ended.

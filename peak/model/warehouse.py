@@ -146,6 +146,13 @@ def serving_path(lake: Lake) -> Path:
     return lake.path(SERVING_WAREHOUSE_KEY)
 
 
+def new_file_mode() -> int:
+    """The mode ``open()`` gives a new file: 0666 less the process's umask."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def publish(lake: Lake) -> Path:
     """Atomically replace the serving copy with the warehouse dbt just built."""
     import duckdb
@@ -161,6 +168,9 @@ def publish(lake: Lake) -> Path:
     os.close(fd)
     try:
         shutil.copyfile(src, tmp)
+        # mkstemp makes it 0600: the copy is for readers (a dashboard under its own account),
+        # so it gets a normal new file's mode, the umask's.
+        os.chmod(tmp, new_file_mode())
         os.replace(tmp, dst)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

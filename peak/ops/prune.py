@@ -65,8 +65,21 @@ from peak.core.locks import transform_lock
 from peak.model.dbt import PROJECT_DIR
 from peak.ops import warehouse_files
 
+
+def _dbt_var(name: str) -> Any:
+    """A var of the dbt project (``dbt_project/dbt_project.yml``), where the warehouse reads it."""
+    document = yaml.safe_load((PROJECT_DIR / "dbt_project.yml").read_text(encoding="utf-8"))
+    return document["vars"][name]
+
+
 #: Days each zone keeps a file: the design's retention (docs/architecture.md, "Design targets").
-RETENTION_DAYS: dict[str, int] = {"raw": 30, "processed": 365, "quarantine": 90}
+#: The processed zone's is the dbt var ``processed_retention_days``: the warehouse keeps the
+#: same window (``docs/operations.md``).
+RETENTION_DAYS: dict[str, int] = {
+    "raw": 30,
+    "processed": int(_dbt_var("processed_retention_days")),
+    "quarantine": 90,
+}
 #: Athena's query results (their own bucket; only the template's lifecycle rule applies it).
 ATHENA_RESULTS_RETENTION_DAYS = 7
 #: The inbox bucket keeps an upload as long as the raw zone keeps its copy.

@@ -13,6 +13,7 @@
     partitioned_by=['dt'],
     partitions_limit=100,
     on_schema_change='fail',
+    post_hook="{{ drop_partitions_outside('dt', ref('stg_attendance'), 'dt') }}",
   )
 }}
 

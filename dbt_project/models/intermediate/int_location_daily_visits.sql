@@ -10,6 +10,9 @@
     incremental_strategy=('insert_overwrite' if target.type == 'athena' else 'replace_partitions'),
     partitioned_by=['activity_date'],
     on_schema_change='fail',
+    post_hook="{{ drop_partitions_outside(
+        'activity_date', ref('fct_attendance'), 'local_date', where='location is not null'
+    ) }}",
   )
 }}
 

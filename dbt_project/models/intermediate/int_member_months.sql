@@ -9,6 +9,9 @@
     incremental_strategy=('insert_overwrite' if target.type == 'athena' else 'replace_partitions'),
     partitioned_by=['activity_month'],
     on_schema_change='fail',
+    post_hook="{{ drop_partitions_outside(
+        'activity_month', ref('fct_attendance'), 'cast(' ~ dbt.date_trunc('month', 'local_date') ~ ' as date)'
+    ) }}",
   )
 }}
 

@@ -13,6 +13,7 @@
     incremental_strategy=('insert_overwrite' if target.type == 'athena' else 'replace_partitions'),
     partitioned_by=['week_start'],
     on_schema_change='fail',
+    post_hook="{{ drop_partitions_outside('week_start', ref('fct_attendance'), 'week_start') }}",
   )
 }}
 

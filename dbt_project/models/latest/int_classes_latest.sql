@@ -1,6 +1,8 @@
--- Each class's latest timetable entry (from the newest export that lists it).
+-- Each class's latest timetable entry (from the newest export that lists it), among the exports
+-- up to the as-of date (exported_by_as_of).
 with classes as (
     select * from {{ ref('stg_classes') }}
+    where {{ exported_by_as_of('export_date', ref('stg_classes')) }}
 ),
 
 ranked as (

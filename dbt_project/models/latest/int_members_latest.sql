@@ -3,8 +3,10 @@
 -- for the partial files the contract names (the day's sign-ups, delivered beside the full
 -- export): a member missing from the newest full export has left and is not a current member
 -- (no e-mail, no HubSpot upsert, no list); a partial export after it only adds members.
+-- A build as of a past day reads the exports up to that day (exported_by_as_of).
 with members as (
     select * from {{ ref('stg_members') }}
+    where {{ exported_by_as_of('export_date', ref('stg_members')) }}
 ),
 
 newest_full_export as (

@@ -1,6 +1,9 @@
--- Check-ins, one row per attendance_id. Renames and casts only.
+-- Check-ins, one row per attendance_id. Renames and casts, and the window the warehouse holds
+-- as of the as-of date (in_warehouse_window): the days the processed zone's retention keeps,
+-- pruned yet or not, up to the end of the as-of date.
 with source as (
     select * from {{ source('processed', 'attendance') }}
+    where {{ in_warehouse_window('dt', 'checked_in_at') }}
 ),
 
 renamed as (

@@ -7,12 +7,14 @@ users as (
     select * from {{ ref('dim_users') }}
 ),
 
+-- Members who joined by the as-of date (a build of a past day shows no later day).
 joins as (
     select
         home_location as location,
         join_date as activity_date,
         count(*) as new_members
     from users
+    where join_date <= {{ as_of_date() }}
     group by home_location, join_date
 ),
 
