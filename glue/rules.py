@@ -28,6 +28,7 @@ from sqlglot import exp
 
 import contracts
 from contracts import Column, Contract
+from peak.core.sql import identifier, literal
 
 Dialect = str  # "duckdb" | "spark"
 DIALECTS = ("duckdb", "spark")
@@ -39,13 +40,10 @@ IS_NEW = "_is_new"
 RANK = "_rank"
 
 
-def q(name: str) -> str:
-    """A quoted identifier (DuckDB spelling; sqlglot rewrites quotes per dialect)."""
-    return '"' + name.replace('"', '""') + '"'
-
-
-def lit(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
+#: A quoted identifier (DuckDB spelling; sqlglot rewrites quotes per dialect) and a string
+#: literal: the one quoting helper's (peak.core.sql), under the short names the SQL here uses.
+q = identifier
+lit = literal
 
 
 # ---------------------------------------------------------------------------------------------

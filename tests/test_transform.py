@@ -416,3 +416,20 @@ def test_a_raw_file_that_lost_rows_after_landing_fails_before_publishing(lake, w
         run_transform(lake)
     assert not lake.list("processed/attendance/")
     assert not lake.list("quarantine/attendance/")
+
+
+def test_a_lake_path_with_a_quote_transforms(tmp_path, write_export, monkeypatch):
+    # The engine's spill folder and staged outputs sit in the lake, the quality step's spill
+    # folder in the temporary folder: every one of these paths enters DuckDB's SQL.
+    import tempfile
+
+    quoted_tmp = tmp_path / "it's tmp"
+    quoted_tmp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(quoted_tmp))
+    lake = Lake.from_uri(str(tmp_path / "o'brien's lake"))
+    rows = checkins(("A1", "2026-11-23T07:00Z"), ("A2", "not a time"))
+    land(lake, write_export("attendance_2026-11-23.csv", rows))
+    stats = run_transform(lake, TransformOptions()).datasets["attendance"]
+    assert (stats.rows_valid, stats.rows_quarantined) == (1, 1)
+    assert [r["attendance_id"] for r in read_zone(lake, "processed/attendance/")] == ["A1"]
+    assert len(read_zone(lake, "quarantine/attendance/rows/")) == 1

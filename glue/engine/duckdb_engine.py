@@ -37,7 +37,7 @@ class DuckDBEngine:
     def _connect(self, temp_dir: Path) -> duckdb.DuckDBPyConnection:
         con = duckdb.connect(config={"memory_limit": self.memory_limit})
         con.execute("SET TimeZone = 'UTC'")
-        con.execute(f"SET temp_directory = '{temp_dir}'")
+        con.execute(f"SET temp_directory = {rules.lit(str(temp_dir))}")
         con.execute("SET preserve_insertion_order = false")
         # The allocator keeps freed memory up to the cap instead of returning it to the OS and
         # faulting it back in on the next statement (about 1 s of kernel time per 10M rows).
@@ -138,7 +138,7 @@ class DuckDBEngine:
                 con.execute(
                     f"COPY (SELECT *, {rules.q('_raw_id')} AS {QUARANTINE_PART} FROM "
                     f"({rules.quarantine_sql(contract, dialect=d)})) "
-                    f"TO '{staging / 'quarantine'}' "
+                    f"TO {rules.lit(str(staging / 'quarantine'))} "
                     f"(FORMAT parquet, COMPRESSION zstd, PARTITION_BY ({QUARANTINE_PART}))"
                 )
             con.execute("CREATE VIEW valid_new AS " + rules.valid_sql(contract, dialect=d))

@@ -17,6 +17,7 @@ import pyarrow.parquet as pq
 import contracts
 from glue.quality.merge import _redact
 from glue.quality.suite import _quote
+from peak.core.sql import literal
 
 
 def _one(con: Any, sql: str) -> tuple[Any, ...]:
@@ -79,10 +80,10 @@ def _run_dataset_checks(
         con = duckdb.connect()
         con.execute("SET memory_limit='1GB'")
         con.execute("SET preserve_insertion_order=false")
-        con.execute(f"SET temp_directory='{spill}'")
+        con.execute(f"SET temp_directory={literal(spill)}")
         con.execute("CREATE TEMP TABLE _peak_files(_peak_file VARCHAR, dt DATE)")
         con.executemany("INSERT INTO _peak_files VALUES (?, ?)", [(str(p), d) for d, p in files])
-        file_list = ", ".join("'" + str(p).replace("'", "''") + "'" for _, p in files)
+        file_list = ", ".join(literal(p) for _, p in files)
         part = contracts.PARTITION_COLUMN
         select = ", ".join(
             [f"f.dt AS {_quote(part)}"]
