@@ -17,7 +17,7 @@ from glue.transform import TransformOptions, transform
 from ingestion.land import land_file
 from peak.core.lake import Lake
 from peak.core.report import RunReport
-from tests.conftest import CHECKIN, INGESTED_AT, MEMBER, read_zone
+from tests.conftest import CHECKIN, CLASS, INGESTED_AT, MEMBER, read_zone
 
 NO_GE = TransformOptions(quality=False)
 
@@ -433,3 +433,49 @@ def test_a_lake_path_with_a_quote_transforms(tmp_path, write_export, monkeypatch
     assert (stats.rows_valid, stats.rows_quarantined) == (1, 1)
     assert [r["attendance_id"] for r in read_zone(lake, "processed/attendance/")] == ["A1"]
     assert len(read_zone(lake, "quarantine/attendance/rows/")) == 1
+
+
+# ---------------------------------------------------------------------------------------------
+# One bad raw file stops its own dataset only
+# ---------------------------------------------------------------------------------------------
+
+
+def _land_three_datasets(lake, write_export):
+    attendance = land(
+        lake, write_export("attendance_2026-11-23.csv", checkins(("A1", "2026-11-23T07:00Z")))
+    )
+    land(lake, write_export("members_2026-11-23.csv", [MEMBER]))
+    land(lake, write_export("classes_2026-11-23.csv", [CLASS]))
+    return attendance
+
+
+def test_a_truncated_raw_file_stops_its_dataset_only_and_is_named(lake, write_export):
+    from glue.transform import TransformError
+
+    attendance = _land_three_datasets(lake, write_export)
+    raw = lake.path(attendance.parquet_key)
+    raw.write_bytes(raw.read_bytes()[:-100])  # cut short: no Parquet footer
+    with pytest.raises(TransformError) as failed:
+        run_transform(lake)
+    message = str(failed.value)
+    assert attendance.parquet_key in message and "attendance_2026-11-23.csv" in message
+    assert "\n" not in message
+    assert [r["user_id"] for r in read_zone(lake, "processed/members/")] == ["U1"]
+    assert [r["class_id"] for r in read_zone(lake, "processed/classes/")] == ["C1"]
+    assert not lake.list("processed/attendance/")
+    assert lake.read_json("_state/transform/attendance.json") is None  # retried next run
+    assert len(lake.read_json("_state/transform/members.json")["raw_ids"]) == 1
+
+
+def test_reprocess_after_raw_retention_names_the_missing_file(lake, write_export):
+    from glue.transform import TransformError
+
+    attendance = _land_three_datasets(lake, write_export)
+    run_transform(lake)
+    before = read_zone(lake, "processed/attendance/")
+    lake.delete(attendance.parquet_key)  # raw retention
+    with pytest.raises(TransformError, match="missing") as failed:
+        run_transform(lake, TransformOptions(quality=False, reprocess=True))
+    assert attendance.parquet_key in str(failed.value)
+    assert "attendance_2026-11-23.csv" in str(failed.value)
+    assert read_zone(lake, "processed/attendance/") == before  # nothing of it was touched
