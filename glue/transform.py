@@ -148,6 +148,7 @@ def transform_dataset(
             staging=staging,
             batch_raw_ids=batch_ids,
             timezone=options.timezone,
+            export_dates={e["raw_id"]: e["export_date"] for e in committed},
         )
         result = engine.process(contract, job)
         _check_counts(dataset, result, batch)

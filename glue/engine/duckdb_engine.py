@@ -13,7 +13,13 @@ import duckdb
 import contracts
 from contracts import Contract
 from glue import rules
-from glue.engine.base import QUARANTINE_PART, EngineJob, EngineResult, reason_counts_sql
+from glue.engine.base import (
+    QUARANTINE_PART,
+    EngineJob,
+    EngineResult,
+    exports_rows,
+    reason_counts_sql,
+)
 from peak.core.layout import PARTITION_FILE
 
 
@@ -152,6 +158,10 @@ class DuckDBEngine:
             else:
                 con.execute("CREATE VIEW existing AS SELECT * FROM valid_new WHERE FALSE")
             ids = job.batch_raw_ids
+            raw_id, export_date = rules.q(contracts.RAW_ID), rules.q(contracts.EXPORT_DATE)
+            con.execute(f"CREATE TABLE {rules.EXPORTS} ({raw_id} VARCHAR, {export_date} DATE)")
+            if job.export_dates:  # DuckDB refuses an empty executemany
+                con.executemany(f"INSERT INTO {rules.EXPORTS} VALUES (?, ?)", exports_rows(job))
             con.execute(
                 "CREATE TABLE ranked AS " + rules.rank_sql(contract, dialect=d, batch_raw_ids=ids)
             )
