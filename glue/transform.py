@@ -45,6 +45,9 @@ class TransformOptions:
     reprocess: bool = False
     quality: bool = True
     quality_batch_rows: int = 1_000_000
+    quality_sample_rows: int = 100_000
+    #: The quality step's DuckDB cap: the engine's (PEAK_DUCKDB_MEMORY_LIMIT).
+    memory_limit: str = "1GB"
 
     @classmethod
     def from_settings(cls, settings: Settings, *, reprocess: bool, quality: bool):
@@ -53,6 +56,8 @@ class TransformOptions:
             reprocess=reprocess,
             quality=quality,
             quality_batch_rows=settings.quality.batch_rows,
+            quality_sample_rows=settings.quality.sample_rows,
+            memory_limit=settings.duckdb.memory_limit,
         )
 
 
@@ -233,6 +238,8 @@ def _check_quality(lake, contract, partitions, report, options) -> None:
             run_id=report.run_id,
             docs_dir=root / layout.QUALITY_DOCS,
             batch_rows=options.quality_batch_rows,
+            sample_rows=options.quality_sample_rows,
+            memory_limit=options.memory_limit,
         )
         lake.write_json(
             layout.quality_result_key(contract.dataset, report.run_id),
@@ -240,6 +247,7 @@ def _check_quality(lake, contract, partitions, report, options) -> None:
                 "dataset": result.dataset,
                 "success": result.success,
                 "rows_checked": result.rows_checked,
+                "rows_sampled": result.rows_sampled,
                 "batches": result.batches,
                 "expectations": result.expectations,
                 "failed": result.failed,

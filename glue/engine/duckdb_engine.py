@@ -4,7 +4,6 @@ caller stages inputs and uploads outputs (DuckDB's httpfs extension is not used)
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -53,44 +52,21 @@ class DuckDBEngine:
             con.execute(f"SET threads = {int(self.threads)}")
         return con
 
-    def _write_partitions(
-        self, con: duckdb.DuckDBPyConnection, partitions: list[str], folder: Path
-    ) -> None:
-        """``final``'s rows into ``folder/dt=D/<PARTITION_FILE>``, one file per partition.
+    def _write_partitions(self, con: duckdb.DuckDBPyConnection, folder: Path) -> None:
+        """``final``'s rows into ``folder/dt=D/<file>.parquet``, one file per partition.
 
-        One COPY per partition, as many at a time as there are threads, each on its own
-        cursor with the threads shared out (one each on a backfill; all of them for a daily
-        run's one or two partitions): about a third faster than one ``COPY ... PARTITION_BY
-        (dt)``, whose partitioning step costs more than the writing. A partition left with no
-        row (all superseded) gets no file.
+        One ``COPY ... PARTITION_BY``: the rows are read once whatever the number of
+        partitions (one COPY per partition read the batch once per day: rows x partitions on a
+        year's backfill in one file). A partition left with no row (all superseded) gets no
+        file. The staging folder is published partition by partition afterwards, each by one
+        atomic rename (glue.transform).
         """
-        # DuckDB's own count (it reads the container's CPU quota; os.cpu_count() does not)
-        (threads,) = _one(con.execute("SELECT CAST(current_setting('threads') AS BIGINT)"))
-        workers = min(threads, len(partitions))
-        con.execute(f"SET threads = {threads // workers}")  # a global setting
         dt = rules.q(contracts.PARTITION_COLUMN)
-
-        def write(chunk: list[str]) -> None:
-            cursor = con.cursor()
-            try:
-                for value in chunk:
-                    target = folder / f"{contracts.PARTITION_COLUMN}={value}" / PARTITION_FILE
-                    target.parent.mkdir(parents=True)
-                    (written,) = _one(
-                        cursor.execute(
-                            f"COPY (SELECT * EXCLUDE ({dt}) FROM final WHERE {dt} = DATE "
-                            f"{rules.lit(value)}) TO {rules.lit(str(target))} "
-                            "(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 1000000)"
-                        )
-                    )
-                    if not written:
-                        target.unlink()
-                        target.parent.rmdir()
-            finally:
-                cursor.close()
-
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="peak-duckdb") as pool:
-            list(pool.map(write, [partitions[i::workers] for i in range(workers)]))
+        con.execute(
+            f"COPY (SELECT * FROM final) TO {rules.lit(str(folder))} "
+            f"(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 1000000, PARTITION_BY ({dt}), "
+            f"FILENAME_PATTERN {rules.lit(Path(PARTITION_FILE).stem)})"
+        )
 
     def _validate(self, con: duckdb.DuckDBPyConnection, contract: Contract, job: EngineJob) -> None:
         """The rules over the batch into ``validated_rows``, and the view ``validated``.
@@ -176,7 +152,7 @@ class DuckDBEngine:
                     "CREATE VIEW final AS "
                     + rules.final_sql(contract, dialect=d, batch_raw_ids=ids)
                 )
-                self._write_partitions(con, affected, staging / "processed")
+                self._write_partitions(con, staging / "processed")
         finally:
             con.close()
         return EngineResult(

@@ -64,6 +64,7 @@ def _run_dataset_checks(
     expectations: list[Any],
     files: list[tuple[dt.date, Path]],
     columns: list[str],
+    memory_limit: str = "1GB",
 ) -> tuple[list[dict], int, float]:
     """Run each expectation's ``unexpected_rows_query`` over all staged files in DuckDB.
 
@@ -78,7 +79,7 @@ def _run_dataset_checks(
     con = None
     try:
         con = duckdb.connect()
-        con.execute("SET memory_limit='1GB'")
+        con.execute(f"SET memory_limit={literal(memory_limit)}")
         con.execute("SET preserve_insertion_order=false")
         con.execute(f"SET temp_directory={literal(spill)}")
         con.execute("CREATE TEMP TABLE _peak_files(_peak_file VARCHAR, dt DATE)")
