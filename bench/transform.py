@@ -101,14 +101,19 @@ def backfill(data: Path) -> Path:
     return out
 
 
+#: DuckDB's memory cap for every measured process (PEAK_DUCKDB_MEMORY_LIMIT; --memory-limit).
+MEMORY = {"limit": "1GB"}
+
+
 def floor(data: Path) -> tuple[float, int]:
-    return run([sys.executable, str(FLOOR), str(data), str(OUT / "floor")])
+    cmd = [sys.executable, str(FLOOR), str(data), str(OUT / "floor"), MEMORY["limit"]]
+    return run(cmd)
 
 
 def pipeline(data: Path, engine: str) -> tuple[float, int]:
     lake = OUT / f"lake-{engine}"
     shutil.rmtree(lake, ignore_errors=True)
-    env = {"PEAK_LAKE": str(lake), "PEAK_PROGRESS": ""}
+    env = {"PEAK_LAKE": str(lake), "PEAK_PROGRESS": "", "PEAK_DUCKDB_MEMORY_LIMIT": MEMORY["limit"]}
     t1, m1 = run([str(BIN / "peak"), "ingest", str(data), "--date", END_DATE], env)
     t2, m2 = run([str(BIN / "peak"), "transform", "--engine", engine], env)
     return t1 + t2, max(m1, m2)
@@ -126,7 +131,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--shapes", default="daily,backfill", help="daily, backfill")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--spark", action="store_true", help="also the Spark engine")
+    parser.add_argument(
+        "--memory-limit", default="1GB", help="DuckDB's cap, floor and pipeline alike"
+    )
     args = parser.parse_args(argv)
+    MEMORY["limit"] = args.memory_limit
     OUT.mkdir(parents=True, exist_ok=True)
     results = []
     for label in args.sizes.split(","):

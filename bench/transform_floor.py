@@ -2,7 +2,7 @@
 
 Run by ``bench/transform.py`` in the same run as the pipeline it is compared with:
 
-    python bench/transform_floor.py <exports folder> <out folder>
+    python bench/transform_floor.py <exports folder> <out folder> [memory limit, 1GB]
 
 1. For every export: its SHA-256 (read in full) and a byte copy (in threads), and per dataset
    one COPY of its exports to text Parquet, one file per export, with the lineage of a file
@@ -98,9 +98,9 @@ def validate(con: duckdb.DuckDBPyConnection, dataset: str, out: Path) -> None:
     )
 
 
-def main(data: Path, out: Path) -> None:
+def main(data: Path, out: Path, memory_limit: str) -> None:
     shutil.rmtree(out, ignore_errors=True)
-    con = duckdb.connect()
+    con = duckdb.connect(config={"memory_limit": memory_limit})
     con.execute("SET preserve_insertion_order = false")
     con.execute("SET TimeZone = 'UTC'")
     (out / "raw").mkdir(parents=True)
@@ -120,4 +120,4 @@ def main(data: Path, out: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]), Path(sys.argv[2]))
+    main(Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3] if len(sys.argv) > 3 else "1GB")
