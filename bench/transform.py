@@ -1,20 +1,24 @@
-"""Benchmark: `peak ingest` + `peak transform` against DuckDB's plain CSV -> Parquet conversion.
+"""Benchmark: `peak ingest` + `peak transform` against the floor of the same work, in two shapes.
 
-For each size (about 1M and 10M check-ins by default) the script generates sample exports once
-(cached under bench/out/), then, ``--repeat`` times each, measures in the same run:
+For each size (1M and 10M check-ins by default) the script generates a year of daily exports
+once (cached under bench/out/) and, from them, the same check-ins as one backfill file. For each
+shape (``daily``: 365 daily files; ``backfill``: a year in one export) it measures, ``--repeat``
+times each, interleaved, in the same run:
 
-- reference: DuckDB converting the same CSV files to Parquet, nothing else (one COPY per dataset)
-- duckdb:    `peak ingest` + `peak transform --engine duckdb` into a fresh lake (the local default,
-             Great Expectations included)
-- spark:     the same with `--engine spark` (``--no-spark`` skips it)
+- floor:  ``bench/transform_floor.py``, the design's two passes done bare in DuckDB (hash, copy
+          and CSV -> text Parquet; then typed, validated, de-duplicated, partitioned Parquet)
+- duckdb: `peak ingest` + `peak transform --engine duckdb` into a fresh lake (the local default,
+          Great Expectations included)
+- spark:  the same with `--engine spark` (``--spark`` adds it; slow on 2 cores)
 
 Each measured command runs in its own process; peak memory is the largest resident set of any
-of them (``wait4``'s ru_maxrss, children included). It prints medians and the ratio to the
-reference, and writes them to bench/out/transform.json. This is a benchmark, not a test: it
-asserts nothing and is never part of `make test`.
+of them (``wait4``'s ru_maxrss, children included). It prints medians, the ratio to the floor
+and, for Spark, the per-row costs from which docs/performance.md extrapolates the day size at
+which Glue's Spark job pays (extrapolated: there is no Glue here). It writes
+bench/out/transform.json. This is a benchmark, not a test: it asserts nothing.
 
-    .venv/bin/python bench/transform.py                    # 1M and 10M check-ins, 3 repeats
-    .venv/bin/python bench/transform.py --sizes 1m --repeat 5
+    .venv/bin/python bench/transform.py                      # 1M and 10M, 3 repeats
+    .venv/bin/python bench/transform.py --sizes 1m --repeat 3 --spark
 """
 
 from __future__ import annotations
@@ -73,29 +77,43 @@ def generate(label: str) -> Path:
     return data
 
 
-REFERENCE = """
-import duckdb, sys
-data, out = sys.argv[1], sys.argv[2]
-con = duckdb.connect()
-for ds in ("members", "classes", "attendance"):
-    con.execute(
-        f"COPY (SELECT * FROM read_csv('{data}/{ds}_*.csv')) TO '{out}/{ds}.parquet' "
-        "(FORMAT parquet)"
-    )
-"""
+FLOOR = HERE / "transform_floor.py"
 
 
-def reference(data: Path) -> tuple[float, int]:
-    target = OUT / "reference"
-    shutil.rmtree(target, ignore_errors=True)
-    target.mkdir(parents=True)
-    return run([sys.executable, "-c", REFERENCE, str(data), str(target)])
+def backfill(data: Path) -> Path:
+    """The same exports with the year's check-ins in one file (what a chain sends on day one)."""
+    out = data.with_name(data.name + "-backfill")
+    if (out / ".done").exists():
+        return out
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    days = sorted(data.glob("attendance_*.csv"))
+    with open(out / f"attendance_{END_DATE}.csv", "wb") as dst:
+        for i, src in enumerate(days):
+            with open(src, "rb") as fh:
+                if i:
+                    fh.readline()  # the header, once
+                shutil.copyfileobj(fh, dst, 16 << 20)
+    for src in data.glob("*.csv"):
+        if not src.name.startswith("attendance_"):
+            shutil.copyfile(src, out / src.name)
+    (out / ".done").touch()
+    return out
+
+
+#: DuckDB's memory cap for every measured process (PEAK_DUCKDB_MEMORY_LIMIT; --memory-limit).
+MEMORY = {"limit": "1GB"}
+
+
+def floor(data: Path) -> tuple[float, int]:
+    cmd = [sys.executable, str(FLOOR), str(data), str(OUT / "floor"), MEMORY["limit"]]
+    return run(cmd)
 
 
 def pipeline(data: Path, engine: str) -> tuple[float, int]:
     lake = OUT / f"lake-{engine}"
     shutil.rmtree(lake, ignore_errors=True)
-    env = {"PEAK_LAKE": str(lake), "PEAK_PROGRESS": ""}
+    env = {"PEAK_LAKE": str(lake), "PEAK_PROGRESS": "", "PEAK_DUCKDB_MEMORY_LIMIT": MEMORY["limit"]}
     t1, m1 = run([str(BIN / "peak"), "ingest", str(data), "--date", END_DATE], env)
     t2, m2 = run([str(BIN / "peak"), "transform", "--engine", engine], env)
     return t1 + t2, max(m1, m2)
@@ -110,51 +128,63 @@ def rows(data: Path) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1m,10m", help="comma list of: " + ", ".join(SIZES))
+    parser.add_argument("--shapes", default="daily,backfill", help="daily, backfill")
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--no-spark", action="store_true", help="skip the Spark engine")
+    parser.add_argument("--spark", action="store_true", help="also the Spark engine")
+    parser.add_argument(
+        "--memory-limit", default="1GB", help="DuckDB's cap, floor and pipeline alike"
+    )
     args = parser.parse_args(argv)
+    MEMORY["limit"] = args.memory_limit
     OUT.mkdir(parents=True, exist_ok=True)
     results = []
     for label in args.sizes.split(","):
-        data = generate(label)
-        n = rows(data)
-        engines = ["duckdb"] + ([] if args.no_spark else ["spark"])
-        timings: dict[str, list[float]] = {"reference": [], **{e: [] for e in engines}}
-        memory: dict[str, int] = dict.fromkeys(timings, 0)
-        for i in range(args.repeat):
-            for name in timings:  # interleaved, so drift hits every engine alike
-                seconds, rss = reference(data) if name == "reference" else pipeline(data, name)
-                timings[name].append(seconds)
-                memory[name] = max(memory[name], rss)
-                print(
-                    f"  {label} run {i + 1}: {name:9s} {seconds:7.2f} s  {rss / 2**30:5.2f} GiB",
-                    flush=True,
+        daily = generate(label)
+        n = rows(daily)
+        for shape in args.shapes.split(","):
+            data = daily if shape == "daily" else backfill(daily)
+            engines = ["duckdb"] + (["spark"] if args.spark else [])
+            timings: dict[str, list[float]] = {"floor": [], **{e: [] for e in engines}}
+            memory: dict[str, int] = dict.fromkeys(timings, 0)
+            for i in range(args.repeat):
+                for name in timings:  # interleaved, so drift hits every engine alike
+                    seconds, rss = floor(data) if name == "floor" else pipeline(data, name)
+                    timings[name].append(seconds)
+                    memory[name] = max(memory[name], rss)
+                    print(
+                        f"  {label} {shape} run {i + 1}: {name:7s} {seconds:7.2f} s  "
+                        f"{rss / 2**30:5.2f} GiB",
+                        flush=True,
+                    )
+            ref = statistics.median(timings["floor"])
+            for name, values in timings.items():
+                median = statistics.median(values)
+                results.append(
+                    {
+                        "size": label,
+                        "shape": shape,
+                        "check_ins": n,
+                        "engine": name,
+                        "median_s": round(median, 2),
+                        "runs_s": [round(v, 2) for v in values],
+                        "ratio": round(median / ref, 2),
+                        "peak_rss_gib": round(memory[name] / 2**30, 2),
+                        "us_per_check_in": round(median / n * 1e6, 3),
+                    }
                 )
-        ref = statistics.median(timings["reference"])
-        for name, values in timings.items():
-            median = statistics.median(values)
-            results.append(
-                {
-                    "size": label,
-                    "check_ins": n,
-                    "engine": name,
-                    "median_s": round(median, 2),
-                    "runs_s": [round(v, 2) for v in values],
-                    "ratio": round(median / ref, 2),
-                    "peak_rss_gib": round(memory[name] / 2**30, 2),
-                }
-            )
     print()
     print(
-        f"{'size':>5} {'check-ins':>11} {'engine':>10} {'median s':>9} {'ratio':>6} {'peak GiB':>9}"
+        f"{'size':>5} {'shape':>9} {'check-ins':>11} {'engine':>7} {'median s':>9} "
+        f"{'ratio':>6} {'peak GiB':>9} {'us/row':>7}"
     )
     for r in results:
         print(
-            f"{r['size']:>5} {r['check_ins']:>11,} {r['engine']:>10} {r['median_s']:>9.2f} "
-            f"{r['ratio']:>5.2f}x {r['peak_rss_gib']:>9.2f}"
+            f"{r['size']:>5} {r['shape']:>9} {r['check_ins']:>11,} {r['engine']:>7} "
+            f"{r['median_s']:>9.2f} {r['ratio']:>5.2f}x {r['peak_rss_gib']:>9.2f} "
+            f"{r['us_per_check_in']:>7.3f}"
         )
     (OUT / "transform.json").write_text(json.dumps(results, indent=2))
-    print("\nratio = median time / median time of DuckDB's plain CSV->Parquet (reference)")
+    print("\nratio = median time / median time of the floor (bench/transform_floor.py), same run")
     return 0
 
 

@@ -28,6 +28,7 @@ from sqlglot import exp
 
 import contracts
 from contracts import Column, Contract
+from peak.core.sql import identifier, literal
 
 Dialect = str  # "duckdb" | "spark"
 DIALECTS = ("duckdb", "spark")
@@ -39,13 +40,10 @@ IS_NEW = "_is_new"
 RANK = "_rank"
 
 
-def q(name: str) -> str:
-    """A quoted identifier (DuckDB spelling; sqlglot rewrites quotes per dialect)."""
-    return '"' + name.replace('"', '""') + '"'
-
-
-def lit(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
+#: A quoted identifier (DuckDB spelling; sqlglot rewrites quotes per dialect) and a string
+#: literal: the one quoting helper's (peak.core.sql), under the short names the SQL here uses.
+q = identifier
+lit = literal
 
 
 # ---------------------------------------------------------------------------------------------
@@ -313,13 +311,23 @@ def valid_sql(contract: Contract, *, dialect: Dialect, source: str = "validated"
     )
 
 
-def _order(contract: Contract) -> str:
-    tiebreak = [contracts.INGESTED_AT, contracts.RAW_ID, contracts.SOURCE_ROW]
-    if contract.dedup.keep == "latest":
-        cols = [*contract.dedup.order_by, *tiebreak]
-        return ", ".join(f"{q(c)} DESC NULLS LAST" for c in cols)
-    cols = [*contract.dedup.order_by, *tiebreak]
-    return ", ".join(f"{q(c)} ASC NULLS LAST" for c in cols)
+#: Which of two rows came first, after the contract's own ``order_by``: the earlier export,
+#: then the file name, then the row; the raw id (its bytes' SHA-256) only for two files of the
+#: same name and export date. Never when a row was landed: one ingest stamps every file with
+#: the same time, two ingests do not, and the result must not depend on the batching.
+SEEN_ORDER = (contracts.EXPORT_DATE, contracts.SOURCE_FILE, contracts.SOURCE_ROW, contracts.RAW_ID)
+#: The relation every engine provides with each committed raw file's export date:
+#: ``(_raw_id, _export_date)`` (the processed zone does not keep the export date).
+EXPORTS = "exports"
+
+
+def _order(contract: Contract, row: str = "c", exports: str = "e") -> str:
+    direction = "DESC" if contract.dedup.keep == "latest" else "ASC"
+    cols = [
+        f"{exports if c == contracts.EXPORT_DATE else row}.{q(c)}"
+        for c in (*contract.dedup.order_by, *SEEN_ORDER)
+    ]
+    return ", ".join(f"{c} {direction} NULLS LAST" for c in cols)
 
 
 def _dedup_partition(contract: Contract) -> list[str]:
@@ -336,6 +344,7 @@ def rank_sql(
     batch_raw_ids: Sequence[str],
     new: str = "valid_new",
     existing: str = "existing",
+    exports: str = EXPORTS,
 ) -> str:
     """The contested candidates (rows sharing a key) ranked per key; rank 1 survives.
 
@@ -346,10 +355,11 @@ def rank_sql(
     key), and the exact aggregate runs on those rows alone. ``candidates`` is read three times
     and is not materialised (DuckDB would otherwise copy every row once more). Existing rows
     that came from the batch's own raw files (left by an interrupted run) are ignored, so a
-    re-run gives exactly an uninterrupted run's output.
+    re-run gives exactly an uninterrupted run's output. Ties go to :data:`SEEN_ORDER`, the
+    export dates read from ``exports`` for the contested rows only.
     """
     keep_cols = [*contract.dedup.key, *contract.dedup.order_by]
-    keep_cols += [contracts.INGESTED_AT, contracts.RAW_ID, contracts.SOURCE_ROW]
+    keep_cols += [c for c in SEEN_ORDER if c != contracts.EXPORT_DATE]
     keep_cols += [contracts.PARTITION_COLUMN]
     keep_cols = list(dict.fromkeys(keep_cols))
     cols = ", ".join(q(c) for c in keep_cols)
@@ -374,6 +384,7 @@ def rank_sql(
             PARTITION BY {", ".join("c." + q(k) for k in partition)} ORDER BY {_order(contract)}
         ) AS {RANK}
         FROM candidates AS c JOIN contested AS d ON {join_on}
+        LEFT JOIN {exports} AS e ON c.{q(contracts.RAW_ID)} = e.{q(contracts.RAW_ID)}
     """
     return render(sql, dialect)
 

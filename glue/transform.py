@@ -22,6 +22,9 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
+
 import contracts
 from glue import quality
 from glue.engine.base import Engine, EngineJob, EngineResult, staged_partitions, staged_quarantine
@@ -30,7 +33,7 @@ from peak.core.errors import TransformError
 from peak.core.failpoints import failpoint
 from peak.core.lake import Lake
 from peak.core.locks import transform_lock
-from peak.core.report import RunReport, balanced
+from peak.core.report import RunReport, balanced, one_line
 from peak.core.settings import Settings
 
 Progress = Callable[[str, str], None]
@@ -42,6 +45,9 @@ class TransformOptions:
     reprocess: bool = False
     quality: bool = True
     quality_batch_rows: int = 1_000_000
+    quality_sample_rows: int = 100_000
+    #: The quality step's DuckDB cap: the engine's (PEAK_DUCKDB_MEMORY_LIMIT).
+    memory_limit: str = "1GB"
 
     @classmethod
     def from_settings(cls, settings: Settings, *, reprocess: bool, quality: bool):
@@ -50,7 +56,41 @@ class TransformOptions:
             reprocess=reprocess,
             quality=quality,
             quality_batch_rows=settings.quality.batch_rows,
+            quality_sample_rows=settings.quality.sample_rows,
+            memory_limit=settings.duckdb.memory_limit,
         )
+
+
+def _raw_file(entry: dict) -> str:
+    """A raw file as errors name it: its key, the export it came from and when it landed."""
+    export = Path(str(entry.get("source") or "?")).name
+    return f"raw file {entry['parquet_key']} (export {export}, landed {entry['ingest_date']})"
+
+
+def _check_raw_files(lake: Lake, dataset: str, batch: list[dict], reprocess: bool) -> None:
+    """Every raw file of the batch is still there, or a clear error naming the first that is
+    not (before the engine's own message about a path)."""
+    for entry in batch:
+        if not lake.exists(entry["parquet_key"]):
+            why = (
+                "; --reprocess rebuilds from the raw zone, which keeps files for its retention "
+                "period only"
+                if reprocess
+                else ""
+            )
+            raise TransformError(f"{dataset}: {_raw_file(entry)} is missing{why}")
+
+
+def _check_readable(dataset: str, batch: list[dict], files: list[str]) -> None:
+    """Every local raw file has a Parquet footer (a truncated file has none): the error names
+    the file and its export rather than the engine's message about a path."""
+    for entry, path in zip(batch, files):
+        try:
+            pq.read_metadata(path)
+        except (OSError, pa.ArrowException) as exc:
+            raise TransformError(
+                f"{dataset}: {_raw_file(entry)} is not readable Parquet: {one_line(exc)}"
+            ) from exc
 
 
 def _local_inputs(lake: Lake, keys: list[str], workdir: Path) -> list[str]:
@@ -82,6 +122,7 @@ def transform_dataset(
         say(dataset, "nothing new")
         return None
     batch_ids = [e["raw_id"] for e in batch]
+    _check_raw_files(lake, dataset, batch, options.reprocess)
     ingest_date = {e["raw_id"]: e["ingest_date"] for e in batch}
     live = [
         k
@@ -103,6 +144,8 @@ def transform_dataset(
             staging = str(tmp / "staging")
             raw_files = _local_inputs(lake, [e["parquet_key"] for e in batch], tmp / "inputs")
             existing_files = _local_inputs(lake, existing, tmp / "inputs")
+        if not addressable or lake.is_local:  # local files: their footers are cheap to read
+            _check_readable(dataset, batch, raw_files)
         say(dataset, f"{engine.name}: validating {len(batch)} file(s)")
         job = EngineJob(
             raw_files=raw_files,
@@ -110,6 +153,7 @@ def transform_dataset(
             staging=staging,
             batch_raw_ids=batch_ids,
             timezone=options.timezone,
+            export_dates={e["raw_id"]: e["export_date"] for e in committed},
         )
         result = engine.process(contract, job)
         _check_counts(dataset, result, batch)
@@ -194,6 +238,8 @@ def _check_quality(lake, contract, partitions, report, options) -> None:
             run_id=report.run_id,
             docs_dir=root / layout.QUALITY_DOCS,
             batch_rows=options.quality_batch_rows,
+            sample_rows=options.quality_sample_rows,
+            memory_limit=options.memory_limit,
         )
         lake.write_json(
             layout.quality_result_key(contract.dataset, report.run_id),
@@ -201,6 +247,7 @@ def _check_quality(lake, contract, partitions, report, options) -> None:
                 "dataset": result.dataset,
                 "success": result.success,
                 "rows_checked": result.rows_checked,
+                "rows_sampled": result.rows_sampled,
                 "batches": result.batches,
                 "expectations": result.expectations,
                 "failed": result.failed,
@@ -233,14 +280,32 @@ def transform(
     progress: Progress | None = None,
     done: Callable[[str], None] | None = None,
 ) -> RunReport:
-    """Every dataset (or those named), one transform at a time per lake."""
+    """Every dataset (or those named), one transform at a time per lake.
+
+    Datasets are independent: one that fails (a truncated raw file, a failed suite) publishes
+    nothing and keeps its files for the next run, and the others still run. The failure is
+    raised at the end: as it was when one dataset failed, else one error naming each.
+    """
     if options.quality:
         prefetch_quality()
+    failures: list[tuple[str, Exception]] = []
+    names = datasets or list(contracts.load_all())
     with transform_lock(lake, report.run_id):
-        for dataset in datasets or list(contracts.load_all()):
-            transform_dataset(
-                lake, dataset, engine=engine, report=report, options=options, progress=progress
-            )
+        for dataset in names:
+            try:
+                transform_dataset(
+                    lake, dataset, engine=engine, report=report, options=options, progress=progress
+                )
+            except Exception as exc:
+                failures.append((dataset, exc))
+                report.stages.setdefault("transform_failed", {})[dataset] = one_line(exc)
             if done:
                 done(dataset)
+    if len(failures) == 1:
+        raise failures[0][1]
+    if failures:
+        failed = "; ".join(f"{ds}: {one_line(exc)}" for ds, exc in failures)
+        raise TransformError(
+            f"{len(failures)} of {len(names)} datasets failed: {failed}"
+        ) from failures[0][1]
     return report

@@ -4,8 +4,9 @@ The raw Parquet holds the contract's columns as text, exactly as exported (no tr
 typing: that is the transform's job), plus lineage. Columns the contract does not know are
 dropped here (and named in the run report). A file that cannot be read as its format at all
 raises :class:`FileRejected` with a reason code; a single row that cannot be split into the
-header's columns is kept with ``_parse_error`` set, so the transform quarantines it and nothing
-is lost. Memory stays bounded: files are read in blocks and written batch by batch.
+header's columns (or a JSON Lines line that is not JSON) is kept with ``_parse_error`` set, so
+the transform quarantines it and nothing is lost. Memory stays bounded: files are read in
+blocks and written batch by batch.
 """
 
 from __future__ import annotations
@@ -289,6 +290,10 @@ def _csv_fast(
 
 
 def _csv_exact(contract: Contract, src: Path, header: list[str], writer: _BatchWriter) -> None:
+    # Python's reader stops at fields over 131,072 characters where Arrow's takes any that fits
+    # in a block: the same file must read the same either way. The limit is process-wide and
+    # only ever raised here (ingest parses files on several threads at once).
+    csv.field_size_limit(max(csv.field_size_limit(), CSV_BLOCK_BYTES))
     width = len(header)
     index = {name: i for i, name in enumerate(header) if name in contract.column_names}
     with open(src, encoding="utf-8-sig", newline="") as fh:
@@ -337,6 +342,13 @@ def _text(value: Any) -> str | None:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
+@dataclass
+class _BadLine:
+    """A JSON Lines line that is not JSON: a malformed row, like a ragged CSV row."""
+
+    reason: str
+
+
 def _iter_json_lines(fh: io.TextIOBase) -> Iterator[Any]:
     for number, line in enumerate(fh, start=1):
         if not line.strip():
@@ -344,9 +356,7 @@ def _iter_json_lines(fh: io.TextIOBase) -> Iterator[Any]:
         try:
             yield json.loads(line)
         except json.JSONDecodeError as exc:
-            raise FileRejected(
-                "file.unreadable", f"invalid JSON on line {number}: {exc.msg}"
-            ) from exc
+            yield _BadLine(f"invalid JSON on line {number}: {exc.msg}: {line.strip()[:500]}")
 
 
 def _iter_json_array(fh: io.TextIOBase) -> Iterator[Any]:
@@ -443,9 +453,17 @@ def _json(contract: Contract, src: Path, writer: _BatchWriter, *, lines: bool) -
             errors: list[str | None] = []
             keys_seen: set[str] = set()
             rows = 0
+            first_bad: str | None = None
+            bad_lines = 0
             for item in items:
                 rows += 1
-                if isinstance(item, dict):
+                if isinstance(item, _BadLine):
+                    for name in names:
+                        buf[name].append(None)
+                    errors.append(item.reason)
+                    first_bad = first_bad or item.reason
+                    bad_lines += 1
+                elif isinstance(item, dict):
                     keys = {str(k).strip().lower(): v for k, v in item.items()}
                     keys_seen.update(keys)
                     for name in names:
@@ -460,6 +478,8 @@ def _json(contract: Contract, src: Path, writer: _BatchWriter, *, lines: bool) -
                     writer.write(buf, len(errors), errors)
                     buf = {name: [] for name in names}
                     errors = []
+            if first_bad is not None and bad_lines == rows:  # not JSON Lines at all
+                raise FileRejected("file.unreadable", first_bad)
             if rows:
                 missing = [c for c in contract.required_columns if c not in keys_seen]
                 if missing and len(keys_seen):

@@ -227,7 +227,7 @@ def members_fixture() -> tuple[list[Export], list[Export]]:
         [
             r("D4", updated_at="2026-11-21T12:00:00Z"),  # newer: supersedes batch 1's
             r("D5", updated_at="2026-11-21T09:00:00Z"),  # older: loses to batch 1's
-            r("D6", updated_at="2026-11-21T12:00:00Z", plan="new"),  # a tie: the later file
+            r("D6", updated_at="2026-11-21T12:00:00Z", plan="new"),  # a tie: loses on file name
             r("D8", updated_at="2026-11-22T12:00:00+01:00"),
             r("V36", "status.allowed;updated_at.type", status="x", updated_at="never"),
             malformed("members"),
@@ -317,7 +317,7 @@ def classes_fixture() -> tuple[list[Export], list[Export]]:
         "classes_20261124.json",
         DAY2,
         [
-            r("D2", capacity="25"),  # the same export date, ingested later: supersedes
+            r("D2", capacity="25"),  # the same export date, a later file name: supersedes
             r("D3", capacity="30"),
             r("D5"),
             r("V30", "capacity.max", capacity="5000"),
@@ -535,6 +535,10 @@ class Batches:
         return [e.raw_id for e in self.second]
 
     @property
+    def export_dates(self) -> dict[str, str]:
+        return {e.raw_id: e.export_date.isoformat() for e in (*self.first, *self.second)}
+
+    @property
     def rows(self) -> dict[tuple[str, int], Row]:
         return {
             (e.raw_id, i): r for e in (*self.first, *self.second) for i, r in enumerate(e.rows, 1)
@@ -622,6 +626,7 @@ def test_spark_and_duckdb_give_identical_results(dataset, timezone, engines, tmp
 
     def run(engine: str, name: str, raw, existing, ids) -> EngineResult:
         job = EngineJob(raw, existing, str(tmp_path / engine / name), ids, timezone)
+        job.export_dates = batches.export_dates
         return engines[engine].process(contract, job)
 
     def both(name: str, raw, ids, existing: dict[str, list[str]]) -> EngineResult:

@@ -150,7 +150,7 @@ def test_a_json_element_that_is_not_an_object_is_a_malformed_row(tmp_path):
         ),
         ("members.json", json.dumps([MEMBER, MEMBER]).encode()[:-20], "file.unreadable"),
         ("members.json", b'{"user_id": "U1", ', "file.unreadable"),
-        ("members.jsonl", b'{"user_id": "U1"}\n{"user_id": \n', "file.unreadable"),
+        ("members.jsonl", b"user_id,email\nU1,a@example.com\n", "file.unreadable"),
         ("members.json", b"42", "file.unreadable"),
         (
             "attendance.csv",
@@ -230,3 +230,26 @@ def test_the_encoding_rejection_says_where_the_bad_byte_is(tmp_path):
     assert caught.value.code == "file.encoding"
     offset = data.index(b"\xff")  # in the file, counting the BOM
     assert caught.value.reason == f"not UTF-8 (byte {offset}, line 2)"
+
+
+def test_a_ragged_row_beside_a_field_over_pythons_csv_limit_quarantines_the_row_only(tmp_path):
+    """The ragged row sends the file to the exact reader, whose default field limit (131,072
+    characters) rejected the whole file: now only the ragged row is malformed."""
+    long_name = "x" * 200_000
+    data = b"attendance_id,user_id,class_id,checked_in_at\n"
+    data += f"A1,{long_name},C1,2026-11-23T07:00Z\nA2,U1\nA3,U3,C3,2026-11-23T09:00Z\n".encode()
+    result, out = parse(tmp_path, "attendance", "attendance.csv", data)
+    assert (result.rows, result.malformed_rows) == (3, 1)
+    assert out[0]["user_id"] == long_name and out[0]["_parse_error"] is None
+    assert out[1]["_source_row"] == 2 and out[1]["_parse_error"].startswith("expected 4 fields")
+    assert out[2]["attendance_id"] == "A3"
+
+
+@pytest.mark.parametrize("name", ["attendance.jsonl", "attendance.json"])
+def test_a_bad_json_line_is_a_malformed_row_not_a_rejected_file(tmp_path, name):
+    lines = [json.dumps(CHECKIN), '{"attendance_id": "A2", "user_id": ', json.dumps(CHECKIN)]
+    result, out = parse(tmp_path, "attendance", name, ("\n".join(lines) + "\n").encode())
+    assert (result.rows, result.malformed_rows) == (3, 1)
+    assert [r["_source_row"] for r in out] == [1, 2, 3]
+    assert out[1]["_parse_error"].startswith("invalid JSON on line 2")
+    assert out[0]["_parse_error"] is None and out[2]["attendance_id"] == "A1"

@@ -101,7 +101,16 @@ def _clean(contract: contracts.Contract, days: int = 2, n: int = 5) -> dict[str,
     return parts
 
 
-def _validate(tmp_path: Path, contract, parts, *, schema=None, batch_rows=1000, run_id="r1"):
+def _validate(
+    tmp_path: Path,
+    contract,
+    parts,
+    *,
+    schema=None,
+    batch_rows=1000,
+    run_id="r1",
+    sample_rows=100_000,
+):
     files = _write(tmp_path / "staging", contract, parts, schema)
     return quality.validate_partitions(
         contract,
@@ -109,6 +118,8 @@ def _validate(tmp_path: Path, contract, parts, *, schema=None, batch_rows=1000, 
         run_id=run_id,
         docs_dir=tmp_path / "quality" / "docs",
         batch_rows=batch_rows,
+        sample_rows=sample_rows,
+        memory_limit="256MB",
     )
 
 
@@ -235,6 +246,39 @@ def test_counts_are_summed_across_chunks(tmp_path, classes):
     assert observed["unexpected_count"] == 2
     assert observed["element_count"] == 7
     assert result.failed[0]["rule"] == "capacity.min;capacity.max"
+
+
+def test_row_checks_run_on_a_uniform_sample_and_set_checks_on_every_row(tmp_path, attendance):
+    # Given 3 attendance partitions of 50 rows, every user id malformed, and one check-in id
+    # repeated in two partitions
+    parts = _clean(attendance, days=3, n=50)
+    for rows in parts.values():
+        for row in rows:
+            row["user_id"] = "user id with spaces"
+    days = sorted(parts)
+    parts[days[2]][49]["attendance_id"] = parts[days[0]][0]["attendance_id"]
+    # When validated with row checks on a sample of 40 rows, in chunks of 16
+    result = _validate(tmp_path, attendance, parts, batch_rows=16, sample_rows=40)
+    # Then the row check saw exactly the 40 sampled rows (and caught the bad ids in all of
+    # them), the uniqueness check every one of the 150 rows
+    assert (result.rows_checked, result.rows_sampled, result.batches) == (150, 40, 3)
+    failed = {f["column"]: f["observed"] for f in result.failed}
+    assert failed["user_id"]["unexpected_count"] == failed["user_id"]["element_count"] == 40
+    assert failed["attendance_id"]["duplicate_rows"] == 1
+    assert "150 rows (row checks on a sample of 40) in 3 batches" in result.summary()
+
+
+def test_the_sample_is_uniform_and_repeatable():
+    from glue.quality.chunks import _sample
+
+    first = _sample(1_000_000, 10_000, "run/attendance")
+    assert first is not None and len(set(first.tolist())) == 10_000
+    assert (first == _sample(1_000_000, 10_000, "run/attendance")).all()
+    assert not (first == _sample(1_000_000, 10_000, "other/attendance")).all()
+    # every tenth of the rows holds about a tenth of the sample (binomial sd ~ 30)
+    counts = [int(((first >= k * 100_000) & (first < (k + 1) * 100_000)).sum()) for k in range(10)]
+    assert all(850 < c < 1150 for c in counts), counts
+    assert _sample(100, 100, "run/attendance") is None  # small batches: every row
 
 
 # -- each kind of defect ---------------------------------------------------------------------

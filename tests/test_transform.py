@@ -17,7 +17,7 @@ from glue.transform import TransformOptions, transform
 from ingestion.land import land_file
 from peak.core.lake import Lake
 from peak.core.report import RunReport
-from tests.conftest import CHECKIN, INGESTED_AT, MEMBER, read_zone
+from tests.conftest import CHECKIN, CLASS, INGESTED_AT, MEMBER, read_zone
 
 NO_GE = TransformOptions(quality=False)
 
@@ -84,23 +84,23 @@ def test_an_overlapping_export_adds_no_duplicate_check_in(lake, write_export):
 
 
 def test_a_partition_whose_every_row_is_superseded_is_removed(lake, write_export):
-    # A resent export landed with an earlier ingestion time than the one already processed
-    # (a clock fix, say): its copy of A1 now comes first and moves the check-in to another day.
-    land(lake, write_export("attendance_2026-11-23.csv", checkins(("A1", "2026-11-23T07:00Z"))))
+    # An earlier day's export arrives late: its copy of A1 was seen first, and it moves the
+    # check-in to another day.
+    land(lake, write_export("attendance_2026-11-24.csv", checkins(("A1", "2026-11-24T07:00Z"))))
     run_transform(lake)
-    earlier = INGESTED_AT - dt.timedelta(hours=1)
+    later = INGESTED_AT + dt.timedelta(hours=1)
     land(
         lake,
-        write_export("attendance_2026-11-24.csv", checkins(("A1", "2026-11-24T07:00Z"))),
-        when=earlier,
+        write_export("attendance_2026-11-23.csv", checkins(("A1", "2026-11-23T07:00Z"))),
+        when=later,
     )
     stats = run_transform(lake).datasets["attendance"]
     assert (stats.rows_valid, stats.rows_superseded) == (1, 1)
     assert sorted(stats.partitions_written) == ["2026-11-23", "2026-11-24"]
-    assert lake.list("processed/attendance/") == ["processed/attendance/dt=2026-11-24/data.parquet"]
+    assert lake.list("processed/attendance/") == ["processed/attendance/dt=2026-11-23/data.parquet"]
     rows = read_zone(lake, "processed/attendance/")
     assert [(r["attendance_id"], r["_source_file"]) for r in rows] == [
-        ("A1", "attendance_2026-11-24.csv")
+        ("A1", "attendance_2026-11-23.csv")
     ]
 
 
@@ -416,3 +416,110 @@ def test_a_raw_file_that_lost_rows_after_landing_fails_before_publishing(lake, w
         run_transform(lake)
     assert not lake.list("processed/attendance/")
     assert not lake.list("quarantine/attendance/")
+
+
+def test_a_lake_path_with_a_quote_transforms(tmp_path, write_export, monkeypatch):
+    # The engine's spill folder and staged outputs sit in the lake, the quality step's spill
+    # folder in the temporary folder: every one of these paths enters DuckDB's SQL.
+    import tempfile
+
+    quoted_tmp = tmp_path / "it's tmp"
+    quoted_tmp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(quoted_tmp))
+    lake = Lake.from_uri(str(tmp_path / "o'brien's lake"))
+    rows = checkins(("A1", "2026-11-23T07:00Z"), ("A2", "not a time"))
+    land(lake, write_export("attendance_2026-11-23.csv", rows))
+    stats = run_transform(lake, TransformOptions()).datasets["attendance"]
+    assert (stats.rows_valid, stats.rows_quarantined) == (1, 1)
+    assert [r["attendance_id"] for r in read_zone(lake, "processed/attendance/")] == ["A1"]
+    assert len(read_zone(lake, "quarantine/attendance/rows/")) == 1
+
+
+# ---------------------------------------------------------------------------------------------
+# One bad raw file stops its own dataset only
+# ---------------------------------------------------------------------------------------------
+
+
+def _land_three_datasets(lake, write_export):
+    attendance = land(
+        lake, write_export("attendance_2026-11-23.csv", checkins(("A1", "2026-11-23T07:00Z")))
+    )
+    land(lake, write_export("members_2026-11-23.csv", [MEMBER]))
+    land(lake, write_export("classes_2026-11-23.csv", [CLASS]))
+    return attendance
+
+
+def test_a_truncated_raw_file_stops_its_dataset_only_and_is_named(lake, write_export):
+    from glue.transform import TransformError
+
+    attendance = _land_three_datasets(lake, write_export)
+    raw = lake.path(attendance.parquet_key)
+    raw.write_bytes(raw.read_bytes()[:-100])  # cut short: no Parquet footer
+    with pytest.raises(TransformError) as failed:
+        run_transform(lake)
+    message = str(failed.value)
+    assert attendance.parquet_key in message and "attendance_2026-11-23.csv" in message
+    assert "\n" not in message
+    assert [r["user_id"] for r in read_zone(lake, "processed/members/")] == ["U1"]
+    assert [r["class_id"] for r in read_zone(lake, "processed/classes/")] == ["C1"]
+    assert not lake.list("processed/attendance/")
+    assert lake.read_json("_state/transform/attendance.json") is None  # retried next run
+    assert len(lake.read_json("_state/transform/members.json")["raw_ids"]) == 1
+
+
+def test_reprocess_after_raw_retention_names_the_missing_file(lake, write_export):
+    from glue.transform import TransformError
+
+    attendance = _land_three_datasets(lake, write_export)
+    run_transform(lake)
+    before = read_zone(lake, "processed/attendance/")
+    lake.delete(attendance.parquet_key)  # raw retention
+    with pytest.raises(TransformError, match="missing") as failed:
+        run_transform(lake, TransformOptions(quality=False, reprocess=True))
+    assert attendance.parquet_key in str(failed.value)
+    assert "attendance_2026-11-23.csv" in str(failed.value)
+    assert read_zone(lake, "processed/attendance/") == before  # nothing of it was touched
+
+
+# ---------------------------------------------------------------------------------------------
+# First seen: the earliest export, whatever the batching
+# ---------------------------------------------------------------------------------------------
+
+
+def _pairs(write_export) -> list[tuple]:
+    """Six pairs of exports a day apart, each pair sharing one check-in id with other times."""
+    pairs = []
+    for n in range(6):
+        early = write_export(
+            f"attendance_2026-11-{10 + n:02d}.csv",
+            checkins((f"A{n}", f"2026-11-{10 + n:02d}T07:00Z"), (f"E{n}", "2026-11-01T06:00Z")),
+        )
+        late = write_export(
+            f"attendance_2026-11-{11 + n:02d}_b.csv",
+            checkins((f"A{n}", f"2026-11-{11 + n:02d}T08:00Z"), (f"L{n}", "2026-11-02T06:00Z")),
+        )
+        pairs.append((early, late))
+    return pairs
+
+
+@pytest.mark.parametrize("batching", ["one ingest", "early then late", "late then early"])
+def test_first_seen_is_the_earliest_export_whatever_the_batching(tmp_path, write_export, batching):
+    lake = Lake.from_uri(str(tmp_path / batching.replace(" ", "_")))
+    pairs = _pairs(write_export)
+    early, late = [p[0] for p in pairs], [p[1] for p in pairs]
+    if batching == "one ingest":
+        for path in early + late:
+            land(lake, path)
+        run_transform(lake)
+    else:
+        first, second = (early, late) if batching == "early then late" else (late, early)
+        for path in first:
+            land(lake, path)
+        run_transform(lake)
+        for path in second:
+            land(lake, path, when=INGESTED_AT + dt.timedelta(days=1))
+        run_transform(lake)
+    rows = read_zone(lake, "processed/attendance/", "attendance_id")
+    winners = {r["attendance_id"]: r["_source_file"] for r in rows if r["attendance_id"][0] == "A"}
+    assert winners == {f"A{n}": f"attendance_2026-11-{10 + n:02d}.csv" for n in range(6)}
+    assert len(rows) == 18

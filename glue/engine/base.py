@@ -12,6 +12,7 @@ publishes them; engines never touch the live zones.
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -28,6 +29,9 @@ class EngineJob:
     staging: str
     batch_raw_ids: list[str]
     timezone: str = "UTC"
+    #: Every committed raw file's export date (YYYY-MM-DD), by raw id: the engine provides it
+    #: as the relation :data:`glue.rules.EXPORTS` (first seen = earliest export).
+    export_dates: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -49,6 +53,13 @@ class Engine(Protocol):
     reads_uris: bool
 
     def process(self, contract: Contract, job: EngineJob) -> EngineResult: ...
+
+
+def exports_rows(job: EngineJob) -> list[tuple[str, dt.date]]:
+    """The rows of :data:`glue.rules.EXPORTS` for a job."""
+    return [
+        (raw_id, dt.date.fromisoformat(day)) for raw_id, day in sorted(job.export_dates.items())
+    ]
 
 
 def reason_counts_sql(contract: Contract, dialect: str, source: str = "validated") -> str:

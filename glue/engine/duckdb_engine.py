@@ -4,7 +4,6 @@ caller stages inputs and uploads outputs (DuckDB's httpfs extension is not used)
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +12,13 @@ import duckdb
 import contracts
 from contracts import Contract
 from glue import rules
-from glue.engine.base import QUARANTINE_PART, EngineJob, EngineResult, reason_counts_sql
+from glue.engine.base import (
+    QUARANTINE_PART,
+    EngineJob,
+    EngineResult,
+    exports_rows,
+    reason_counts_sql,
+)
 from peak.core.layout import PARTITION_FILE
 
 
@@ -37,7 +42,7 @@ class DuckDBEngine:
     def _connect(self, temp_dir: Path) -> duckdb.DuckDBPyConnection:
         con = duckdb.connect(config={"memory_limit": self.memory_limit})
         con.execute("SET TimeZone = 'UTC'")
-        con.execute(f"SET temp_directory = '{temp_dir}'")
+        con.execute(f"SET temp_directory = {rules.lit(str(temp_dir))}")
         con.execute("SET preserve_insertion_order = false")
         # The allocator keeps freed memory up to the cap instead of returning it to the OS and
         # faulting it back in on the next statement (about 1 s of kernel time per 10M rows).
@@ -47,44 +52,21 @@ class DuckDBEngine:
             con.execute(f"SET threads = {int(self.threads)}")
         return con
 
-    def _write_partitions(
-        self, con: duckdb.DuckDBPyConnection, partitions: list[str], folder: Path
-    ) -> None:
-        """``final``'s rows into ``folder/dt=D/<PARTITION_FILE>``, one file per partition.
+    def _write_partitions(self, con: duckdb.DuckDBPyConnection, folder: Path) -> None:
+        """``final``'s rows into ``folder/dt=D/<file>.parquet``, one file per partition.
 
-        One COPY per partition, as many at a time as there are threads, each on its own
-        cursor with the threads shared out (one each on a backfill; all of them for a daily
-        run's one or two partitions): about a third faster than one ``COPY ... PARTITION_BY
-        (dt)``, whose partitioning step costs more than the writing. A partition left with no
-        row (all superseded) gets no file.
+        One ``COPY ... PARTITION_BY``: the rows are read once whatever the number of
+        partitions (one COPY per partition read the batch once per day: rows x partitions on a
+        year's backfill in one file). A partition left with no row (all superseded) gets no
+        file. The staging folder is published partition by partition afterwards, each by one
+        atomic rename (glue.transform).
         """
-        # DuckDB's own count (it reads the container's CPU quota; os.cpu_count() does not)
-        (threads,) = _one(con.execute("SELECT CAST(current_setting('threads') AS BIGINT)"))
-        workers = min(threads, len(partitions))
-        con.execute(f"SET threads = {threads // workers}")  # a global setting
         dt = rules.q(contracts.PARTITION_COLUMN)
-
-        def write(chunk: list[str]) -> None:
-            cursor = con.cursor()
-            try:
-                for value in chunk:
-                    target = folder / f"{contracts.PARTITION_COLUMN}={value}" / PARTITION_FILE
-                    target.parent.mkdir(parents=True)
-                    (written,) = _one(
-                        cursor.execute(
-                            f"COPY (SELECT * EXCLUDE ({dt}) FROM final WHERE {dt} = DATE "
-                            f"{rules.lit(value)}) TO {rules.lit(str(target))} "
-                            "(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 1000000)"
-                        )
-                    )
-                    if not written:
-                        target.unlink()
-                        target.parent.rmdir()
-            finally:
-                cursor.close()
-
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="peak-duckdb") as pool:
-            list(pool.map(write, [partitions[i::workers] for i in range(workers)]))
+        con.execute(
+            f"COPY (SELECT * FROM final) TO {rules.lit(str(folder))} "
+            f"(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 1000000, PARTITION_BY ({dt}), "
+            f"FILENAME_PATTERN {rules.lit(Path(PARTITION_FILE).stem)})"
+        )
 
     def _validate(self, con: duckdb.DuckDBPyConnection, contract: Contract, job: EngineJob) -> None:
         """The rules over the batch into ``validated_rows``, and the view ``validated``.
@@ -138,7 +120,7 @@ class DuckDBEngine:
                 con.execute(
                     f"COPY (SELECT *, {rules.q('_raw_id')} AS {QUARANTINE_PART} FROM "
                     f"({rules.quarantine_sql(contract, dialect=d)})) "
-                    f"TO '{staging / 'quarantine'}' "
+                    f"TO {rules.lit(str(staging / 'quarantine'))} "
                     f"(FORMAT parquet, COMPRESSION zstd, PARTITION_BY ({QUARANTINE_PART}))"
                 )
             con.execute("CREATE VIEW valid_new AS " + rules.valid_sql(contract, dialect=d))
@@ -152,6 +134,10 @@ class DuckDBEngine:
             else:
                 con.execute("CREATE VIEW existing AS SELECT * FROM valid_new WHERE FALSE")
             ids = job.batch_raw_ids
+            raw_id, export_date = rules.q(contracts.RAW_ID), rules.q(contracts.EXPORT_DATE)
+            con.execute(f"CREATE TABLE {rules.EXPORTS} ({raw_id} VARCHAR, {export_date} DATE)")
+            if job.export_dates:  # DuckDB refuses an empty executemany
+                con.executemany(f"INSERT INTO {rules.EXPORTS} VALUES (?, ?)", exports_rows(job))
             con.execute(
                 "CREATE TABLE ranked AS " + rules.rank_sql(contract, dialect=d, batch_raw_ids=ids)
             )
@@ -166,7 +152,7 @@ class DuckDBEngine:
                     "CREATE VIEW final AS "
                     + rules.final_sql(contract, dialect=d, batch_raw_ids=ids)
                 )
-                self._write_partitions(con, affected, staging / "processed")
+                self._write_partitions(con, staging / "processed")
         finally:
             con.close()
         return EngineResult(

@@ -37,7 +37,13 @@ from typing import TYPE_CHECKING, Any
 import contracts
 from contracts import Contract
 from glue import rules
-from glue.engine.base import QUARANTINE_PART, EngineJob, EngineResult, reason_counts_sql
+from glue.engine.base import (
+    QUARANTINE_PART,
+    EngineJob,
+    EngineResult,
+    exports_rows,
+    reason_counts_sql,
+)
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -73,7 +79,16 @@ SESSION_CONF: dict[str, str] = {
     "spark.sql.files.maxRecordsPerFile": "0",
 }
 
-VIEWS = ("raw", "validated", "quarantined", "valid_new", "existing", "ranked", "affected")
+VIEWS = (
+    "raw",
+    "validated",
+    "quarantined",
+    "valid_new",
+    "existing",
+    rules.EXPORTS,
+    "ranked",
+    "affected",
+)
 
 
 def local_session(
@@ -239,6 +254,9 @@ class SparkEngine:
 
         valid_new = view("valid_new", rules.valid_sql(contract, dialect=d))
         self._existing(spark, contract, job.existing_files, valid_new)
+        spark.createDataFrame(
+            exports_rows(job), f"{contracts.RAW_ID} string, {contracts.EXPORT_DATE} date"
+        ).createOrReplaceTempView(rules.EXPORTS)
         view("ranked", rules.rank_sql(contract, dialect=d, batch_raw_ids=ids), persist=True)
         deduplicated, superseded = _first(spark.sql(rules.counts_sql(dialect=d)))
         affected_rows = view(

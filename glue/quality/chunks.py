@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -25,11 +26,24 @@ class _Chunk:
     sources: list[tuple[str, int, int]]  # (file, first row, rows)
 
 
-def _iter_chunks(files: Sequence[Path], batch_rows: int) -> Iterator[_Chunk]:
+def _sample(total: int, rows: int, seed: str) -> np.ndarray | None:
+    """A uniform sample (without replacement) of ``rows`` of ``total`` row numbers, sorted;
+    None when every row is to be read. The same seed gives the same sample."""
+    if total <= rows:
+        return None
+    digest = hashlib.sha256(seed.encode()).digest()
+    rng = np.random.default_rng(int.from_bytes(digest[:8], "big"))
+    return np.sort(rng.choice(total, size=rows, replace=False).astype(np.int64))
+
+
+def _iter_chunks(
+    files: Sequence[Path], batch_rows: int, keep: np.ndarray | None = None
+) -> Iterator[_Chunk]:
     """Chunks of at most ``batch_rows`` rows, in file order, never mixing two file schemas.
 
-    Every distinct schema yields at least one chunk (empty if its files have no rows), so the
-    column checks see every file's columns.
+    ``keep``: the row numbers (counted across ``files`` in order, sorted) to read; default all.
+    Every distinct schema yields at least one chunk (empty if its files have no rows, or none
+    of them is kept), so the column checks see every file's columns.
     """
     pending: list[pa.RecordBatch] = []
     sources: list[tuple[str, int, int]] = []
@@ -45,6 +59,7 @@ def _iter_chunks(files: Sequence[Path], batch_rows: int) -> Iterator[_Chunk]:
         return chunk
 
     read_size = max(1, min(batch_rows, 128 * 1024))
+    seen = 0  # rows of the files before this one
     for path in files:
         pf = pq.ParquetFile(path)
         file_schema = pf.schema_arrow.remove_metadata()
@@ -53,18 +68,28 @@ def _iter_chunks(files: Sequence[Path], batch_rows: int) -> Iterator[_Chunk]:
                 yield flush()
             schema, schema_yielded = file_schema, False
         first = 0
+        if keep is not None and pf.metadata.num_rows:
+            lo, hi = np.searchsorted(keep, [seen, seen + pf.metadata.num_rows])
+            if lo == hi:  # no sampled row here: the schema is still seen (above)
+                seen += pf.metadata.num_rows
+                continue
         for rb in pf.iter_batches(batch_size=read_size, use_threads=True):
             rb = rb.replace_schema_metadata(None)
+            start = seen + first
+            first += rb.num_rows
+            if keep is not None:
+                lo, hi = np.searchsorted(keep, [start, start + rb.num_rows])
+                rb = rb.take(pa.array(keep[lo:hi] - start))
             offset = 0
             while offset < rb.num_rows:
                 take = min(rb.num_rows - offset, batch_rows - rows)
                 pending.append(rb.slice(offset, take))
-                sources.append((str(path), first + offset, take))
+                sources.append((str(path), start + offset, take))
                 rows += take
                 offset += take
                 if rows >= batch_rows:
                     yield flush()
-            first += rb.num_rows
+        seen += pf.metadata.num_rows
     if schema is not None and (pending or not schema_yielded):
         yield flush()
 

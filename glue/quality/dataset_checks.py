@@ -17,6 +17,7 @@ import pyarrow.parquet as pq
 import contracts
 from glue.quality.merge import _redact
 from glue.quality.suite import _quote
+from peak.core.sql import literal
 
 
 def _one(con: Any, sql: str) -> tuple[Any, ...]:
@@ -63,6 +64,7 @@ def _run_dataset_checks(
     expectations: list[Any],
     files: list[tuple[dt.date, Path]],
     columns: list[str],
+    memory_limit: str = "1GB",
 ) -> tuple[list[dict], int, float]:
     """Run each expectation's ``unexpected_rows_query`` over all staged files in DuckDB.
 
@@ -77,12 +79,12 @@ def _run_dataset_checks(
     con = None
     try:
         con = duckdb.connect()
-        con.execute("SET memory_limit='1GB'")
+        con.execute(f"SET memory_limit={literal(memory_limit)}")
         con.execute("SET preserve_insertion_order=false")
-        con.execute(f"SET temp_directory='{spill}'")
+        con.execute(f"SET temp_directory={literal(spill)}")
         con.execute("CREATE TEMP TABLE _peak_files(_peak_file VARCHAR, dt DATE)")
         con.executemany("INSERT INTO _peak_files VALUES (?, ?)", [(str(p), d) for d, p in files])
-        file_list = ", ".join("'" + str(p).replace("'", "''") + "'" for _, p in files)
+        file_list = ", ".join(literal(p) for _, p in files)
         part = contracts.PARTITION_COLUMN
         select = ", ".join(
             [f"f.dt AS {_quote(part)}"]

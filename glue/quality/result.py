@@ -36,11 +36,18 @@ class QualityResult:
     #: Wall seconds per phase: setup, great_expectations (reading overlapped), duckdb (run
     #: concurrently with GX), docs.
     timings: dict[str, float] = field(default_factory=dict)
+    #: The rows the row-level expectations saw: a uniform sample of ``rows_checked``.
+    rows_sampled: int = 0
 
     def summary(self) -> str:
+        sample = (
+            f" (row checks on a sample of {self.rows_sampled:,})"
+            if self.rows_sampled < self.rows_checked
+            else ""
+        )
         head = (
-            f"{self.dataset}: {self.expectations} expectations on {self.rows_checked:,} rows "
-            f"in {self.batches} batches"
+            f"{self.dataset}: {self.expectations} expectations on {self.rows_checked:,} rows"
+            f"{sample} in {self.batches} batches"
         )
         if self.success:
             return f"{head}: passed"

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import contracts
 from contracts import Contract
 from glue.quality.context import _gx
+from peak.core.sql import identifier
 
 if TYPE_CHECKING:
     import great_expectations as gx
@@ -50,8 +51,7 @@ def _bound(col: contracts.Column, value: float | str | None) -> Any:
     return int(number) if col.type == "integer" and number.is_integer() else number
 
 
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
+_quote = identifier
 
 
 def _row_expectations(contract: Contract) -> list[Any]:

@@ -89,6 +89,12 @@ class QualitySettings(Section):
     model_config = SettingsConfigDict(env_prefix="PEAK_QUALITY_")
 
     batch_rows: int = Field(1_000_000, ge=1, description="Rows per Great Expectations batch.")
+    sample_rows: int = Field(
+        100_000,
+        ge=1,
+        description="Rows of each batch the row-level expectations check: a uniform sample "
+        "(set-level ones see every row; docs/quality.md).",
+    )
 
 
 class AthenaSettings(Section):

@@ -23,6 +23,7 @@ from peak.core.errors import ModelError
 from peak.core.lake import Lake
 from peak.core.layout import SERVING_WAREHOUSE_KEY, WAREHOUSE_KEY
 from peak.core.settings import Settings
+from peak.core.sql import literal
 
 
 class WarehouseError(ModelError):
@@ -132,7 +133,7 @@ def _athena_literal(value: Any) -> str:
         return f"TIMESTAMP '{value.isoformat(sep=' ')}'"
     if isinstance(value, dt.date):
         return f"DATE '{value.isoformat()}'"
-    return "'" + str(value).replace("'", "''") + "'"
+    return literal(value)
 
 
 def build_path(lake: Lake) -> Path:

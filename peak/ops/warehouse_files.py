@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from peak.core import layout
+from peak.core import layout, sql
 from peak.core.lake import Lake
 
 
@@ -47,13 +47,8 @@ class Table:
 Chooser = Callable[[Table], str | None]
 
 
-def quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def literal(text: str) -> str:
-    """A SQL string literal."""
-    return "'" + text.replace("'", "''") + "'"
+quote = sql.identifier
+literal = sql.literal
 
 
 def warehouse_files(lake: Lake) -> list[Path]:

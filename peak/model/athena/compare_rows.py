@@ -31,6 +31,7 @@ from sqlglot.errors import SqlglotError
 
 from peak.core.lake import Lake
 from peak.core.layout import SERVING_WAREHOUSE_KEY
+from peak.core.sql import identifier
 from peak.model.athena.project import CompiledProject, Node, dag_order
 from peak.model.athena.transpile import WAREHOUSE, to_duckdb
 
@@ -98,8 +99,7 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def _q(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
+_q = identifier
 
 
 def _compare(con: Any, model: str, form: str, reference: str, partition: str | None) -> Comparison:

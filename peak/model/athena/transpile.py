@@ -26,6 +26,7 @@ from sqlglot.errors import ErrorLevel
 
 from peak.core.lake import Lake
 from peak.core.layout import processed_prefix
+from peak.core.sql import identifier, literal
 from peak.model.athena.emulator import Answer
 from peak.model.athena.trino_types import DIALECT, Schema, annotate
 
@@ -63,12 +64,8 @@ def _athena_type(duckdb_type: str) -> str:
     return "timestamp" if name.startswith("timestamp") else "varchar"
 
 
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
+_quote = identifier
+_literal = literal
 
 
 class DuckDBSession:
