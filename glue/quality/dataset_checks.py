@@ -1,11 +1,14 @@
-"""The set-level expectations (a unique primary key, every row in its partition's day): their
-SQL runs once in DuckDB over every staged file, out of core and memory-capped, since a check per
-chunk would miss a duplicate split across two chunks."""
+"""The set-level expectations (a unique primary key, every row in its partition's day, rows per
+partition against the dataset's history): their SQL runs once in DuckDB over every staged file,
+out of core and memory-capped, since a check per chunk would miss a duplicate split across two
+chunks."""
 
 from __future__ import annotations
 
 import datetime as dt
+import math
 import shutil
+import statistics
 import tempfile
 import time
 from collections.abc import Sequence
@@ -16,7 +19,7 @@ import pyarrow.parquet as pq
 
 import contracts
 from glue.quality.merge import _redact
-from glue.quality.suite import _quote
+from glue.quality.suite import ROW_COUNT_MIN_FRACTION, _quote
 from peak.core.sql import literal
 
 
@@ -65,11 +68,14 @@ def _run_dataset_checks(
     files: list[tuple[dt.date, Path]],
     columns: list[str],
     memory_limit: str = "1GB",
+    history: Sequence[float] = (),
 ) -> tuple[list[dict], int, float]:
     """Run each expectation's ``unexpected_rows_query`` over all staged files in DuckDB.
 
-    ``{batch}`` is a view of every file's rows with its partition's ``dt``. Returns the
-    results, the number of rows DuckDB saw (the caller compares it with GX's) and the time.
+    ``{batch}`` is a view of every file's rows with its partition's ``dt``; ``{min_rows}`` the
+    row-count check's minimum rows per partition, from ``history`` (the dataset's rows per
+    partition in its previous runs; no minimum without history). Returns the results, the
+    number of rows DuckDB saw (the caller compares it with GX's) and the time.
     """
     import duckdb
 
@@ -102,9 +108,12 @@ def _run_dataset_checks(
             con.close()
         shutil.rmtree(spill, ignore_errors=True)
         return [_error(message) for _ in expectations], -1, time.perf_counter() - started
+    baseline = statistics.median(history) if history else None
+    min_rows = math.ceil(baseline * ROW_COUNT_MIN_FRACTION) if baseline is not None else 0
     try:
         for exp in expectations:
             query = exp.unexpected_rows_query.replace("{batch}", "_peak_batch")
+            query = query.replace("{min_rows}", str(min_rows))
             query_started = time.perf_counter()
             try:
                 if (exp.meta or {}).get("check") == "unique":
@@ -112,6 +121,11 @@ def _run_dataset_checks(
                         con, f"SELECT count(*), coalesce(sum(n), 0) FROM ({query}) q"
                     )
                     details: dict[str, float] = {"duplicate_rows": int(key_rows) - int(keys)}
+                elif (exp.meta or {}).get("check") == "row_count":
+                    (keys,) = _one(con, f"SELECT count(*) FROM ({query}) q")
+                    details = {"min_rows_per_partition": min_rows, "history_runs": len(history)}
+                    if baseline is not None:
+                        details["median_rows_per_partition"] = round(baseline, 1)
                 else:
                     (keys,) = _one(con, f"SELECT count(*) FROM ({query}) q")
                     details = {}

@@ -16,6 +16,13 @@ from peak.core.sql import identifier
 if TYPE_CHECKING:
     import great_expectations as gx
 
+#: A partition with fewer rows than this fraction of the dataset's usual rows per day (the
+#: median over its previous :data:`ROW_COUNT_HISTORY_RUNS` quality runs) fails the row-count
+#: check: a day with a tenth of the usual check-ins is an alert.
+ROW_COUNT_MIN_FRACTION = 0.5
+#: How many of the dataset's previous quality runs (kept results) the row-count baseline uses.
+ROW_COUNT_HISTORY_RUNS = 14
+
 #: The pandas dtype each contract type converts to (what GX's type check compares).
 _PANDAS_TYPE = {
     "string": "str",
@@ -154,9 +161,30 @@ def _dataset_expectations(contract: Contract) -> list[Any]:
             },
         )
     ]
+    dt_col = _quote(contracts.PARTITION_COLUMN)
+    out.append(
+        gxe.UnexpectedRowsExpectation(
+            # {min_rows} is filled in at validation time from the dataset's kept results.
+            unexpected_rows_query=(
+                f"SELECT {dt_col}, count(*) AS n FROM {{batch}} GROUP BY {dt_col} "
+                "HAVING count(*) < {min_rows}"
+            ),
+            description=(
+                f"Every partition has at least {ROW_COUNT_MIN_FRACTION:.0%} of the median rows "
+                f"per day of the dataset's previous {ROW_COUNT_HISTORY_RUNS} quality runs"
+            ),
+            meta={
+                "evaluated_by": "duckdb",
+                "check": "row_count",
+                "column": contracts.PARTITION_COLUMN,
+                "min_fraction": ROW_COUNT_MIN_FRACTION,
+                "history_runs": ROW_COUNT_HISTORY_RUNS,
+                "observed_value_is": "the number of partitions below the minimum",
+            },
+        )
+    )
     if contract.partition.by == "column" and contract.partition.column:
         col = contract.partition.column
-        dt_col = _quote(contracts.PARTITION_COLUMN)
         out.append(
             gxe.UnexpectedRowsExpectation(
                 unexpected_rows_query=(
