@@ -121,6 +121,10 @@ def _run_dataset_checks(
                         con, f"SELECT count(*), coalesce(sum(n), 0) FROM ({query}) q"
                     )
                     details: dict[str, float] = {"duplicate_rows": int(key_rows) - int(keys)}
+                elif (exp.meta or {}).get("check") == "null_fraction":
+                    over = con.execute(query).fetchall()
+                    keys = len(over)
+                    details = {f"null_fraction.{name}": round(f, 6) for name, f in over}
                 elif (exp.meta or {}).get("check") == "row_count":
                     (keys,) = _one(con, f"SELECT count(*) FROM ({query}) q")
                     details = {"min_rows_per_partition": min_rows, "history_runs": len(history)}

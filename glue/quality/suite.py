@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 #: median over its previous :data:`ROW_COUNT_HISTORY_RUNS` quality runs) fails the row-count
 #: check: a day with a tenth of the usual check-ins is an alert.
 ROW_COUNT_MIN_FRACTION = 0.5
+#: The most a required (or lineage) column's null fraction over every staged row may be.
+MAX_NULL_FRACTION_REQUIRED = 0
 #: How many of the dataset's previous quality runs (kept results) the row-count baseline uses.
 ROW_COUNT_HISTORY_RUNS = 14
 
@@ -161,6 +163,32 @@ def _dataset_expectations(contract: Contract) -> list[Any]:
             },
         )
     ]
+    not_null = [c.name for c in contract.columns if c.required] + list(contracts.PROCESSED_LINEAGE)
+    fractions = ", ".join(
+        f"count(*) FILTER (WHERE {_quote(n)} IS NULL) / count(*) AS {_quote(n)}" for n in not_null
+    )
+    out.append(
+        gxe.UnexpectedRowsExpectation(
+            # One scan for every column; a row per column whose null fraction exceeds its bound.
+            unexpected_rows_query=(
+                f"SELECT column_name, null_fraction FROM (UNPIVOT (SELECT {fractions} "
+                f"FROM {{batch}}) ON {', '.join(_quote(n) for n in not_null)} "
+                f"INTO NAME column_name VALUE null_fraction) u "
+                f"WHERE null_fraction > {MAX_NULL_FRACTION_REQUIRED}"
+            ),
+            description=(
+                "The null fraction of each required and lineage column, over every row, is at "
+                f"most {MAX_NULL_FRACTION_REQUIRED}"
+            ),
+            meta={
+                "evaluated_by": "duckdb",
+                "check": "null_fraction",
+                "columns": not_null,
+                "max_null_fraction": MAX_NULL_FRACTION_REQUIRED,
+                "observed_value_is": "the number of columns above their bound",
+            },
+        )
+    )
     dt_col = _quote(contracts.PARTITION_COLUMN)
     out.append(
         gxe.UnexpectedRowsExpectation(
