@@ -399,6 +399,25 @@ def test_a_null_in_a_required_column_outside_the_sample_fails_the_null_fraction(
     assert _validate(tmp_path, attendance, _clean(attendance, days=2, n=20), run_id="r2").success
 
 
+def test_a_partition_outside_the_expected_window_fails(tmp_path, attendance):
+    # Given a clean batch plus a partition dated two days after today (UTC)
+    parts = _clean(attendance, days=2, n=3)
+    ahead = dt.datetime.now(dt.UTC).date() + dt.timedelta(days=2)
+    parts[ahead.isoformat()] = _rows(attendance, ahead, 3, start=100)
+    # When validated
+    result = _validate(tmp_path, attendance, parts)
+    # Then the partition-bounds check fails, giving the batch's dt min and max
+    assert _failures(result) == {("unexpected_rows_expectation", "dt")}
+    observed = result.failed[0]["observed"]
+    assert observed["observed_value"] == 1
+    assert (observed["dt_min"], observed["dt_max"]) == (min(parts), ahead.isoformat())
+    # And the batch without it, and one dated tomorrow (time zones), pass
+    del parts[ahead.isoformat()]
+    tomorrow = ahead - dt.timedelta(days=1)
+    parts[tomorrow.isoformat()] = _rows(attendance, tomorrow, 3, start=100)
+    assert _validate(tmp_path / "ok", attendance, parts).success
+
+
 def test_a_short_day_against_the_datasets_history_fails(tmp_path, attendance):
     # Given two kept runs of 20 attendance rows per day
     for run in ("r1", "r2"):

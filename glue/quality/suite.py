@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 ROW_COUNT_MIN_FRACTION = 0.5
 #: The most a required (or lineage) column's null fraction over every staged row may be.
 MAX_NULL_FRACTION_REQUIRED = 0
+#: How many days after the run's UTC date a partition of the batch may be dated (time zones).
+PARTITION_MAX_DAYS_AHEAD = 1
 #: How many of the dataset's previous quality runs (kept results) the row-count baseline uses.
 ROW_COUNT_HISTORY_RUNS = 14
 
@@ -190,6 +192,34 @@ def _dataset_expectations(contract: Contract) -> list[Any]:
         )
     )
     dt_col = _quote(contracts.PARTITION_COLUMN)
+    earliest = None
+    if contract.partition.by == "column" and contract.partition.column:
+        earliest = contract.column(contract.partition.column).min
+    out_of_window = f"max({dt_col}) > DATE '{{latest}}'"
+    if earliest is not None:
+        day = dt.date.fromisoformat(str(earliest)[:10]).isoformat()
+        out_of_window = f"min({dt_col}) < DATE '{day}' OR {out_of_window}"
+    out.append(
+        gxe.UnexpectedRowsExpectation(
+            # {latest} is filled in at validation time: the run's UTC date plus the days allowed.
+            unexpected_rows_query=(
+                f"SELECT CAST(min({dt_col}) AS VARCHAR) AS dt_min, "
+                f"CAST(max({dt_col}) AS VARCHAR) AS dt_max FROM {{batch}} HAVING {out_of_window}"
+            ),
+            description=(
+                f"The batch's partitions lie between {earliest or 'any day'} and "
+                f"{PARTITION_MAX_DAYS_AHEAD} day(s) after the run's UTC date"
+            ),
+            meta={
+                "evaluated_by": "duckdb",
+                "check": "partition_bounds",
+                "column": contracts.PARTITION_COLUMN,
+                "earliest": None if earliest is None else str(earliest),
+                "max_days_ahead": PARTITION_MAX_DAYS_AHEAD,
+                "observed_value_is": "1 when the batch's dt min or max is outside the window",
+            },
+        )
+    )
     out.append(
         gxe.UnexpectedRowsExpectation(
             # {min_rows} is filled in at validation time from the dataset's kept results.
