@@ -418,34 +418,6 @@ def test_a_partition_outside_the_expected_window_fails(tmp_path, attendance):
     assert _validate(tmp_path / "ok", attendance, parts).success
 
 
-def test_a_short_day_against_the_datasets_history_fails(tmp_path, attendance):
-    # Given two kept runs of 20 attendance rows per day
-    for run in ("r1", "r2"):
-        assert _validate(tmp_path, attendance, _clean(attendance, days=2, n=20), run_id=run).success
-    # When a batch's second day has 2 rows (a tenth of the usual)
-    parts = _clean(attendance, days=2, n=20)
-    short = sorted(parts)[1]
-    parts[short] = parts[short][:2]
-    result = _validate(tmp_path, attendance, parts, run_id="r3")
-    # Then the row-count check fails on that one partition, against the history's median
-    assert _failures(result) == {("unexpected_rows_expectation", "dt")}
-    observed = result.failed[0]["observed"]
-    assert observed["observed_value"] == 1
-    assert observed["median_rows_per_partition"] == 20
-    assert observed["min_rows_per_partition"] == 20 * quality.ROW_COUNT_MIN_FRACTION
-    assert observed["history_runs"] == 2
-    # And a usual day passes against the same history, the failed run now part of it
-    result = _validate(tmp_path, attendance, _clean(attendance, days=2, n=19), run_id="r4")
-    assert result.success, result.failed
-
-
-def test_without_history_the_row_count_check_passes(tmp_path, members):
-    # Given no kept result of the dataset (its first run), one partition of a single row
-    result = _validate(tmp_path, members, _clean(members, days=1, n=1))
-    # Then the row-count check has no minimum and passes
-    assert result.success, result.failed
-
-
 def test_a_missing_column_fails(tmp_path, members):
     # Given members files without the status column
     schema = _schema(members)

@@ -36,8 +36,6 @@ from glue.quality.context import DOCS_SITE, preload
 from glue.quality.data_docs import BATCH_ID, DOCS_HISTORY_RUNS, RESULTS_FOLDER
 from glue.quality.result import QualityError, QualityResult, check
 from glue.quality.suite import (
-    ROW_COUNT_HISTORY_RUNS,
-    ROW_COUNT_MIN_FRACTION,
     build_suite,
     suite_name,
 )
@@ -49,8 +47,6 @@ __all__ = [
     "DOCS_HISTORY_RUNS",
     "DOCS_SITE",
     "RESULTS_FOLDER",
-    "ROW_COUNT_HISTORY_RUNS",
-    "ROW_COUNT_MIN_FRACTION",
     "QualityError",
     "QualityResult",
     "build_suite",

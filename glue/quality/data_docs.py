@@ -40,30 +40,6 @@ def _write_result(combined: Any, docs_dir: Path, run_id: str, dataset: str) -> P
     return path
 
 
-def _rows_per_day_history(docs_dir: Path, dataset: str, run_id: str, runs: int) -> list[float]:
-    """Rows per partition of ``dataset`` in each of its ``runs`` most recent kept results
-    (``rows_checked`` over the partitions, from the result's meta), oldest first; the run
-    ``run_id`` itself is left out (a re-run must not be its own baseline)."""
-    root = _results_root(docs_dir)
-    if not root.is_dir():
-        return []
-    paths = [
-        p / f"{dataset}.json"
-        for p in root.iterdir()
-        if p.is_dir() and p.name != run_id and (p / f"{dataset}.json").is_file()
-    ]
-    out: list[float] = []
-    for path in sorted(paths, key=lambda p: p.stat().st_mtime)[-runs:]:
-        try:
-            meta = json.loads(path.read_text(encoding="utf-8"))["meta"]
-            rows, days = int(meta["rows_checked"]), len(meta["partitions"])
-        except (OSError, ValueError, KeyError, TypeError):
-            continue  # not a result the quality step wrote: no baseline from it
-        if days:
-            out.append(rows / days)
-    return out
-
-
 @dataclass
 class _Kept:
     """A combined result kept under ``validations/``: its GX key, its JSON and its text."""

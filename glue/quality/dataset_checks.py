@@ -1,14 +1,12 @@
-"""The set-level expectations (a unique primary key, every row in its partition's day, rows per
-partition against the dataset's history): their SQL runs once in DuckDB over every staged file,
+"""The set-level expectations (a unique primary key, every row in its partition's day, null
+fractions, partition bounds): their SQL runs once in DuckDB over every staged file,
 out of core and memory-capped, since a check per chunk would miss a duplicate split across two
 chunks."""
 
 from __future__ import annotations
 
 import datetime as dt
-import math
 import shutil
-import statistics
 import tempfile
 import time
 from collections.abc import Sequence
@@ -19,7 +17,7 @@ import pyarrow.parquet as pq
 
 import contracts
 from glue.quality.merge import _redact
-from glue.quality.suite import PARTITION_MAX_DAYS_AHEAD, ROW_COUNT_MIN_FRACTION, _quote
+from glue.quality.suite import PARTITION_MAX_DAYS_AHEAD, _quote
 from peak.core.sql import literal
 
 
@@ -68,14 +66,11 @@ def _run_dataset_checks(
     files: list[tuple[dt.date, Path]],
     columns: list[str],
     memory_limit: str = "1GB",
-    history: Sequence[float] = (),
     latest: dt.date | None = None,
 ) -> tuple[list[dict], int, float]:
     """Run each expectation's ``unexpected_rows_query`` over all staged files in DuckDB.
 
-    ``{batch}`` is a view of every file's rows with its partition's ``dt``; ``{min_rows}`` the
-    row-count check's minimum rows per partition, from ``history`` (the dataset's rows per
-    partition in its previous runs; no minimum without history); ``{latest}`` the latest
+    ``{batch}`` is a view of every file's rows with its partition's ``dt``; ``{latest}`` the latest
     ``dt`` the batch may hold (today, UTC, plus ``PARTITION_MAX_DAYS_AHEAD``, unless given).
     Returns the results, the number of rows DuckDB saw (the caller compares it with GX's) and
     the time.
@@ -114,12 +109,9 @@ def _run_dataset_checks(
     if latest is None:
         today = dt.datetime.now(dt.timezone.utc).date()
         latest = today + dt.timedelta(days=PARTITION_MAX_DAYS_AHEAD)
-    baseline = statistics.median(history) if history else None
-    min_rows = math.ceil(baseline * ROW_COUNT_MIN_FRACTION) if baseline is not None else 0
     try:
         for exp in expectations:
             query = exp.unexpected_rows_query.replace("{batch}", "_peak_batch")
-            query = query.replace("{min_rows}", str(min_rows))
             query = query.replace("{latest}", latest.isoformat())
             query_started = time.perf_counter()
             try:
@@ -138,11 +130,6 @@ def _run_dataset_checks(
                     details = {"latest": latest.isoformat()}
                     if out_of_window:
                         details.update(dt_min=out_of_window[0][0], dt_max=out_of_window[0][1])
-                elif (exp.meta or {}).get("check") == "row_count":
-                    (keys,) = _one(con, f"SELECT count(*) FROM ({query}) q")
-                    details = {"min_rows_per_partition": min_rows, "history_runs": len(history)}
-                    if baseline is not None:
-                        details["median_rows_per_partition"] = round(baseline, 1)
                 else:
                     (keys,) = _one(con, f"SELECT count(*) FROM ({query}) q")
                     details = {}

@@ -16,16 +16,10 @@ from peak.core.sql import identifier
 if TYPE_CHECKING:
     import great_expectations as gx
 
-#: A partition with fewer rows than this fraction of the dataset's usual rows per day (the
-#: median over its previous :data:`ROW_COUNT_HISTORY_RUNS` quality runs) fails the row-count
-#: check: a day with a tenth of the usual check-ins is an alert.
-ROW_COUNT_MIN_FRACTION = 0.5
 #: The most a required (or lineage) column's null fraction over every staged row may be.
 MAX_NULL_FRACTION_REQUIRED = 0
 #: How many days after the run's UTC date a partition of the batch may be dated (time zones).
 PARTITION_MAX_DAYS_AHEAD = 1
-#: How many of the dataset's previous quality runs (kept results) the row-count baseline uses.
-ROW_COUNT_HISTORY_RUNS = 14
 
 #: The pandas dtype each contract type converts to (what GX's type check compares).
 _PANDAS_TYPE = {
@@ -217,27 +211,6 @@ def _dataset_expectations(contract: Contract) -> list[Any]:
                 "earliest": None if earliest is None else str(earliest),
                 "max_days_ahead": PARTITION_MAX_DAYS_AHEAD,
                 "observed_value_is": "1 when the batch's dt min or max is outside the window",
-            },
-        )
-    )
-    out.append(
-        gxe.UnexpectedRowsExpectation(
-            # {min_rows} is filled in at validation time from the dataset's kept results.
-            unexpected_rows_query=(
-                f"SELECT {dt_col}, count(*) AS n FROM {{batch}} GROUP BY {dt_col} "
-                "HAVING count(*) < {min_rows}"
-            ),
-            description=(
-                f"Every partition has at least {ROW_COUNT_MIN_FRACTION:.0%} of the median rows "
-                f"per day of the dataset's previous {ROW_COUNT_HISTORY_RUNS} quality runs"
-            ),
-            meta={
-                "evaluated_by": "duckdb",
-                "check": "row_count",
-                "column": contracts.PARTITION_COLUMN,
-                "min_fraction": ROW_COUNT_MIN_FRACTION,
-                "history_runs": ROW_COUNT_HISTORY_RUNS,
-                "observed_value_is": "the number of partitions below the minimum",
             },
         )
     )

@@ -29,12 +29,11 @@ from glue.quality.chunks import (
     _to_pandas,
 )
 from glue.quality.context import _gx, _new_context
-from glue.quality.data_docs import _build_docs, _rows_per_day_history, _write_result
+from glue.quality.data_docs import _build_docs, _write_result
 from glue.quality.dataset_checks import _error, _run_dataset_checks, _union_columns
 from glue.quality.merge import _failure, _Merged
 from glue.quality.result import QualityResult
 from glue.quality.suite import (
-    ROW_COUNT_HISTORY_RUNS,
     _exp_key,
     _row_expectations,
     build_suite,
@@ -131,11 +130,8 @@ def validate_partitions(
         # The set-level SQL runs in DuckDB (its own threads, no GIL) while GX works.
         expectations = list(suite.expectations)
         dataset_exps = [e for e in expectations if _is_dataset_level(e)]
-        history = _rows_per_day_history(docs_dir, contract.dataset, run_id, ROW_COUNT_HISTORY_RUNS)
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="peak-quality-duckdb") as pool:
-            duck = pool.submit(
-                _run_dataset_checks, dataset_exps, files, columns, memory_limit, history
-            )
+            duck = pool.submit(_run_dataset_checks, dataset_exps, files, columns, memory_limit)
             ge_started = time.perf_counter()
             with (
                 _source_fingerprints(),
