@@ -305,9 +305,11 @@ def test_a_defect_fails_the_right_expectation_and_column(
     next(iter(parts.values()))[2][column] = bad
     # When validated
     result = _validate(tmp_path, members, parts)
-    # Then exactly that expectation fails, on that column, counting one row
+    # Then exactly that expectation fails, on that column, counting one row (a null also
+    # fails the null-fraction check over every row, on the same column)
     assert not result.success
-    assert _failures(result) == {(expectation, column)}
+    also = {("unexpected_rows_expectation", column)} if bad is None else set()
+    assert _failures(result) == {(expectation, column)} | also
     assert result.failed[0]["observed"]["unexpected_count"] == 1
     assert result.failed[0]["evaluated_by"] == "great_expectations"
 
@@ -378,6 +380,42 @@ def test_a_row_in_the_wrong_partition_fails(tmp_path, attendance):
     # Then the partition check fails on checked_in_at, counting that row
     assert _failures(result) == {("unexpected_rows_expectation", "checked_in_at")}
     assert result.failed[0]["observed"]["observed_value"] == 1
+
+
+def test_a_null_in_a_required_column_outside_the_sample_fails_the_null_fraction(
+    tmp_path, attendance
+):
+    # Given 40 attendance rows of which one has no attendance_id (a required column)
+    parts = _clean(attendance, days=2, n=20)
+    parts[sorted(parts)[1]][7]["attendance_id"] = None
+    # When the row checks see a sample of 1 row (they may well miss it)
+    result = _validate(tmp_path, attendance, parts, sample_rows=1)
+    # Then the null-fraction check, over every row, fails naming the column and its fraction
+    nulls = [f for f in result.failed if f["evaluated_by"] == "duckdb"]
+    assert [f["column"] for f in nulls] == ["attendance_id"]
+    assert nulls[0]["observed"]["observed_value"] == 1
+    assert nulls[0]["observed"]["null_fraction.attendance_id"] == 1 / 40
+    # And the clean rows pass it
+    assert _validate(tmp_path, attendance, _clean(attendance, days=2, n=20), run_id="r2").success
+
+
+def test_a_partition_outside_the_expected_window_fails(tmp_path, attendance):
+    # Given a clean batch plus a partition dated two days after today (UTC)
+    parts = _clean(attendance, days=2, n=3)
+    ahead = dt.datetime.now(dt.UTC).date() + dt.timedelta(days=2)
+    parts[ahead.isoformat()] = _rows(attendance, ahead, 3, start=100)
+    # When validated
+    result = _validate(tmp_path, attendance, parts)
+    # Then the partition-bounds check fails, giving the batch's dt min and max
+    assert _failures(result) == {("unexpected_rows_expectation", "dt")}
+    observed = result.failed[0]["observed"]
+    assert observed["observed_value"] == 1
+    assert (observed["dt_min"], observed["dt_max"]) == (min(parts), ahead.isoformat())
+    # And the batch without it, and one dated tomorrow (time zones), pass
+    del parts[ahead.isoformat()]
+    tomorrow = ahead - dt.timedelta(days=1)
+    parts[tomorrow.isoformat()] = _rows(attendance, tomorrow, 3, start=100)
+    assert _validate(tmp_path / "ok", attendance, parts).success
 
 
 def test_a_missing_column_fails(tmp_path, members):

@@ -35,7 +35,10 @@ from __future__ import annotations
 from glue.quality.context import DOCS_SITE, preload
 from glue.quality.data_docs import BATCH_ID, DOCS_HISTORY_RUNS, RESULTS_FOLDER
 from glue.quality.result import QualityError, QualityResult, check
-from glue.quality.suite import build_suite, suite_name
+from glue.quality.suite import (
+    build_suite,
+    suite_name,
+)
 from glue.quality.validate import DEFAULT_BATCH_ROWS, validate_partitions
 
 __all__ = [

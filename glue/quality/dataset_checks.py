@@ -1,6 +1,7 @@
-"""The set-level expectations (a unique primary key, every row in its partition's day): their
-SQL runs once in DuckDB over every staged file, out of core and memory-capped, since a check per
-chunk would miss a duplicate split across two chunks."""
+"""The set-level expectations (a unique primary key, every row in its partition's day, null
+fractions, partition bounds): their SQL runs once in DuckDB over every staged file,
+out of core and memory-capped, since a check per chunk would miss a duplicate split across two
+chunks."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import pyarrow.parquet as pq
 
 import contracts
 from glue.quality.merge import _redact
-from glue.quality.suite import _quote
+from glue.quality.suite import PARTITION_MAX_DAYS_AHEAD, _quote
 from peak.core.sql import literal
 
 
@@ -65,11 +66,14 @@ def _run_dataset_checks(
     files: list[tuple[dt.date, Path]],
     columns: list[str],
     memory_limit: str = "1GB",
+    latest: dt.date | None = None,
 ) -> tuple[list[dict], int, float]:
     """Run each expectation's ``unexpected_rows_query`` over all staged files in DuckDB.
 
-    ``{batch}`` is a view of every file's rows with its partition's ``dt``. Returns the
-    results, the number of rows DuckDB saw (the caller compares it with GX's) and the time.
+    ``{batch}`` is a view of every file's rows with its partition's ``dt``; ``{latest}`` the latest
+    ``dt`` the batch may hold (today, UTC, plus ``PARTITION_MAX_DAYS_AHEAD``, unless given).
+    Returns the results, the number of rows DuckDB saw (the caller compares it with GX's) and
+    the time.
     """
     import duckdb
 
@@ -102,16 +106,30 @@ def _run_dataset_checks(
             con.close()
         shutil.rmtree(spill, ignore_errors=True)
         return [_error(message) for _ in expectations], -1, time.perf_counter() - started
+    if latest is None:
+        today = dt.datetime.now(dt.timezone.utc).date()
+        latest = today + dt.timedelta(days=PARTITION_MAX_DAYS_AHEAD)
     try:
         for exp in expectations:
             query = exp.unexpected_rows_query.replace("{batch}", "_peak_batch")
+            query = query.replace("{latest}", latest.isoformat())
             query_started = time.perf_counter()
             try:
                 if (exp.meta or {}).get("check") == "unique":
                     keys, key_rows = _one(
                         con, f"SELECT count(*), coalesce(sum(n), 0) FROM ({query}) q"
                     )
-                    details: dict[str, float] = {"duplicate_rows": int(key_rows) - int(keys)}
+                    details: dict[str, Any] = {"duplicate_rows": int(key_rows) - int(keys)}
+                elif (exp.meta or {}).get("check") == "null_fraction":
+                    over = con.execute(query).fetchall()
+                    keys = len(over)
+                    details = {f"null_fraction.{name}": round(f, 6) for name, f in over}
+                elif (exp.meta or {}).get("check") == "partition_bounds":
+                    out_of_window = con.execute(query).fetchall()
+                    keys = len(out_of_window)
+                    details = {"latest": latest.isoformat()}
+                    if out_of_window:
+                        details.update(dt_min=out_of_window[0][0], dt_max=out_of_window[0][1])
                 else:
                     (keys,) = _one(con, f"SELECT count(*) FROM ({query}) q")
                     details = {}

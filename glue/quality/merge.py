@@ -137,6 +137,8 @@ def _failure(config: Any, res: dict) -> dict:
         for k, v in details.items():
             if isinstance(v, (int, float, str)) and k not in ("unexpected_rows", "seconds"):
                 observed[k] = v
+        if meta.get("check") == "null_fraction":  # the columns above their bound
+            column = ",".join(k.split(".", 1)[1] for k in details if k.startswith("null_fraction."))
     exc = res.get("exception_info") or {}
     if exc.get("raised_exception"):
         observed["error"] = (exc.get("exception_message") or "exception").splitlines()[0][:300]

@@ -16,6 +16,11 @@ from peak.core.sql import identifier
 if TYPE_CHECKING:
     import great_expectations as gx
 
+#: The most a required (or lineage) column's null fraction over every staged row may be.
+MAX_NULL_FRACTION_REQUIRED = 0
+#: How many days after the run's UTC date a partition of the batch may be dated (time zones).
+PARTITION_MAX_DAYS_AHEAD = 1
+
 #: The pandas dtype each contract type converts to (what GX's type check compares).
 _PANDAS_TYPE = {
     "string": "str",
@@ -154,9 +159,63 @@ def _dataset_expectations(contract: Contract) -> list[Any]:
             },
         )
     ]
+    not_null = [c.name for c in contract.columns if c.required] + list(contracts.PROCESSED_LINEAGE)
+    fractions = ", ".join(
+        f"count(*) FILTER (WHERE {_quote(n)} IS NULL) / count(*) AS {_quote(n)}" for n in not_null
+    )
+    out.append(
+        gxe.UnexpectedRowsExpectation(
+            # One scan for every column; a row per column whose null fraction exceeds its bound.
+            unexpected_rows_query=(
+                f"SELECT column_name, null_fraction FROM (UNPIVOT (SELECT {fractions} "
+                f"FROM {{batch}}) ON {', '.join(_quote(n) for n in not_null)} "
+                f"INTO NAME column_name VALUE null_fraction) u "
+                f"WHERE null_fraction > {MAX_NULL_FRACTION_REQUIRED}"
+            ),
+            description=(
+                "The null fraction of each required and lineage column, over every row, is at "
+                f"most {MAX_NULL_FRACTION_REQUIRED}"
+            ),
+            meta={
+                "evaluated_by": "duckdb",
+                "check": "null_fraction",
+                "columns": not_null,
+                "max_null_fraction": MAX_NULL_FRACTION_REQUIRED,
+                "observed_value_is": "the number of columns above their bound",
+            },
+        )
+    )
+    dt_col = _quote(contracts.PARTITION_COLUMN)
+    earliest = None
+    if contract.partition.by == "column" and contract.partition.column:
+        earliest = contract.column(contract.partition.column).min
+    out_of_window = f"max({dt_col}) > DATE '{{latest}}'"
+    if earliest is not None:
+        day = dt.date.fromisoformat(str(earliest)[:10]).isoformat()
+        out_of_window = f"min({dt_col}) < DATE '{day}' OR {out_of_window}"
+    out.append(
+        gxe.UnexpectedRowsExpectation(
+            # {latest} is filled in at validation time: the run's UTC date plus the days allowed.
+            unexpected_rows_query=(
+                f"SELECT CAST(min({dt_col}) AS VARCHAR) AS dt_min, "
+                f"CAST(max({dt_col}) AS VARCHAR) AS dt_max FROM {{batch}} HAVING {out_of_window}"
+            ),
+            description=(
+                f"The batch's partitions lie between {earliest or 'any day'} and "
+                f"{PARTITION_MAX_DAYS_AHEAD} day(s) after the run's UTC date"
+            ),
+            meta={
+                "evaluated_by": "duckdb",
+                "check": "partition_bounds",
+                "column": contracts.PARTITION_COLUMN,
+                "earliest": None if earliest is None else str(earliest),
+                "max_days_ahead": PARTITION_MAX_DAYS_AHEAD,
+                "observed_value_is": "1 when the batch's dt min or max is outside the window",
+            },
+        )
+    )
     if contract.partition.by == "column" and contract.partition.column:
         col = contract.partition.column
-        dt_col = _quote(contracts.PARTITION_COLUMN)
         out.append(
             gxe.UnexpectedRowsExpectation(
                 unexpected_rows_query=(

@@ -33,7 +33,11 @@ from glue.quality.data_docs import _build_docs, _write_result
 from glue.quality.dataset_checks import _error, _run_dataset_checks, _union_columns
 from glue.quality.merge import _failure, _Merged
 from glue.quality.result import QualityResult
-from glue.quality.suite import _exp_key, _row_expectations, build_suite
+from glue.quality.suite import (
+    _exp_key,
+    _row_expectations,
+    build_suite,
+)
 
 if TYPE_CHECKING:
     from great_expectations.core import ExpectationSuiteValidationResult
