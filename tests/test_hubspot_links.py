@@ -99,3 +99,20 @@ def test_the_at_risk_list_links_members_to_their_hubspot_record(
         else:  # not in HubSpot (yet): no link, and no "None" either
             assert row["hubspot"] == ""
     assert linked > 0
+
+
+def test_a_contact_the_state_holds_as_active_is_forgotten_without_a_call(tmp_path: Path) -> None:
+    """The plan's ``forget`` (a state entry already active in HubSpot, its member gone from the
+    mart) was never applied: the two lines that record it sat after a ``return``."""
+    with FakeHubSpot(token=TOKEN, portal_id=PORTAL) as hub:
+        env = Env(tmp_path, hub)
+        env.sync(members(3))
+        state = SyncState.load(env.lake)
+        state.record(contacts={"gone@example.com": SyncState.entry("h", "active", "U09999")})
+        upserts = len(hub.upsert_calls())
+
+        result = env.sync()
+
+        assert "gone@example.com" not in SyncState.load(env.lake).contacts
+        assert result.details["forgotten"] == 1
+        assert len(hub.upsert_calls()) == upserts  # nothing sent for it

@@ -247,6 +247,9 @@ class HubSpotSink:
         self, todo: SyncPlan, props: tuple[Prop, ...], state: SyncState, result: SinkResult
     ) -> None:
         upserts = todo.upserts
+        # Contacts HubSpot already has as active: nothing to send, dropped from the state.
+        state.record(contacts=dict.fromkeys(todo.forget))
+        result.details["forgotten"] = len(todo.forget)
         try:
             self.apis()
             result.details.update(ensure_properties(self.client, props))
@@ -254,8 +257,6 @@ class HubSpotSink:
             result.status, result.error = "failed", str(exc)
             self._fail_upserts(result, upserts, f"not sent: {exc}")
             return
-            state.record(contacts=dict.fromkeys(todo.forget))
-            result.details["forgotten"] = len(todo.forget)
 
         failed_in_a_row = 0
         refused_for = ""  # HubSpot's reason for refusing the last contact sent alone
