@@ -23,9 +23,12 @@ import pandas as pd
 import redis
 import streamlit as st
 
+from activation.hubspot.settings import SINK as HUBSPOT
+from activation.hubspot.state import SyncState
 from dashboard import data, fmt, live, runs
 from dashboard.data import Bounds, Filters
 from peak.core.lake import Lake
+from peak.core.layout import activation_state_key
 from peak.core.report import load_reports
 from peak.core.settings import RedisSettings, Settings, redacted_url
 from peak.model.warehouse import DuckDBWarehouse, Warehouse, WarehouseError, open_warehouse
@@ -130,6 +133,21 @@ def reports() -> list[dict[str, Any]]:
 @st.cache_data(ttl=LAKE_TTL_S, show_spinner=False)
 def _quality(root: str, keys: tuple[str, ...], _lake: Lake) -> pd.DataFrame:
     return runs.quality_results(_lake, keys)
+
+
+@st.cache_data(ttl=LAKE_TTL_S, show_spinner=False)
+def _hubspot_links(root: str, files: tuple[str, ...], _lake: Lake) -> dict[str, str]:
+    state = SyncState.load(_lake)
+    links = {user_id: state.contact_link(cid) for user_id, cid in state.contact_ids().items()}
+    return {user_id: link for user_id, link in links.items() if link}
+
+
+def hubspot_links() -> dict[str, str]:
+    """Member id -> their record in HubSpot's app, for the contacts the HubSpot sink synced
+    (its state keeps HubSpot's contact ids and the portal's)."""
+    ctx = context()
+    files = tuple(ctx.lake.list(activation_state_key(HUBSPOT, "")))  # re-read when a sync wrote
+    return _hubspot_links(ctx.lake.root, files, _lake=ctx.lake)
 
 
 def quality_results() -> pd.DataFrame:

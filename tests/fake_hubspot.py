@@ -28,6 +28,10 @@ thread; point hubspot-api-client at :attr:`FakeHubSpot.base_url`. It implements:
   ``GET /crm/v3/lists/object-type-id/{type}/name/{name}``,
   ``PUT /crm/v3/lists/{id}/update-list-filters``. DYNAMIC lists' members are computed from their
   filters over the stored contacts (:meth:`FakeHubSpot.list_members`).
+- ``GET /account-info/v3/details``: the account's details as HubSpot answers them
+  (``portalId``, ``accountType``, ``timeZone``, ``companyCurrency``, ``additionalCurrencies``,
+  ``utcOffset``, ``utcOffsetMilliseconds``, ``uiDomain``, ``dataHostingLocation``); the portal
+  is :attr:`FakeHubSpot.portal_id`, its UI domain :attr:`FakeHubSpot.ui_domain`
 
 Like HubSpot it checks the ``Authorization: Bearer`` token (401), enforces a rolling-window rate
 limit when ``rate_limit`` is set (429 with ``Retry-After`` and HubSpot's rate-limit JSON; the
@@ -173,8 +177,12 @@ class FakeHubSpot:
         latency_s: float = 0.0,
         keep_bodies: bool = True,
         search_rate_limit: int | None = None,
+        portal_id: int = 24681357,
+        ui_domain: str = "app.hubspot.com",
     ) -> None:
         self.token = token
+        self.portal_id = portal_id
+        self.ui_domain = ui_domain
         self.rate_limit = rate_limit
         #: Search requests a second (HubSpot: 5 per account), when set.
         self.search_rate_limit = search_rate_limit
@@ -449,7 +457,23 @@ class FakeHubSpot:
             return self._search_contacts(body)
         if path.startswith("/crm/v3/lists"):
             return self._lists_route(method, path, query, body)
+        if path == "/account-info/v3/details" and method == "GET":
+            return 200, self._account_details()
         raise HubSpotReply(404, f"No route for {method} {path}", "OBJECT_NOT_FOUND")
+
+    def _account_details(self) -> dict[str, Any]:
+        eu = self.ui_domain.startswith("app-eu")
+        return {
+            "portalId": self.portal_id,
+            "accountType": "STANDARD",
+            "timeZone": "Europe/Dublin" if eu else "US/Eastern",
+            "companyCurrency": "EUR" if eu else "USD",
+            "additionalCurrencies": [],
+            "utcOffset": "+00:00" if eu else "-05:00",
+            "utcOffsetMilliseconds": 0 if eu else -18_000_000,
+            "uiDomain": self.ui_domain,
+            "dataHostingLocation": "eu1" if eu else "na1",
+        }
 
     # -- properties ---------------------------------------------------------------------------
 

@@ -249,7 +249,9 @@ def test_first_sync_creates_schema_and_upserts_in_batches_then_nothing_changes(
     assert upsert_sizes(hub) == [100, 100, 50]
     assert all(i["idProperty"] == "email" for r in hub.upsert_calls() for i in r.body["inputs"])
     assert result.api_calls == len(hub.requests)
-    assert {r.path.split("/")[3] for r in hub.requests} == {"properties", "objects", "lists"}
+    assert {r.path.split("/")[3] for r in hub.requests} == {"properties", "objects", "lists"} | {
+        "details"  # GET /account-info/v3/details, once: the portal's id for the dashboard's links
+    }
 
     assert len(hub.contacts) == 250
     five = hub.contact("member5@example.com")

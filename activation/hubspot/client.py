@@ -144,8 +144,8 @@ class HubSpotClient:
         build list filter branches. Raises :class:`HubSpotError` when the call fails for good.
         """
         result = self.result
-        api: Any = fn  # a bound method of one of the client's generated APIs
-        what = f"{type(api.__self__).__module__.split('.')[2]}.{fn.__name__}"
+        owner = getattr(fn, "__self__", None)  # a bound method of one of the generated APIs
+        what = f"{type(owner).__module__.split('.')[2]}.{fn.__name__}" if owner else fn.__name__
         deadline = self.retry.deadline
         status: int | None = None
         detail = "not called"
@@ -240,6 +240,24 @@ class HubSpotClient:
             transient=True,
             fatal=True,
         )
+
+    def account_details(self) -> Response:
+        """``GET /account-info/v3/details`` (the portal's id and UI domain). hubspot-api-client
+        has no account-info API: the call goes through a generated API's client, paced and
+        retried like any other."""
+        api_client = self.apis()["batch"].api_client
+
+        def account_info_details(**kwargs: Any) -> Any:
+            return api_client.call_api(
+                "/account-info/v3/details",
+                "GET",
+                header_params={"Accept": "application/json"},
+                auth_settings=["oauth2"],
+                _return_http_data_only=True,
+                **kwargs,
+            )
+
+        return self.call(account_info_details)
 
     def create(self, fn: Callable[..., Any], *args: Any) -> None:
         """A create call that may find its object there already (409: created meanwhile)."""

@@ -15,6 +15,18 @@ from activation.hubspot.errors import error_text
 from activation.hubspot.plan import Upsert
 
 
+def contact_ids(response: Response) -> dict[str, str]:
+    """email -> HubSpot's contact id, for the contacts a batch upsert's answer names."""
+    body = response.body if isinstance(response.body, Mapping) else {}
+    out = {}
+    for r in body.get("results") or []:
+        if isinstance(r, Mapping) and r.get("id"):
+            email_ = normalise_email((r.get("properties") or {}).get("email"))
+            if email_:
+                out[email_] = str(r["id"])
+    return out
+
+
 def settle(batch: list[Upsert], response: Response) -> tuple[list[Upsert], list[RecordError]]:
     """Which contacts of a 200/207 answer HubSpot took, and why it refused the others."""
     body = response.body if isinstance(response.body, Mapping) else {}

@@ -96,7 +96,10 @@ def read_back(
                 continue  # retired (or not ours to tell): nothing the plan needs to know
             held = {n: "" if values.get(n) is None else str(values[n]) for n in names}
             out.contacts[email_] = SyncState.entry(
-                properties_hash(held), status, str(values.get(USER_ID_PROPERTY) or "")
+                properties_hash(held),
+                status,
+                str(values.get(USER_ID_PROPERTY) or ""),
+                str(item.get("id") or ""),
             )
         if not results or not (body.get("paging") or {}).get("next"):
             return out

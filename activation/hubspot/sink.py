@@ -63,7 +63,7 @@ from activation.hubspot.properties import (
     mart_columns,
     select_properties,
 )
-from activation.hubspot.reconcile import settle
+from activation.hubspot.reconcile import contact_ids, settle
 from activation.hubspot.resync import read_back, rebuild
 from activation.hubspot.settings import SINK
 from activation.hubspot.state import SyncState
@@ -213,6 +213,18 @@ class HubSpotSink:
         }
         return True
 
+    def _portal(self, state: SyncState, result: SinkResult) -> None:
+        """The portal's id and UI domain, once (the dashboard's links to contacts need them); a
+        failure costs the links, not the run."""
+        try:
+            body = self.client.account_details().body
+        except HubSpotError as exc:
+            result.details["portal_error"] = str(exc)
+            return
+        portal = body.get("portalId") if isinstance(body, dict) else None
+        if portal:
+            state.record(portal={"id": str(portal), "ui_domain": str(body.get("uiDomain") or "")})
+
     def _fail_upserts(self, result: SinkResult, upserts: Iterable[Upsert], reason: str) -> None:
         result.fail_records(RecordError(u.user_id or u.email, reason) for u in upserts)
 
@@ -239,6 +251,9 @@ class HubSpotSink:
         self, todo: SyncPlan, props: tuple[Prop, ...], state: SyncState, result: SinkResult
     ) -> None:
         upserts = todo.upserts
+        # Contacts HubSpot already has as active: nothing to send, dropped from the state.
+        state.record(contacts=dict.fromkeys(todo.forget))
+        result.details["forgotten"] = len(todo.forget)
         try:
             self.apis()
             result.details.update(ensure_properties(self.client, props))
@@ -246,8 +261,6 @@ class HubSpotSink:
             result.status, result.error = "failed", str(exc)
             self._fail_upserts(result, upserts, f"not sent: {exc}")
             return
-            state.record(contacts=dict.fromkeys(todo.forget))
-            result.details["forgotten"] = len(todo.forget)
 
         failed_in_a_row = 0
         refused_for = ""  # HubSpot's reason for refusing the last contact sent alone
@@ -294,15 +307,20 @@ class HubSpotSink:
             failed_in_a_row, refused_for = 0, ""
             failpoint("hubspot.after_batch")
             synced, rejected = settle(batch, response)
+            ids = contact_ids(response)
             state.record(
                 contacts={
-                    u.email: None if u.returning else SyncState.entry(u.hash, u.status, u.user_id)
+                    u.email: None
+                    if u.returning
+                    else SyncState.entry(u.hash, u.status, u.user_id, ids.get(u.email, ""))
                     for u in synced
                 }
             )
             result.sent += len(synced)
             result.fail_records(rejected)
 
+        if state.portal is None and result.sent:
+            self._portal(state, result)
         try:
             result.details.update(ensure_lists(self.client, todo.locations, state))
         except HubSpotError as exc:

@@ -233,6 +233,8 @@ with right:
 
 st.subheader("At risk now")
 at_risk = ui.query("at_risk_members", f)
+links = ui.hubspot_links()
+at_risk = at_risk.assign(hubspot=at_risk["user_id"].map(links).fillna(""))
 st.caption(
     f"The {fmt.count(len(at_risk))} at-risk members with the steepest drop in weekly visits "
     f"(of {fmt.count(by_status.get('at_risk', 0))}); emails masked."
@@ -250,6 +252,9 @@ ui.table(
     usual_gym="Usual gym",
     baseline_weekly_rate=ui.decimal("Visits/week before"),
     recent_weekly_rate=ui.decimal("Visits/week lately"),
+    hubspot=st.column_config.LinkColumn(
+        "HubSpot", display_text="Open", help="The member's contact record in HubSpot"
+    ),
 )
 ui.download_csv(
     at_risk,
@@ -264,4 +269,5 @@ ui.download_csv(
     days_inactive="Days inactive",
     usual_class="Usual class",
     usual_gym="Usual gym",
+    hubspot="HubSpot record",
 )
