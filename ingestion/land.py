@@ -2,9 +2,10 @@
 
 One code path for local files and ``s3://`` objects, for a local lake and an S3 lake. The file's
 SHA-256 is its name in the raw zone, so the same bytes land once under any name. The ledger entry
-``_state/ingest/<dataset>/<sha>.json`` is written last: a file is committed (and visible to the
-transform) only once its raw bytes and raw Parquet are in place, so a crash part-way leaves
-nothing a reader can see, and the next attempt simply lands it again.
+``_state/ingest/<dataset>/<sha>.json`` is created last, only if absent (two runs landing the same
+bytes at once: one lands them, the other counts them as landed before): a file is committed (and
+visible to the transform) only once its raw bytes and raw Parquet are in place, so a crash
+part-way leaves nothing a reader can see, and the next attempt simply lands it again.
 
 Erased members stay erased: the rows of a member in the erasure register
 (:class:`peak.core.erasure.Register`, written by ``peak forget``) are dropped from an export
@@ -17,9 +18,11 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 import os
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
@@ -161,11 +164,7 @@ def _land(
     ledger_key = layout.ingest_ledger_key(ds, raw_id)
     previous = lake.read_json(ledger_key)
     if previous is not None:
-        prev = LandResult(**previous)
-        prev.source = source
-        if prev.status == "landed":
-            prev.status = "already_landed"
-        return prev
+        return _as_landed_before(previous, source)
     export_date = contracts.export_date_from_name(name) or ingest_date
     result.export_date = export_date
     lineage = Lineage(
@@ -188,8 +187,39 @@ def _land(
         result.parquet_key = layout.raw_parquet_key(ds, ingest_date, raw_id)
         lake.put_file(path, result.raw_key)
         lake.put_file(parquet_tmp, result.parquet_key, move=True)
-    lake.write_json(ledger_key, asdict(result))
-    return result
+    # Claimed, not overwritten: another run landing the same bytes at the same time also read
+    # "no entry" above; exactly one create succeeds, the other run counts the file as landed
+    # before (its raw copies under another ingest date are its own, and removed).
+    if lake.create(ledger_key, _ledger_bytes(result)):
+        return result
+    winner = _read_claimed(lake, ledger_key)
+    for key in (result.raw_key, result.parquet_key):
+        if key and key not in (winner.get("raw_key"), winner.get("parquet_key")):
+            lake.delete(key)
+    return _as_landed_before(winner, source)
+
+
+def _ledger_bytes(result: LandResult) -> bytes:
+    return json.dumps(asdict(result), indent=2, sort_keys=True, default=str).encode()
+
+
+def _read_claimed(lake: Lake, key: str) -> dict[str, Any]:
+    """The entry another run has just created: locally it may still be being written."""
+    for _ in range(100):
+        try:
+            entry: dict[str, Any] = json.loads(lake.read_bytes(key))
+            return entry
+        except ValueError:
+            time.sleep(0.05)
+    raise IngestError(f"{lake.uri(key)}: the ledger entry is not valid JSON")
+
+
+def _as_landed_before(entry: Mapping[str, Any], source: str) -> LandResult:
+    prev = LandResult(**entry)
+    prev.source = source
+    if prev.status == "landed":
+        prev.status = "already_landed"
+    return prev
 
 
 #: The export columns that name a member: their id (the members' key) and their address.
