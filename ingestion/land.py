@@ -1,7 +1,9 @@
 """Landing exports: original bytes to the raw zone, rows to raw Parquet, one ledger entry each.
 
 One code path for local files and ``s3://`` objects, for a local lake and an S3 lake. The file's
-SHA-256 is its name in the raw zone, so the same bytes land once under any name. The ledger entry
+SHA-256 is its name in the raw zone, so the same bytes land once under any name (a full snapshot
+re-delivered unchanged as a later day's export is that day's delivery: :func:`delivery_id`). The
+ledger entry
 ``_state/ingest/<dataset>/<sha>.json`` is created last, only if absent (two runs landing the same
 bytes at once: one lands them, the other counts them as landed before): a file is committed (and
 visible to the transform) only once its raw bytes and raw Parquet are in place, so a crash
@@ -163,9 +165,13 @@ def _land(
         return _reject(lake, path, result, ext, exc.code, exc.reason, remember=False)
     ledger_key = layout.ingest_ledger_key(ds, raw_id)
     previous = lake.read_json(ledger_key)
+    export_date = contracts.export_date_from_name(name) or ingest_date
+    if previous is not None and _redelivered(contracts.get(ds), previous, export_date):
+        raw_id = result.raw_id = delivery_id(raw_id, export_date)
+        ledger_key = layout.ingest_ledger_key(ds, raw_id)
+        previous = lake.read_json(ledger_key)
     if previous is not None:
         return _as_landed_before(previous, source)
-    export_date = contracts.export_date_from_name(name) or ingest_date
     result.export_date = export_date
     lineage = Lineage(
         source_file=name,
@@ -197,6 +203,25 @@ def _land(
         if key and key not in (winner.get("raw_key"), winner.get("parquet_key")):
             lake.delete(key)
     return _as_landed_before(winner, source)
+
+
+def _redelivered(
+    contract: contracts.Contract, previous: Mapping[str, Any], export_date: str
+) -> bool:
+    """The same bytes of a dataset partitioned by export date (a full snapshot), landed before
+    under another export date: a new delivery (the timetable unchanged on a later day), so its
+    rows are the snapshot of that day too and outlive the first day's partition's retention."""
+    return (
+        contract.partition.by == "export_date"
+        and previous.get("status") == "landed"
+        and previous.get("export_date") != export_date
+    )
+
+
+def delivery_id(sha: str, export_date: str) -> str:
+    """The id of a re-delivery of the bytes ``sha`` as the export of ``export_date`` (their
+    first delivery's id is ``sha`` itself)."""
+    return hashlib.sha256(f"{sha}:{export_date}".encode()).hexdigest()
 
 
 def _ledger_bytes(result: LandResult) -> bytes:

@@ -211,3 +211,33 @@ def test_two_runs_landing_one_file_at_once_count_it_landed_once(lake, write_expo
     assert [e["ingest_date"] for e in committed_files(lake, "attendance")] == ["2026-11-24"]
     assert lake.list("raw_parquet/attendance/") == [first[0].parquet_key]
     assert len(lake.list("raw/attendance/")) == 1
+
+
+def test_an_identical_snapshot_resent_a_year_later_outlives_the_processed_retention(
+    lake, write_export
+):
+    """An unchanged timetable re-sent on day 400 is a new delivery of the snapshot (its export
+    date), not the file of day 1: pruned as of day 400, the processed zone still has it."""
+    import datetime as dt
+
+    from glue.engine.duckdb_engine import DuckDBEngine
+    from glue.transform import TransformOptions, transform
+    from peak.core.report import RunReport
+    from peak.ops import prune
+    from tests.conftest import CLASS, read_zone
+
+    body = csv_bytes([CLASS])
+    day1, day400 = dt.date(2025, 1, 1), dt.date(2025, 1, 1) + dt.timedelta(days=399)
+    for day in (day1, day400):
+        path = write_export(f"classes_{day.isoformat()}.csv", body)
+        at = dt.datetime.combine(day, dt.time(6))
+        result = land_file(lake, str(path), ingested_at=at)
+        assert result.status == "landed" and result.export_date == day.isoformat()
+        report = RunReport("transform")
+        options = TransformOptions(quality=False)
+        transform(lake, engine=DuckDBEngine(memory_limit="1GB"), report=report, options=options)
+    again = land_file(lake, str(path), ingested_at=dt.datetime.combine(day400, dt.time(7)))
+    assert again.status == "already_landed"  # the same delivery again lands once
+    prune.prune(lake, as_of=day400, zones=["processed"])
+    rows = read_zone(lake, "processed/classes/")
+    assert [(r["class_id"], str(r["dt"])) for r in rows] == [("C1", day400.isoformat())]
