@@ -1,10 +1,13 @@
 """Landing exports: original bytes to the raw zone, rows to raw Parquet, one ledger entry each.
 
 One code path for local files and ``s3://`` objects, for a local lake and an S3 lake. The file's
-SHA-256 is its name in the raw zone, so the same bytes land once under any name. The ledger entry
-``_state/ingest/<dataset>/<sha>.json`` is written last: a file is committed (and visible to the
-transform) only once its raw bytes and raw Parquet are in place, so a crash part-way leaves
-nothing a reader can see, and the next attempt simply lands it again.
+SHA-256 is its name in the raw zone, so the same bytes land once under any name (a full snapshot
+re-delivered unchanged as a later day's export is that day's delivery: :func:`delivery_id`). The
+ledger entry
+``_state/ingest/<dataset>/<sha>.json`` is created last, only if absent (two runs landing the same
+bytes at once: one lands them, the other counts them as landed before): a file is committed (and
+visible to the transform) only once its raw bytes and raw Parquet are in place, so a crash
+part-way leaves nothing a reader can see, and the next attempt simply lands it again.
 
 Erased members stay erased: the rows of a member in the erasure register
 (:class:`peak.core.erasure.Register`, written by ``peak forget``) are dropped from an export
@@ -17,9 +20,11 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 import os
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
@@ -160,13 +165,13 @@ def _land(
         return _reject(lake, path, result, ext, exc.code, exc.reason, remember=False)
     ledger_key = layout.ingest_ledger_key(ds, raw_id)
     previous = lake.read_json(ledger_key)
-    if previous is not None:
-        prev = LandResult(**previous)
-        prev.source = source
-        if prev.status == "landed":
-            prev.status = "already_landed"
-        return prev
     export_date = contracts.export_date_from_name(name) or ingest_date
+    if previous is not None and _redelivered(contracts.get(ds), previous, export_date):
+        raw_id = result.raw_id = delivery_id(raw_id, export_date)
+        ledger_key = layout.ingest_ledger_key(ds, raw_id)
+        previous = lake.read_json(ledger_key)
+    if previous is not None:
+        return _as_landed_before(previous, source)
     result.export_date = export_date
     lineage = Lineage(
         source_file=name,
@@ -188,8 +193,58 @@ def _land(
         result.parquet_key = layout.raw_parquet_key(ds, ingest_date, raw_id)
         lake.put_file(path, result.raw_key)
         lake.put_file(parquet_tmp, result.parquet_key, move=True)
-    lake.write_json(ledger_key, asdict(result))
-    return result
+    # Claimed, not overwritten: another run landing the same bytes at the same time also read
+    # "no entry" above; exactly one create succeeds, the other run counts the file as landed
+    # before (its raw copies under another ingest date are its own, and removed).
+    if lake.create(ledger_key, _ledger_bytes(result)):
+        return result
+    winner = _read_claimed(lake, ledger_key)
+    for key in (result.raw_key, result.parquet_key):
+        if key and key not in (winner.get("raw_key"), winner.get("parquet_key")):
+            lake.delete(key)
+    return _as_landed_before(winner, source)
+
+
+def _redelivered(
+    contract: contracts.Contract, previous: Mapping[str, Any], export_date: str
+) -> bool:
+    """The same bytes of a dataset partitioned by export date (a full snapshot), landed before
+    under another export date: a new delivery (the timetable unchanged on a later day), so its
+    rows are the snapshot of that day too and outlive the first day's partition's retention."""
+    return (
+        contract.partition.by == "export_date"
+        and previous.get("status") == "landed"
+        and previous.get("export_date") != export_date
+    )
+
+
+def delivery_id(sha: str, export_date: str) -> str:
+    """The id of a re-delivery of the bytes ``sha`` as the export of ``export_date`` (their
+    first delivery's id is ``sha`` itself)."""
+    return hashlib.sha256(f"{sha}:{export_date}".encode()).hexdigest()
+
+
+def _ledger_bytes(result: LandResult) -> bytes:
+    return json.dumps(asdict(result), indent=2, sort_keys=True, default=str).encode()
+
+
+def _read_claimed(lake: Lake, key: str) -> dict[str, Any]:
+    """The entry another run has just created: locally it may still be being written."""
+    for _ in range(100):
+        try:
+            entry: dict[str, Any] = json.loads(lake.read_bytes(key))
+            return entry
+        except ValueError:
+            time.sleep(0.05)
+    raise IngestError(f"{lake.uri(key)}: the ledger entry is not valid JSON")
+
+
+def _as_landed_before(entry: Mapping[str, Any], source: str) -> LandResult:
+    prev = LandResult(**entry)
+    prev.source = source
+    if prev.status == "landed":
+        prev.status = "already_landed"
+    return prev
 
 
 #: The export columns that name a member: their id (the members' key) and their address.

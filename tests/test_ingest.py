@@ -74,6 +74,7 @@ def test_a_crash_before_the_ledger_entry_leaves_nothing_committed(lake, write_ex
         raise OSError("disk full")
 
     monkeypatch.setattr(lake.__class__, "write_json", boom)
+    monkeypatch.setattr(lake.__class__, "create", boom)
     with contextlib.suppress(OSError):
         land_file(lake, str(path), ingested_at=INGESTED_AT)
     monkeypatch.undo()
@@ -176,3 +177,67 @@ def test_a_file_rejected_for_its_name_lands_once_renamed(lake, write_export):
     landed = land_file(lake, str(right), ingested_at=INGESTED_AT)
     assert landed.status == "landed" and landed.rows == 1
     assert [e["raw_id"] for e in committed_files(lake, "attendance")] == [landed.raw_id]
+
+
+def test_two_runs_landing_one_file_at_once_count_it_landed_once(lake, write_export, monkeypatch):
+    """Two `peak ingest` processes (the second on the next day): the second reads "no ledger
+    entry", then the first lands the file before the second commits. Exactly one run lands it;
+    the other counts it as landed before and leaves no second copy in the raw zone."""
+    from ingestion.land import _land, record_landing
+    from peak.core.lake import Lake
+    from peak.core.report import RunReport
+
+    path = write_export("attendance_2026-11-23.csv", [CHECKIN])
+    sha = sha256_file(path)
+    ledger_key = layout.ingest_ledger_key("attendance", sha)
+    real_read_json = Lake.read_json
+    first: list = []
+
+    def read_json(self, key, default=None):
+        seen = real_read_json(self, key, default)
+        if key == ledger_key and not first:  # the second run has read "no entry": the first lands
+            first.append(None)
+            first[0] = _land(lake, str(path), path, sha, path.name, INGESTED_AT, None, None)
+        return seen
+
+    monkeypatch.setattr(Lake, "read_json", read_json)
+    second = land_file(lake, str(path), ingested_at=INGESTED_AT.replace(day=25))
+    report = RunReport("ingest")
+    for result in (first[0], second):
+        record_landing(report, result)
+    stats = report.dataset("attendance")
+    assert (first[0].status, second.status) == ("landed", "already_landed")
+    assert (stats.files_landed, stats.files_already_landed, stats.rows_landed) == (1, 1, 1)
+    assert [e["ingest_date"] for e in committed_files(lake, "attendance")] == ["2026-11-24"]
+    assert lake.list("raw_parquet/attendance/") == [first[0].parquet_key]
+    assert len(lake.list("raw/attendance/")) == 1
+
+
+def test_an_identical_snapshot_resent_a_year_later_outlives_the_processed_retention(
+    lake, write_export
+):
+    """An unchanged timetable re-sent on day 400 is a new delivery of the snapshot (its export
+    date), not the file of day 1: pruned as of day 400, the processed zone still has it."""
+    import datetime as dt
+
+    from glue.engine.duckdb_engine import DuckDBEngine
+    from glue.transform import TransformOptions, transform
+    from peak.core.report import RunReport
+    from peak.ops import prune
+    from tests.conftest import CLASS, read_zone
+
+    body = csv_bytes([CLASS])
+    day1, day400 = dt.date(2025, 1, 1), dt.date(2025, 1, 1) + dt.timedelta(days=399)
+    for day in (day1, day400):
+        path = write_export(f"classes_{day.isoformat()}.csv", body)
+        at = dt.datetime.combine(day, dt.time(6))
+        result = land_file(lake, str(path), ingested_at=at)
+        assert result.status == "landed" and result.export_date == day.isoformat()
+        report = RunReport("transform")
+        options = TransformOptions(quality=False)
+        transform(lake, engine=DuckDBEngine(memory_limit="1GB"), report=report, options=options)
+    again = land_file(lake, str(path), ingested_at=dt.datetime.combine(day400, dt.time(7)))
+    assert again.status == "already_landed"  # the same delivery again lands once
+    prune.prune(lake, as_of=day400, zones=["processed"])
+    rows = read_zone(lake, "processed/classes/")
+    assert [(r["class_id"], str(r["dt"])) for r in rows] == [("C1", day400.isoformat())]

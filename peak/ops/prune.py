@@ -43,6 +43,11 @@ the current version is never removed. ``prune`` removes the older ones from the 
 warehouse's files, rebuilding them so that nothing of the removed rows is left
 (:mod:`peak.ops.warehouse_files`). The zone ``snapshots`` counts rows, not files.
 
+**Temporary folders.** Every stage works in a ``peak-*`` folder of the system's temporary
+folder and removes it when it ends; a killed run (``SIGKILL``, a lost container) cannot. ``prune``
+also removes this user's ``peak-*`` folders in which nothing changed for :data:`STALE_TEMP_AGE`
+(a live run keeps writing into its own; no stage runs for that long).
+
 ``prune`` holds the transform's lock (:func:`peak.core.locks.transform_lock`: an ``flock``
 locally, the lock object on S3), so it never runs beside a transform.
 """
@@ -52,6 +57,8 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
+import shutil
+import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -93,6 +100,11 @@ SNAPSHOT_RETENTION_DAYS = RETENTION_DAYS["processed"]
 SNAPSHOTS = "snapshots"
 #: Every zone ``prune`` applies a retention to.
 ZONES = (*RETENTION_DAYS, SNAPSHOTS)
+
+#: A temporary ``peak-*`` folder in which nothing changed this long belongs to a killed run.
+STALE_TEMP_AGE = dt.timedelta(days=1)
+#: The prefix of every temporary folder a stage makes (``peak-land-``, ``peak-transform-``...).
+TEMP_PREFIX = "peak-"
 
 _MARK = "\x00"
 
@@ -252,6 +264,8 @@ class PruneResult:
     zones: dict[str, ZoneResult] = field(default_factory=dict)
     #: The keys removed (or, on a dry run, that would be), in listing order.
     keys: list[str] = field(default_factory=list)
+    #: Killed runs' temporary folders removed (or, on a dry run, that would be).
+    temp_folders: list[str] = field(default_factory=list)
 
     @property
     def files(self) -> int:
@@ -270,6 +284,7 @@ class PruneResult:
             "zones": {name: asdict(zone) for name, zone in self.zones.items()},
             "keys": self.keys[:max_keys],
             "keys_truncated": len(self.keys) > max_keys,
+            "temp_folders": self.temp_folders,
         }
 
 
@@ -339,7 +354,35 @@ def prune(
             _delete(lake, [e.key for e in chosen])
         if zones is None or SNAPSHOTS in zones:
             result.zones[SNAPSHOTS] = prune_snapshots(lake, as_of, dry_run=dry_run)
+    result.temp_folders = sweep_temp(dry_run=dry_run)
     return result
+
+
+def sweep_temp(*, dry_run: bool = False) -> list[str]:
+    """Remove this user's ``peak-*`` temporary folders in which nothing (the folder, any file
+    or folder inside) changed for :data:`STALE_TEMP_AGE`: what killed runs left behind."""
+    limit = dt.datetime.now(dt.UTC).timestamp() - STALE_TEMP_AGE.total_seconds()
+    stale: list[str] = []
+    for path in sorted(Path(tempfile.gettempdir()).glob(TEMP_PREFIX + "*")):
+        try:
+            if path.is_symlink() or not path.is_dir() or path.stat().st_uid != os.getuid():
+                continue
+            if _newest_change(path) >= limit:
+                continue
+        except OSError:  # removed meanwhile, or not ours to read
+            continue
+        stale.append(str(path))
+        if not dry_run:
+            shutil.rmtree(path, ignore_errors=True)
+    return stale
+
+
+def _newest_change(folder: Path) -> float:
+    newest = folder.stat().st_mtime
+    for parent, dirs, files in os.walk(folder):
+        for name in (*dirs, *files):
+            newest = max(newest, os.lstat(os.path.join(parent, name)).st_mtime)
+    return newest
 
 
 def snapshot_names() -> list[str]:
