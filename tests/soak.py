@@ -98,25 +98,16 @@ def inbox_for(exports: Path, end: dt.date, day: dt.date, to: Path) -> Path:
     checkins = exports / f"attendance_{day}.csv"
     if checkins.exists():
         shutil.copyfile(checkins, to / checkins.name)
-    # Each day's snapshot exports differ in their bytes (the rows rotated by the day). KNOWN
-    # OPEN DEFECT this works around: byte-identical exports land once (the raw id is their
-    # SHA-256), so an unchanged timetable exported daily keeps only its first processed
-    # partition, which the processed zone's retention deletes after a year: the build then has
-    # no classes at all (found by this soak on day 367; not fixed here).
-    shift = (day - START).days
+    # The snapshots are sent every day as they are: the timetable's bytes never change, so
+    # each day's copy must land as that day's delivery, or the processed zone's retention
+    # deletes its only partition after a year (the build then has no classes: found by this
+    # soak on day 367, fixed by ingestion.land.delivery_id).
     header, members = _rows(exports / f"members_{end}.csv")
     current = [m for m in members if m["join_date"] <= str(day)]
-    _write(to / f"members_{day}.csv", header, _rotated(current, shift))
+    _write(to / f"members_{day}.csv", header, current)
     header, classes = _rows(exports / f"classes_{end}.csv")
-    _write(to / f"classes_{day}.csv", header, _rotated(classes, shift))
+    _write(to / f"classes_{day}.csv", header, classes)
     return to
-
-
-def _rotated(rows: list[dict[str, str]], by: int) -> list[dict[str, str]]:
-    if not rows:
-        return rows
-    by %= len(rows)
-    return rows[by:] + rows[:by]
 
 
 def last_report(lake: Path, command: str) -> dict:

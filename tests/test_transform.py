@@ -305,7 +305,7 @@ def test_a_transform_killed_at_random_moments_reruns_to_the_same_output(
 def test_quality_results_and_data_docs_are_kept_in_the_lake(lake, write_export):
     land(lake, write_export("attendance_2026-11-23.csv", checkins(("A1", "2026-11-23T07:00Z"))))
     report = run_transform(lake, TransformOptions())
-    assert "attendance: 23 expectations on 1 rows" in report.stages["quality"]["attendance"]
+    assert "attendance: 25 expectations on 1 rows" in report.stages["quality"]["attendance"]
     result = lake.read_json(f"quality/results/attendance/{report.run_id}.json")
     assert result["success"] is True and result["rows_checked"] == 1
     index = lake.path("quality/data_docs/index.html").read_text()
