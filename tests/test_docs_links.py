@@ -127,7 +127,7 @@ def repo(tmp_path: Path) -> Path:
 @pytest.mark.parametrize(
     ("markdown", "problem"),
     [
-        ("[design](../shared/design/ARCHITECTURE.md)", "outside the repository"),
+        ("[design](../outside/design/NOTES.md)", "outside the repository"),
         ("[abs](/etc/passwd)", "outside the repository"),
         ("[gone](docs/missing.md)", "no such file"),
         ("[bad anchor](docs/guide.md#install)", "no heading #install"),
@@ -155,12 +155,12 @@ def test_the_citation_check_catches_documents_the_repository_does_not_hold(repo)
     code = repo / "job.py"
     code.write_text(
         '"""Three layers (STYLE.md, item 10); see docs/guide.md and README.md."""\n'
-        "# the budget (../shared/design/seed-design.md, section 6)\n"
+        "# the budget (../outside/design/plan.md, section 6)\n"
     )
     files = [code, repo / "docs" / "guide.md", repo / "README.md"]
     assert citation_problems(repo, files) == [
         "job.py:1: STYLE.md",
-        "job.py:2: ../shared/design/seed-design.md",
+        "job.py:2: ../outside/design/plan.md",
     ]
 
 

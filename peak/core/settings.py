@@ -51,6 +51,16 @@ def _blank_is_none(value: Any) -> Any:
     return None if isinstance(value, str) and not value.strip() else value
 
 
+def _sink_deadline() -> Any:
+    """A sink's overall deadline setting (both marketing sinks share its meaning and default)."""
+    return Field(
+        SINK_DEADLINE_S,
+        gt=0,
+        description="Seconds a run of the sink may take, calls, pacing and retries included: "
+        "past it the run stops, says so, and leaves the rest for the next run.",
+    )
+
+
 class Section(BaseSettings):
     """A group of settings under one ``PEAK_<SECTION>_`` prefix."""
 
@@ -164,12 +174,7 @@ class HubSpotSettings(Section):
     backoff_max_s: float = Field(30.0, ge=0)
     connect_timeout_s: float = Field(10.0, gt=0)
     read_timeout_s: float = Field(60.0, gt=0)
-    deadline_s: float = Field(
-        SINK_DEADLINE_S,
-        gt=0,
-        description="Seconds a run of the sink may take, calls, pacing and retries included: "
-        "past it the run stops, says so, and leaves the rest for the next run.",
-    )
+    deadline_s: float = _sink_deadline()
     batch_size: int = Field(HUBSPOT_BATCH_LIMIT, ge=1, le=HUBSPOT_BATCH_LIMIT)
     #: Consecutive batches rejected whole (4xx) after which the run stops sending. A batch
     #: refused for invalid values is split instead and does not count; a single contact refused
@@ -270,12 +275,7 @@ class EmailSettings(Section):
     backoff_max_s: float = Field(60.0, ge=0)
     connect_timeout_s: float = Field(10.0, gt=0)
     read_timeout_s: float = Field(60.0, gt=0)
-    deadline_s: float = Field(
-        SINK_DEADLINE_S,
-        gt=0,
-        description="Seconds a run of the sink may take, calls, pacing and retries included: "
-        "past it the run stops, says so, and leaves the rest for the next run.",
-    )
+    deadline_s: float = _sink_deadline()
     #: Consecutive batches SES refused whole after which the run stops.
     max_failed_batches: int = Field(3, ge=1)
     #: Ledger entries are kept this many days after their period ended.
