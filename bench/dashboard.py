@@ -258,16 +258,21 @@ def streamlit_floor(repeat: int) -> float:
     return statistics.median(runs)
 
 
-def measure(label: str, lake: Path, redis_url: str, repeat: int) -> dict[str, Any]:
+def prepared(label: str, lake: Path, redis_url: str) -> dict[str, str]:
+    """Announce ``lake``, publish its boards under a fresh prefix; the app's environment."""
     prefix = f"peak-bench:{uuid.uuid4().hex[:8]}:leaderboard"
     print(f"\n{label}: {lake} ({check_ins(lake):,} check-ins)", flush=True)
     publish_leaderboard(lake, redis_url, prefix)
-    env = {
+    return {
         "PEAK_LAKE": str(lake),
         "PEAK_DBT_TARGET": "local",
         "REDIS_URL": redis_url,
         "PEAK_LEADERBOARD_PREFIX": prefix,
     }
+
+
+def measure(label: str, lake: Path, redis_url: str, repeat: int) -> dict[str, Any]:
+    env = prepared(label, lake, redis_url)
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     pages: dict[str, Any] = {}
@@ -285,7 +290,7 @@ def measure(label: str, lake: Path, redis_url: str, repeat: int) -> dict[str, An
             else:
                 os.environ[k] = v
         client = redis.Redis.from_url(redis_url)
-        delete_prefix(client, prefix)
+        delete_prefix(client, env["PEAK_LEADERBOARD_PREFIX"])
         client.close()
     return {"lake": str(lake), "check_ins": check_ins(lake), "pages": pages}
 
@@ -420,15 +425,7 @@ def reference_s(page: str) -> tuple[float, int]:
 
 
 def measure_browser(label: str, lake: Path, redis_url: str, repeat: int) -> dict[str, Any]:
-    prefix = f"peak-bench:{uuid.uuid4().hex[:8]}:leaderboard"
-    print(f"\n{label} in Chromium: {lake} ({check_ins(lake):,} check-ins)", flush=True)
-    publish_leaderboard(lake, redis_url, prefix)
-    env = {
-        "PEAK_LAKE": str(lake),
-        "PEAK_DBT_TARGET": "local",
-        "REDIS_URL": redis_url,
-        "PEAK_LEADERBOARD_PREFIX": prefix,
-    }
+    env = prepared(f"{label} in Chromium", lake, redis_url)
     con = duckdb.connect(str(serving_path(Lake.from_uri(str(lake)))), read_only=True)
     gym = con.execute("select min(home_location) from dim_users").fetchone()[0]
     con.close()
@@ -454,7 +451,7 @@ def measure_browser(label: str, lake: Path, redis_url: str, repeat: int) -> dict
             else:
                 os.environ[k] = v
         client = redis.Redis.from_url(redis_url)
-        delete_prefix(client, prefix)
+        delete_prefix(client, env["PEAK_LEADERBOARD_PREFIX"])
         client.close()
     return {"lake": str(lake), "check_ins": check_ins(lake), "gym": gym, "pages": pages}
 
